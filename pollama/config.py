@@ -1,0 +1,307 @@
+"""Settings: every ``OLLAMA_*`` variable, read once, with Ollama's parsing rules.
+
+This is the only module that reads the environment. ``Settings.from_env()``
+builds an immutable object that the server and the CLI pass down.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pollama.durations import FOREVER, MINUTE, SECOND, parse_go_duration
+
+__all__ = ["HostURL", "Settings", "parse_host"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 11434
+TRACE = 5  # below logging.DEBUG, for OLLAMA_DEBUG=2
+
+_BUILTIN_ORIGIN_HOSTS = ("localhost", "127.0.0.1", "0.0.0.0")
+_BUILTIN_ORIGIN_SCHEMES = ("app://*", "file://*", "tauri://*", "vscode-webview://*", "vscode-file://*")
+
+
+@dataclass(frozen=True)
+class HostURL:
+    scheme: str
+    host: str  # without brackets; "" means every interface
+    port: int
+    path: str = ""
+
+    @property
+    def hostport(self) -> str:
+        return join_host_port(self.host, self.port)
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.hostport}" + (f"/{self.path}" if self.path else "")
+
+    def connectable(self) -> HostURL:
+        """The address a client dials: an unspecified bind address becomes loopback."""
+        if self.host in ("", "0.0.0.0"):
+            return HostURL(self.scheme, "127.0.0.1", self.port, self.path)
+        if self.host == "::":
+            return HostURL(self.scheme, "::1", self.port, self.path)
+        return self
+
+    @property
+    def base_url(self) -> str:
+        return str(self.connectable())
+
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+def join_host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _split_host_port(hostport: str) -> tuple[str, str] | None:
+    """Go's ``net.SplitHostPort``: None where Go returns an error."""
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end < 0 or end + 1 >= len(hostport) or hostport[end + 1] != ":":
+            return None
+        host, port = hostport[1:end], hostport[end + 2 :]
+        return (host, port) if ":" not in port else None
+    host, sep, port = hostport.rpartition(":")
+    if not sep or ":" in host:
+        return None
+    return host, port
+
+
+def _normalize_ip(text: str) -> str | None:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+def parse_host(raw: str, default_port: int | None = None) -> HostURL:
+    """Parse ``OLLAMA_HOST`` as Ollama's ``envconfig.Host`` does.
+
+    ``default_port`` (from ``OLLAMA_PORT``) replaces the scheme's default port
+    when the value names none.
+    """
+    s = raw.strip()
+    scheme, sep, hostport = s.partition("://")
+    fallback = DEFAULT_PORT
+    if not sep:
+        scheme, hostport = "http", s
+        if s == "ollama.com":
+            scheme, hostport = "https", "ollama.com:443"
+    elif scheme == "http":
+        fallback = 80
+    elif scheme == "https":
+        fallback = 443
+    if default_port is not None:
+        fallback = default_port
+    hostport, _, path = hostport.partition("/")
+    split = _split_host_port(hostport)
+    if split is None:
+        host, port_text = "127.0.0.1", str(fallback)
+        ip = _normalize_ip(hostport.strip("[]"))
+        if ip is not None:
+            host = ip
+        elif hostport:
+            host = hostport
+    else:
+        host, port_text = split
+    try:
+        port = int(port_text, 10)
+        if not 0 <= port <= 65535:
+            raise ValueError(port_text)
+    except ValueError:
+        log.warning("invalid port, using default port=%s default=%s", port_text, fallback)
+        port = fallback
+    return HostURL(scheme=scheme, host=host, port=port, path=path)
+
+
+def _clean(environ: Mapping[str, str], key: str) -> str:
+    # Ollama trims surrounding spaces, then any surrounding quotes.
+    return environ.get(key, "").strip().strip("\"'")
+
+
+def _bool(environ: Mapping[str, str], key: str, default: bool | None = False) -> bool | None:
+    value = _clean(environ, key)
+    if not value:
+        return default
+    parsed = _parse_go_bool(value)
+    return True if parsed is None else parsed  # unparsable but set means "on"
+
+
+def _parse_go_bool(value: str) -> bool | None:
+    if value in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if value in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    return None
+
+
+def _uint(environ: Mapping[str, str], key: str, default: int) -> int:
+    value = _clean(environ, key)
+    if not value:
+        return default
+    if value.isascii() and value.isdigit():
+        return int(value)
+    log.warning("invalid environment variable, using default key=%s value=%s default=%s", key, value, default)
+    return default
+
+
+def _duration(environ: Mapping[str, str], key: str, default: int) -> int:
+    """Nanoseconds from a Go duration or a whole number of seconds; invalid means the default."""
+    value = _clean(environ, key)
+    if not value:
+        return default
+    try:
+        return parse_go_duration(value)
+    except ValueError:
+        pass
+    try:
+        return int(value, 10) * SECOND
+    except ValueError:
+        return default
+
+
+def _log_level(environ: Mapping[str, str]) -> int:
+    value = _clean(environ, "OLLAMA_DEBUG")
+    if not value:
+        return logging.INFO
+    if _parse_go_bool(value):
+        return logging.DEBUG
+    try:
+        slog_level = -4 * int(value, 10)
+    except ValueError:
+        return logging.INFO
+    # slog levels step by 4 (DEBUG -4, INFO 0, WARN 4, ERROR 8); logging steps by 10.
+    return {-8: TRACE, -4: logging.DEBUG, 0: logging.INFO, 4: logging.WARNING}.get(
+        slog_level, TRACE if slog_level < -8 else logging.ERROR
+    )
+
+
+def _origins(environ: Mapping[str, str]) -> tuple[str, ...]:
+    configured = _clean(environ, "OLLAMA_ORIGINS")
+    origins = configured.split(",") if configured else []
+    for host in _BUILTIN_ORIGIN_HOSTS:
+        origins += [f"http://{host}", f"https://{host}", f"http://{host}:*", f"https://{host}:*"]
+    return (*origins, *_BUILTIN_ORIGIN_SCHEMES)
+
+
+def _list(environ: Mapping[str, str], key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+    value = _clean(environ, key)
+    return tuple(value.split(",")) if value else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: HostURL = field(default_factory=lambda: parse_host(""))
+    origins: tuple[str, ...] = field(default_factory=lambda: _origins({}))
+    models: Path = field(default_factory=lambda: Path.home() / ".ollama" / "models")
+    home: Path = field(default_factory=lambda: Path.home() / ".ollama")
+    keep_alive: int = 5 * MINUTE  # nanoseconds; FOREVER for negative values
+    load_timeout: int = 5 * MINUTE  # nanoseconds; FOREVER for zero or negative values
+    context_length: int = 0  # 0: decided from the hardware
+    num_parallel: int = 1
+    max_loaded_models: int = 0  # 0: decided from the hardware
+    max_queue: int = 512
+    max_transfer_streams: int = 4
+    log_level: int = logging.INFO
+    debug_log_requests: bool = False
+    flash_attention: bool | None = None  # None: automatic
+    kv_cache_type: str = ""
+    gpu_overhead: int = 0
+    max_vram: int = 0
+    sched_spread: bool = False
+    llm_library: str = ""
+    tmpdir: Path | None = None
+    go_template: bool | None = None  # None: not set, which means on
+    noprune: bool = False
+    nohistory: bool = False
+    editor: str = ""
+    no_cloud: bool = False
+    remotes: tuple[str, ...] = ("ollama.com",)
+    auth: bool = False
+    vulkan: bool = True
+    igpu_enable: str = ""
+    cuda_visible_devices: str | None = None
+    hip_visible_devices: str | None = None
+    rocr_visible_devices: str | None = None
+    gpu_device_ordinal: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+        port_text = _clean(env, "OLLAMA_PORT")
+        default_port = int(port_text) if port_text.isdigit() and int(port_text) <= 65535 else None
+        keep_alive = _duration(env, "OLLAMA_KEEP_ALIVE", 5 * MINUTE)
+        load_timeout = _duration(env, "OLLAMA_LOAD_TIMEOUT", 5 * MINUTE)
+        tmpdir = _clean(env, "OLLAMA_TMPDIR")
+        models = _clean(env, "OLLAMA_MODELS")
+
+        def optional(key: str) -> str | None:
+            return env.get(key, None)
+
+        return cls(
+            host=parse_host(_clean(env, "OLLAMA_HOST"), default_port),
+            origins=_origins(env),
+            models=Path(models).expanduser() if models else home / ".ollama" / "models",
+            home=home / ".ollama",
+            keep_alive=FOREVER if keep_alive < 0 else keep_alive,
+            load_timeout=FOREVER if load_timeout <= 0 else load_timeout,
+            context_length=_uint(env, "OLLAMA_CONTEXT_LENGTH", 0),
+            num_parallel=_uint(env, "OLLAMA_NUM_PARALLEL", 1),
+            max_loaded_models=_uint(env, "OLLAMA_MAX_LOADED_MODELS", 0),
+            max_queue=_uint(env, "OLLAMA_MAX_QUEUE", 512),
+            max_transfer_streams=_uint(env, "OLLAMA_MAX_TRANSFER_STREAMS", 4),
+            log_level=_log_level(env),
+            debug_log_requests=bool(_bool(env, "OLLAMA_DEBUG_LOG_REQUESTS")),
+            flash_attention=_bool(env, "OLLAMA_FLASH_ATTENTION", None),
+            kv_cache_type=_clean(env, "OLLAMA_KV_CACHE_TYPE"),
+            gpu_overhead=_uint(env, "OLLAMA_GPU_OVERHEAD", 0),
+            max_vram=_uint(env, "OLLAMA_MAX_VRAM", 0),
+            sched_spread=bool(_bool(env, "OLLAMA_SCHED_SPREAD")),
+            llm_library=_clean(env, "OLLAMA_LLM_LIBRARY"),
+            tmpdir=Path(tmpdir) if tmpdir else None,
+            go_template=_bool(env, "OLLAMA_GO_TEMPLATE", None),
+            noprune=bool(_bool(env, "OLLAMA_NOPRUNE")),
+            nohistory=bool(_bool(env, "OLLAMA_NOHISTORY")),
+            editor=_clean(env, "OLLAMA_EDITOR"),
+            no_cloud=bool(_bool(env, "OLLAMA_NO_CLOUD")),
+            remotes=_list(env, "OLLAMA_REMOTES", ("ollama.com",)),
+            auth=bool(_bool(env, "OLLAMA_AUTH")),
+            vulkan=bool(_bool(env, "OLLAMA_VULKAN", True)),
+            igpu_enable=_clean(env, "OLLAMA_IGPU_ENABLE"),
+            cuda_visible_devices=optional("CUDA_VISIBLE_DEVICES"),
+            hip_visible_devices=optional("HIP_VISIBLE_DEVICES"),
+            rocr_visible_devices=optional("ROCR_VISIBLE_DEVICES"),
+            gpu_device_ordinal=optional("GPU_DEVICE_ORDINAL"),
+        )
+
+    def describe(self) -> dict[str, str]:
+        """The resolved configuration, as logged at server start."""
+        keep_alive = "forever" if self.keep_alive == FOREVER else f"{self.keep_alive // SECOND}s"
+        return {
+            "OLLAMA_HOST": str(self.host),
+            "OLLAMA_MODELS": str(self.models),
+            "OLLAMA_KEEP_ALIVE": keep_alive,
+            "OLLAMA_CONTEXT_LENGTH": str(self.context_length),
+            "OLLAMA_NUM_PARALLEL": str(self.num_parallel),
+            "OLLAMA_MAX_LOADED_MODELS": str(self.max_loaded_models),
+            "OLLAMA_MAX_QUEUE": str(self.max_queue),
+            "OLLAMA_NOPRUNE": str(self.noprune).lower(),
+            "OLLAMA_ORIGINS": ",".join(self.origins),
+            "OLLAMA_DEBUG": logging.getLevelName(self.log_level),
+        }
