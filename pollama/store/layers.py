@@ -1,0 +1,189 @@
+"""The store's JSON formats: manifests, their layers and media types, and model configs.
+
+These match Ollama byte for byte in structure (field names, order, omitted
+empties), so a store written by either program loads in the other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from pollama import gojson
+
+__all__ = [
+    "CONFIG_MEDIA_TYPE",
+    "MANIFEST_MEDIA_TYPE",
+    "CorruptManifest",
+    "Layer",
+    "Manifest",
+    "MediaType",
+    "ModelConfig",
+]
+
+MANIFEST_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
+CONFIG_MEDIA_TYPE = "application/vnd.docker.container.image.v1+json"
+
+
+class MediaType:
+    MODEL = "application/vnd.ollama.image.model"
+    PROJECTOR = "application/vnd.ollama.image.projector"
+    ADAPTER = "application/vnd.ollama.image.adapter"
+    DRAFT = "application/vnd.ollama.image.draft"
+    TEMPLATE = "application/vnd.ollama.image.template"
+    PROMPT = "application/vnd.ollama.image.prompt"  # legacy name of TEMPLATE
+    SYSTEM = "application/vnd.ollama.image.system"
+    PARAMS = "application/vnd.ollama.image.params"
+    MESSAGES = "application/vnd.ollama.image.messages"
+    LICENSE = "application/vnd.ollama.image.license"
+    TENSOR = "application/vnd.ollama.image.tensor"
+    JSON = "application/vnd.ollama.image.json"
+    EMBED = "application/vnd.ollama.image.embed"  # deprecated, ignored
+
+
+class CorruptManifest(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Layer:
+    media_type: str
+    digest: str
+    size: int
+    source: str = ""  # "from": the model this layer was taken from
+    name: str = ""  # tensor or file name, for safetensors models
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+        if self.source:
+            out["from"] = self.source
+        if self.name:
+            out["name"] = self.name
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any) -> Layer:
+        if not isinstance(data, dict):
+            raise CorruptManifest("layer is not an object")
+        size = data.get("size", 0)
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise CorruptManifest("layer size is not an integer")
+        return cls(
+            media_type=str(data.get("mediaType", "")),
+            digest=str(data.get("digest", "")),
+            size=size,
+            source=str(data.get("from") or ""),
+            name=str(data.get("name") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class Manifest:
+    config: Layer
+    layers: tuple[Layer, ...]
+    schema_version: int = 2
+    media_type: str = MANIFEST_MEDIA_TYPE
+    raw: bytes = b""  # the bytes on disk; the model's digest is their sha256
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.raw).hexdigest()
+
+    @property
+    def size(self) -> int:
+        return self.config.size + sum(layer.size for layer in self.layers)
+
+    def all_layers(self) -> tuple[Layer, ...]:
+        return (*self.layers, self.config) if self.config.digest else self.layers
+
+    def layers_of(self, media_type: str) -> list[Layer]:
+        return [layer for layer in self.layers if layer.media_type == media_type]
+
+    @classmethod
+    def build(cls, config: Layer, layers: list[Layer]) -> Manifest:
+        body = {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_MEDIA_TYPE,
+            "config": config.to_json(),
+            "layers": [layer.to_json() for layer in layers],
+        }
+        return cls(config=config, layers=tuple(layers), raw=gojson.dumps(body, newline=True))
+
+    @classmethod
+    def parse(cls, raw: bytes) -> Manifest:
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise CorruptManifest(str(err)) from None
+        if not isinstance(data, dict):
+            raise CorruptManifest("manifest is not an object")
+        layers = data.get("layers") or []
+        if not isinstance(layers, list):
+            raise CorruptManifest("layers is not a list")
+        return cls(
+            config=Layer.from_json(data.get("config") or {}),
+            layers=tuple(Layer.from_json(layer) for layer in layers),
+            schema_version=int(data.get("schemaVersion") or 0),
+            media_type=str(data.get("mediaType") or ""),
+            raw=raw,
+        )
+
+
+@dataclass
+class ModelConfig:
+    """The config blob (Ollama's ``ConfigV2``)."""
+
+    model_format: str = ""
+    model_family: str = ""
+    model_families: list[str] | None = None
+    model_type: str = ""  # shown as parameter_size
+    file_type: str = ""  # shown as quantization_level
+    renderer: str = ""
+    parser: str = ""
+    requires: str = ""
+    remote_host: str = ""
+    remote_model: str = ""
+    capabilities: list[str] = field(default_factory=list)
+    context_length: int = 0
+    embedding_length: int = 0
+    base_name: str = ""
+    draft: dict[str, str] | None = None
+    architecture: str = "amd64"
+    os: str = "linux"
+
+    _ALWAYS = (
+        "model_format",
+        "model_family",
+        "model_families",
+        "model_type",
+        "file_type",
+        "architecture",
+        "os",
+    )
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if spec.name in self._ALWAYS or value:
+                out[spec.name] = value
+        return out
+
+    def encode(self) -> bytes:
+        return gojson.dumps(self.to_json(), newline=True)
+
+    @classmethod
+    def parse(cls, raw: bytes) -> ModelConfig:
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise CorruptManifest(f"config: {err}") from None
+        if not isinstance(data, dict):
+            raise CorruptManifest("config is not an object")
+        known = {spec.name for spec in fields(cls)}
+        values = {key: value for key, value in data.items() if key in known and value is not None}
+        config = cls(**values)
+        config.capabilities = [str(c) for c in config.capabilities or [] if isinstance(c, str)]
+        return config

@@ -1,0 +1,1 @@
+"""Prompt templates: Go ``text/template`` (Modelfile TEMPLATE) and jinja (GGUF chat templates)."""
