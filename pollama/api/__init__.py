@@ -1,0 +1,1 @@
+"""Wire types: the JSON shapes of each API, as pydantic models. No logic lives here."""

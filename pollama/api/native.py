@@ -1,0 +1,189 @@
+"""Request and response bodies of Ollama's native API (``/api/*``).
+
+Response models leave optional fields as ``None`` and are dumped with
+``exclude_none``, which reproduces Go's ``omitempty``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "CopyRequest",
+    "CreateRequest",
+    "DeleteRequest",
+    "ListModel",
+    "ListResponse",
+    "Message",
+    "ModelDetails",
+    "ProgressResponse",
+    "ShowRequest",
+    "ShowResponse",
+    "Tensor",
+    "VersionResponse",
+]
+
+
+class Request(BaseModel):
+    # Unknown fields are ignored, as Go's JSON decoding does.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class ToolCallFunction(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    index: int = 0
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolCall(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str | None = None
+    function: ToolCallFunction
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: str
+    content: str = ""
+    thinking: str | None = None
+    images: list[str] | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_name: str | None = None
+    tool_call_id: str | None = None
+
+    def dump(self) -> dict[str, Any]:
+        """As Ollama stores and returns messages: ``content`` always, the rest when set."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        data["role"] = self.role
+        data["content"] = self.content
+        return {k: v for k, v in data.items() if v not in ("", [], None) or k in ("role", "content")}
+
+
+class VersionResponse(Response):
+    version: str
+
+
+class ModelDetails(Response):
+    parent_model: str = ""
+    format: str = ""
+    family: str = ""
+    families: list[str] | None = None
+    parameter_size: str = ""
+    quantization_level: str = ""
+    context_length: int | None = None
+    embedding_length: int | None = None
+
+    def dump(self) -> dict[str, Any]:
+        data = super().dump()
+        data["families"] = self.families  # Go writes null for a missing list
+        return data
+
+
+class ListModel(Response):
+    name: str
+    model: str
+    remote_model: str | None = None
+    remote_host: str | None = None
+    modified_at: str
+    size: int
+    digest: str
+    details: ModelDetails
+    capabilities: list[str] | None = None
+
+
+class ListResponse(Response):
+    models: list[ListModel]
+
+    def dump(self) -> dict[str, Any]:
+        return {"models": [model.dump() | {"details": model.details.dump()} for model in self.models]}
+
+
+class ShowRequest(Request):
+    model: str = ""
+    name: str = ""  # deprecated alias of model
+    system: str = ""
+    template: str = ""  # deprecated, ignored
+    verbose: bool = False
+    options: dict[str, Any] | None = None
+
+
+class Tensor(Response):
+    name: str
+    type: str
+    shape: list[int]
+
+
+class ShowResponse(Response):
+    license: str | None = None
+    modelfile: str | None = None
+    parameters: str | None = None
+    template: str | None = None
+    system: str | None = None
+    renderer: str | None = None
+    parser: str | None = None
+    details: ModelDetails
+    messages: list[dict[str, Any]] | None = None
+    remote_model: str | None = None
+    remote_host: str | None = None
+    model_info: dict[str, Any] = Field(default_factory=dict)
+    projector_info: dict[str, Any] | None = None
+    tensors: list[Tensor] | None = None
+    capabilities: list[str] | None = None
+    modified_at: str
+    requires: str | None = None
+
+    def dump(self) -> dict[str, Any]:
+        data = super().dump()
+        data["details"] = self.details.dump()
+        data["model_info"] = self.model_info  # always present, even when empty
+        return data
+
+
+class CreateRequest(Request):
+    model: str = ""
+    name: str = ""  # deprecated alias of model
+    stream: bool | None = None
+    quantize: str = ""
+    quantization: str = ""  # deprecated alias of quantize
+    draft_quantize: str = ""
+    from_: str = Field(default="", alias="from")
+    remote_host: str = ""
+    files: dict[str, str] | None = None
+    draft_files: dict[str, str] | None = None
+    adapters: dict[str, str] | None = None
+    template: str = ""
+    license: str | list[str] | None = None
+    system: str = ""
+    parameters: dict[str, Any] | None = None
+    messages: list[Message] | None = None
+    renderer: str = ""
+    parser: str = ""
+    requires: str = ""
+    info: dict[str, Any] | None = None
+
+
+class ProgressResponse(Response):
+    status: str
+    digest: str | None = None
+    total: int | None = None
+    completed: int | None = None
+
+
+class CopyRequest(Request):
+    source: str = ""
+    destination: str = ""
+
+
+class DeleteRequest(Request):
+    model: str = ""
+    name: str = ""  # deprecated alias of model

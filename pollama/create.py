@@ -1,0 +1,327 @@
+"""Build a model from a create request: layers, config, manifest (spec A.5).
+
+``create_model`` yields progress events (``{"status": ...}``) and raises
+``APIError`` for bad input. Layers are reused by digest; new text layers are
+written as blobs; the manifest is written last, atomically, under the store
+lock. On failure, blobs written for this request that nothing uses are removed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from pollama import gojson
+from pollama.api.native import CreateRequest
+from pollama.errors import APIError
+from pollama.human import human_number
+from pollama.names import ModelName, parse_model_ref
+from pollama.options import DEPRECATED_PARAMETERS, OPTIONS, OptionError, coerce_option
+from pollama.store import InvalidDigest, Layer, Manifest, MediaType, ModelConfig, Store, gc
+from pollama.store.gguf import GGUFFile, is_gguf
+from pollama.store.layers import CONFIG_MEDIA_TYPE
+from pollama.store.models import read_gguf_summary
+
+__all__ = ["create_model", "validate_create_request"]
+
+_REPLACED_TEXT_LAYERS = (MediaType.TEMPLATE, MediaType.PROMPT)
+_INFO_STRINGS = {
+    "model_family": "model_family",
+    "base_name": "base_name",
+    "quantization_level": "file_type",
+    "parameter_size": "model_type",
+}
+_INFO_INTS = {"context_length": "context_length", "embedding_length": "embedding_length"}
+
+
+def _valid_relative_path(path: str) -> bool:
+    """Go's ``fs.ValidPath``: slash-separated, no empty, ``.`` or ``..`` elements, no leading slash."""
+    if path == ".":
+        return True
+    return all(part not in ("", ".", "..") for part in path.split("/")) and "\\" not in path
+
+
+def validate_create_request(request: CreateRequest, store: Store) -> ModelName:
+    """The checks Ollama makes before streaming; returns the canonical target name."""
+    for files in (request.files, request.draft_files):
+        for path, digest in (files or {}).items():
+            if not _valid_relative_path(path):
+                raise APIError(400, "file path must be relative")
+            if not digest:
+                raise APIError(400, "invalid digest format")
+    if request.draft_quantize and not request.draft_files:
+        raise APIError(400, "--draft-quantize requires a DRAFT model")
+    for path, digest in (request.adapters or {}).items():
+        if not digest:
+            raise APIError(400, "invalid digest format")
+        if not _valid_relative_path(path):
+            raise APIError(400, "file path must be relative")
+    if request.quantize or request.quantization or request.draft_quantize:
+        raise APIError(400, "quantization is not supported by this server yet")
+    if request.remote_host:
+        raise APIError(400, "remote models are not supported by this server")
+    name = ModelName.parse(request.model or request.name)
+    if not name.is_valid():
+        raise APIError(400, "invalid model name")
+    return store.manifests.resolve(name)
+
+
+@dataclass
+class _Build:
+    """The manifest being assembled."""
+
+    store: Store
+    layers: list[Layer] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)  # blobs this request created
+
+    def reuse(self, digest: str, media_type: str, source: str, name: str = "") -> Layer:
+        if not self.store.blobs.exists(digest):
+            raise APIError(400, f'blob "{digest}" not found')
+        self.store.blobs.touch(digest)
+        layer = Layer(media_type, digest, self.store.blobs.size(digest), source=source, name=name)
+        self.layers.append(layer)
+        self.statuses.append(f"using existing layer {digest}")
+        return layer
+
+    def write(self, data: bytes, media_type: str) -> Layer:
+        digest, created = self.store.blobs.write_bytes(data)
+        if created:
+            self.written.append(digest)
+        self.statuses.append(f"{'creating new' if created else 'using existing'} layer {digest}")
+        layer = Layer(media_type, digest, len(data))
+        self.layers.append(layer)
+        return layer
+
+    def remove(self, *media_types: str) -> None:
+        self.layers = [layer for layer in self.layers if layer.media_type not in media_types]
+
+    def existing(self, media_type: str) -> list[Layer]:
+        return [layer for layer in self.layers if layer.media_type == media_type]
+
+
+async def create_model(
+    request: CreateRequest, name: ModelName, store: Store, *, prune: bool
+) -> AsyncIterator[dict[str, Any]]:
+    build = _Build(store)
+    config = ModelConfig(renderer=request.renderer, parser=request.parser, requires=request.requires)
+    try:
+        async for event in _collect_layers(request, build, config):
+            yield event
+        _apply_info(request.info, config)
+        await run_in_threadpool(_apply_gguf_metadata, build, config)
+        await run_in_threadpool(_apply_text_layers, request, build)
+        config_layer = await run_in_threadpool(_write_config, build, config)
+        for status in build.statuses:
+            yield {"status": status}
+        yield {"status": "writing manifest"}
+        async with store.lock:
+            await run_in_threadpool(_commit, build, config_layer, name, prune)
+        yield {"status": "success"}
+    except BaseException:
+        gc.remove_unused(store, build.written)
+        raise
+
+
+async def _collect_layers(request: CreateRequest, build: _Build, config: ModelConfig) -> AsyncIterator[dict[str, Any]]:
+    if request.from_:
+        await run_in_threadpool(_layers_from_model, request.from_, build, config)
+    elif request.files is not None:
+        kind = await run_in_threadpool(_detect_type, request.files, build.store)
+        if kind == "safetensors":
+            raise APIError(400, "importing safetensors models is not supported by this server yet")
+        if kind != "gguf":
+            raise APIError(400, "unknown type")
+        for path in sorted(request.files):
+            yield {"status": "parsing GGUF"}
+            await run_in_threadpool(_add_gguf_layer, build, request.files[path], path, None)
+    else:
+        raise APIError(400, "neither 'from' or 'files' was specified")
+
+    if request.adapters:
+        if len(request.adapters) > 1:
+            raise APIError(400, "only one adapter is currently supported")
+        for path, digest in request.adapters.items():
+            yield {"status": "parsing GGUF"}
+            await run_in_threadpool(_add_gguf_layer, build, digest, path, MediaType.ADAPTER)
+    for path in sorted(request.draft_files or {}):
+        yield {"status": "parsing GGUF"}
+        await run_in_threadpool(_add_gguf_layer, build, request.draft_files[path], path, MediaType.DRAFT)
+
+
+def _layers_from_model(reference: str, build: _Build, config: ModelConfig) -> None:
+    try:
+        source = build.store.manifests.resolve(parse_model_ref(reference))
+    except ValueError:
+        raise APIError(400, "invalid model name") from None
+    try:
+        stored = build.store.manifests.read(source)
+    except FileNotFoundError:
+        raise APIError(404, f"model '{reference}' not found") from None
+    short = source.display_shortest()
+    for layer in stored.manifest.layers:
+        build.reuse(layer.digest, layer.media_type, short, layer.name)
+    if stored.manifest.config.digest and build.store.blobs.exists(stored.manifest.config.digest):
+        base = ModelConfig.parse(build.store.blobs.read_bytes(stored.manifest.config.digest))
+        config.renderer = config.renderer or base.renderer
+        config.parser = config.parser or base.parser
+        config.requires = config.requires or base.requires
+        config.model_format = config.model_format or base.model_format
+        config.capabilities = config.capabilities or base.capabilities
+
+
+def _detect_type(files: dict[str, str], store: Store) -> str:
+    if any(path.endswith(".safetensors") for path in files):
+        return "safetensors"
+    for path, digest in files.items():
+        if path.endswith(".gguf"):
+            return "gguf"
+        try:
+            if is_gguf(store.blobs.path(digest)):
+                return "gguf"
+        except InvalidDigest:
+            raise APIError(400, "invalid digest format") from None
+    return ""
+
+
+def _gguf_media_type(gguf: GGUFFile) -> str:
+    if gguf.kind == "adapter":
+        return MediaType.ADAPTER
+    if gguf.kind in ("projector", "mmproj"):
+        return MediaType.PROJECTOR
+    if not gguf.get("block_count") and gguf.get("vision.block_count"):
+        return MediaType.PROJECTOR
+    if (
+        gguf.architecture == "clip"
+        and not gguf.get("block_count")
+        and (gguf.get("has_vision_encoder") or gguf.get("has_audio_encoder"))
+    ):
+        return MediaType.PROJECTOR
+    return MediaType.MODEL
+
+
+def _add_gguf_layer(build: _Build, digest: str, source: str, media_type: str | None) -> None:
+    try:
+        path = build.store.blobs.path(digest)
+    except InvalidDigest:
+        raise APIError(400, "invalid digest format") from None
+    if not path.is_file():
+        raise APIError(400, f'blob "{digest}" not found')
+    if not is_gguf(path):
+        raise APIError(400, "supplied file was not in GGUF format")
+    gguf = read_gguf_summary(path)
+    if gguf is None:
+        raise APIError(400, "invalid GGUF file")
+    build.reuse(digest, media_type or _gguf_media_type(gguf), source)
+
+
+def _apply_info(info: dict[str, Any] | None, config: ModelConfig) -> None:
+    if not info:
+        return
+    capabilities = info.get("capabilities")
+    if isinstance(capabilities, list):
+        config.capabilities = [*config.capabilities, *(c for c in capabilities if isinstance(c, str))]
+    for key, attribute in _INFO_STRINGS.items():
+        if key in info:
+            if not isinstance(info[key], str):
+                raise APIError(400, f'info field "{key}" must be a string')
+            setattr(config, attribute, info[key])
+    if config.model_family:
+        config.model_families = [config.model_family]
+    for key, attribute in _INFO_INTS.items():
+        if key in info:
+            value = info[key]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise APIError(400, f'info field "{key}" must be a number')
+            if value < 0 or not math.isfinite(value) or int(value) != value:
+                raise APIError(400, f'info field "{key}" must be a non-negative integer')
+            setattr(config, attribute, int(value))
+
+
+def _apply_gguf_metadata(build: _Build, config: ModelConfig) -> None:
+    for layer in build.layers:
+        if layer.media_type not in (MediaType.MODEL, MediaType.DRAFT):
+            continue
+        gguf = read_gguf_summary(build.store.blobs.path(layer.digest))
+        if gguf is None:
+            raise APIError(400, "invalid GGUF file")
+        if layer.media_type == MediaType.DRAFT:
+            config.draft = {"model_format": "gguf", "architecture": gguf.architecture}
+            continue
+        config.model_format = config.model_format or "gguf"
+        config.model_family = config.model_family or gguf.architecture
+        config.model_type = config.model_type or human_number(gguf.parameter_count)
+        config.file_type = config.file_type or gguf.file_type
+        config.model_families = [*(config.model_families or []), gguf.architecture]
+
+
+def _typed_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+    typed: dict[str, Any] = {}
+    for key, value in parameters.items():
+        if key in DEPRECATED_PARAMETERS:
+            continue
+        if key not in OPTIONS:
+            raise APIError(400, f"unknown parameter '{key}'")
+        try:
+            typed[key] = coerce_option(key, value)
+        except OptionError as err:
+            raise APIError(400, str(err)) from None
+    return typed
+
+
+def _apply_text_layers(request: CreateRequest, build: _Build) -> None:
+    if request.template:
+        build.remove(*_REPLACED_TEXT_LAYERS)
+        build.write(request.template.encode(), MediaType.TEMPLATE)
+    if request.system:
+        build.remove(MediaType.SYSTEM)
+        build.write(request.system.encode(), MediaType.SYSTEM)
+    licenses = [request.license] if isinstance(request.license, str) else request.license or []
+    for text in licenses:
+        if text:
+            build.write(text.encode(), MediaType.LICENSE)
+
+    parameters = _typed_parameters(request.parameters or {})
+    for layer in build.existing(MediaType.PARAMS):
+        inherited = _json_object(build.store.blobs.read_bytes(layer.digest))
+        for key, value in inherited.items():
+            parameters.setdefault(key, value)
+    if parameters:
+        build.remove(MediaType.PARAMS)
+        build.write(gojson.dumps(dict(sorted(parameters.items())), newline=True), MediaType.PARAMS)
+
+    if request.messages:
+        build.remove(MediaType.MESSAGES)
+        messages = [message.dump() for message in request.messages]
+        build.write(gojson.dumps(messages, newline=True), MediaType.MESSAGES)
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _write_config(build: _Build, config: ModelConfig) -> Layer:
+    digest, created = build.store.blobs.write_bytes(config.encode())
+    if created:
+        build.written.append(digest)
+    return Layer(CONFIG_MEDIA_TYPE, digest, build.store.blobs.size(digest))
+
+
+def _commit(build: _Build, config_layer: Layer, name: ModelName, prune: bool) -> None:
+    for layer in (*build.layers, config_layer):
+        if not build.store.blobs.exists(layer.digest):
+            raise APIError(400, f'blob "{layer.digest}" not found')
+    previous = build.store.manifests.layer_digests(name)
+    build.store.manifests.write(name, Manifest.build(config_layer, build.layers))
+    build.written.clear()  # referenced now
+    if prune and previous:
+        gc.remove_unused(build.store, previous)

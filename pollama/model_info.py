@@ -1,0 +1,187 @@
+"""What ``/api/tags`` and ``/api/show`` say about a stored model (spec A.7, A.8)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pollama.api.native import ListModel, ModelDetails, ShowResponse, Tensor
+from pollama.modelfile import Command, Modelfile
+from pollama.options import OPTIONS, OptionKind, format_go_syntax, format_go_value
+from pollama.store import Store
+from pollama.store.gguf import GGUFError, GGUFFile, read_gguf
+from pollama.store.models import SUMMARY_ARRAY_LIMIT, StoredModel, load_model, read_gguf_summary
+from pollama.timefmt import rfc3339_nano
+
+__all__ = ["ModelLister", "generated_modelfile", "list_entry", "show_response"]
+
+DEFAULT_TEMPLATE = "{{ .Prompt }}"
+COPILOT_USER_AGENT = "GitHubCopilotChat/"
+_HIDDEN_KEYS = ("general.name", "tokenizer.chat_template")
+
+
+def list_entry(model: StoredModel) -> ListModel:
+    short = model.short_name
+    return ListModel(
+        name=short,
+        model=short,
+        remote_model=model.config.remote_model or None,
+        remote_host=model.config.remote_host or None,
+        modified_at=rfc3339_nano(model.modified_ns),
+        size=model.manifest.size,
+        digest=model.digest,
+        details=ModelDetails(**model.details(with_lengths=True)),
+        capabilities=model.capabilities() or None,
+    )
+
+
+@dataclass
+class _Cached:
+    digest: str
+    modified_ns: int
+    entry: ListModel
+
+
+class ModelLister:
+    """Lists the store, reusing entries whose manifest has not changed since the last call."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._cache: dict[tuple[str, str, str, str], _Cached] = {}
+
+    def list(self) -> list[ListModel]:
+        """Every readable model, newest first. Reads GGUF headers: call it off the event loop."""
+        manifests, _corrupt = self.store.manifests.list()
+        fresh: dict[tuple[str, str, str, str], _Cached] = {}
+        for name, stored in manifests.items():
+            cached = self._cache.get(name.parts)
+            version = (stored.manifest.digest, stored.modified_ns)
+            if cached is None or (cached.digest, cached.modified_ns) != version:
+                try:
+                    entry = list_entry(load_model(self.store, name))
+                except (OSError, ValueError):
+                    continue  # a broken model is left out of the list, as Ollama does
+                cached = _Cached(stored.manifest.digest, stored.modified_ns, entry)
+            fresh[name.parts] = cached
+        self._cache = fresh
+        return [cached.entry for cached in sorted(fresh.values(), key=lambda c: c.modified_ns, reverse=True)]
+
+
+def selected_template(model: StoredModel, gguf: GGUFFile | None) -> str:
+    """The template that renders prompts: the Go TEMPLATE, else the GGUF chat template."""
+    if model.template is not None:
+        return model.template
+    if gguf is not None and gguf.chat_template:
+        return gguf.chat_template
+    return DEFAULT_TEMPLATE
+
+
+def format_parameters(parameters: dict[str, Any]) -> str:
+    """``key`` padded to 30 columns, then the value as Go's ``%#v``; one line per list element."""
+    lines = []
+    for key in sorted(parameters):
+        value = parameters[key]
+        for item in value if isinstance(value, list) else [value]:
+            lines.append(f"{key:<30} {format_go_syntax(_typed(key, item))}")
+    return "\n".join(lines)
+
+
+def _typed(key: str, value: Any) -> Any:
+    # JSON numbers of integer options print as integers even if stored as 4096.0.
+    spec = OPTIONS.get(key)
+    if spec is not None and spec.kind is OptionKind.INT and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def generated_modelfile(model: StoredModel, *, system: str, parameters: dict[str, Any]) -> str:
+    commands = [Command("model", str(model.model_path or ""))]
+    commands += [Command("adapter", str(path)) for path in model.adapter_paths]
+    if model.draft_path is not None:
+        commands.append(Command("draft", str(model.draft_path)))
+    commands += [Command("model", str(path)) for path in model.projector_paths]
+    if model.template is not None:
+        commands.append(Command("template", model.template))
+    if system:
+        commands.append(Command("system", system))
+    if model.config.renderer:
+        commands.append(Command("renderer", model.config.renderer))
+    if model.config.parser:
+        commands.append(Command("parser", model.config.parser))
+    for key in sorted(parameters):
+        value = parameters[key]
+        for item in value if isinstance(value, list) else [value]:
+            commands.append(Command(key, format_go_value(_typed(key, item))))
+    commands += [Command("license", text) for text in model.licenses]
+    commands += [Command("message", f"{m.get('role', '')}: {m.get('content', '')}") for m in model.messages]
+    header = (
+        '# Modelfile generated by "pollama show"\n'
+        "# To build a new Modelfile based on this, replace FROM with:\n"
+        f"# FROM {model.short_name}\n\n"
+    )
+    return header + str(Modelfile(commands))
+
+
+def _model_info(gguf: GGUFFile, verbose: bool) -> dict[str, Any]:
+    info = {key: value for key, value in gguf.kv.items() if key not in _HIDDEN_KEYS}
+    if not verbose:
+        for key, length in gguf.array_lengths.items():
+            if length > SUMMARY_ARRAY_LIMIT and key not in _HIDDEN_KEYS:
+                info[key] = []
+    info["general.parameter_count"] = gguf.parameter_count
+    return info
+
+
+def _header(path: Path, verbose: bool) -> GGUFFile | None:
+    if not verbose:
+        return read_gguf_summary(path)
+    try:
+        return read_gguf(path)
+    except GGUFError:
+        return None
+
+
+def show_response(
+    model: StoredModel,
+    *,
+    verbose: bool,
+    system: str = "",
+    options: dict[str, Any] | None = None,
+    requested: str = "",
+    user_agent: str = "",
+) -> ShowResponse:
+    """Build ``/api/show``'s answer. Reads GGUF headers: call it off the event loop."""
+    system = system or model.system
+    gguf = None
+    if model.model_path is not None and model.config.model_format in ("", "gguf"):
+        gguf = _header(model.model_path, verbose)
+    modelfile_parameters = {**model.parameters, **(options or {})}
+    messages = [{"role": m.get("role", ""), "content": m.get("content", "")} for m in model.messages]
+    response = ShowResponse(
+        license="\n".join(model.licenses) or None,
+        modelfile=generated_modelfile(model, system=system, parameters=modelfile_parameters),
+        parameters=format_parameters(model.parameters) or None,
+        template=selected_template(model, gguf),
+        system=system or None,
+        renderer=model.config.renderer or None,
+        parser=model.config.parser or None,
+        details=ModelDetails(**model.details()),
+        messages=messages or None,
+        remote_model=model.config.remote_model or None,
+        remote_host=model.config.remote_host or None,
+        capabilities=model.capabilities() or None,
+        modified_at=rfc3339_nano(model.modified_ns),
+        requires=model.config.requires or None,
+    )
+    if gguf is not None:
+        response.model_info = _model_info(gguf, verbose)
+        response.tensors = [Tensor(name=t.name, type=t.type, shape=list(t.shape)) for t in gguf.tensors]
+    if model.projector_paths:
+        projector = _header(model.projector_paths[0], verbose)
+        if projector is not None:
+            response.projector_info = _model_info(projector, verbose)
+    if user_agent.startswith(COPILOT_USER_AGENT):
+        # Copilot shows general.basename; users know the model by the name they asked for.
+        response.model_info["general.basename"] = requested
+    return response

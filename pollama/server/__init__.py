@@ -1,0 +1,1 @@
+"""The HTTP server: a FastAPI app serving Ollama's API."""

@@ -1,0 +1,59 @@
+"""The FastAPI application: routes, error shapes, middleware."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, Response
+from starlette.exceptions import HTTPException
+
+from pollama.config import Settings
+from pollama.errors import APIError
+from pollama.model_info import ModelLister
+from pollama.server.middleware import HostAndOriginMiddleware
+from pollama.server.responses import error_response
+from pollama.server.routes import create, meta, models
+from pollama.server.state import ServerState
+from pollama.store import Store
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    store = Store(settings.models)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        store.startup(prune=not settings.noprune)
+        yield
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.pollama = ServerState(settings=settings, store=store, lister=ModelLister(store))
+    for module in (meta, models, create):
+        app.include_router(module.router)
+
+    @app.exception_handler(APIError)
+    async def api_error(_request: Request, err: APIError) -> Response:
+        return error_response(err.status, err.message)
+
+    @app.exception_handler(HTTPException)
+    async def router_error(_request: Request, err: HTTPException) -> Response:
+        # Gin's plain-text answers for unknown paths and wrong methods.
+        if err.status_code == 405:
+            return PlainTextResponse("405 method not allowed", status_code=405)
+        if err.status_code == 404:
+            return PlainTextResponse("404 page not found", status_code=404)
+        return error_response(err.status_code, str(err.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, err: Exception) -> Response:
+        log.exception("unhandled error")
+        return error_response(500, str(err) or err.__class__.__name__)
+
+    app.add_middleware(HostAndOriginMiddleware, origins=settings.origins, check_hosts=settings.host.is_loopback())
+    return app

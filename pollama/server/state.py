@@ -1,0 +1,24 @@
+"""What every route needs: settings, the store, the model lister."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from pollama.config import Settings
+from pollama.model_info import ModelLister
+from pollama.store import Store
+
+__all__ = ["ServerState", "state"]
+
+
+@dataclass
+class ServerState:
+    settings: Settings
+    store: Store
+    lister: ModelLister
+
+
+def state(request: Request) -> ServerState:
+    return request.app.state.pollama

@@ -1,0 +1,64 @@
+"""NDJSON progress streams, with Ollama's rule for errors.
+
+An error raised before the first line is written becomes a normal error
+response with its status; after that it becomes a final ``{"error": ...}``
+line (the status is already 200).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi.responses import Response, StreamingResponse
+
+from pollama.errors import APIError
+from pollama.server.responses import JSON, error_response
+
+__all__ = ["NDJSON", "progress_response"]
+
+log = logging.getLogger(__name__)
+
+NDJSON = "application/x-ndjson"
+
+
+def _line(item: dict[str, Any]) -> bytes:
+    return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def _failure(err: Exception) -> tuple[int, str]:
+    if isinstance(err, APIError):
+        return err.status, err.message
+    log.exception("request failed")
+    return 500, str(err) or err.__class__.__name__
+
+
+async def progress_response(events: AsyncIterator[dict[str, Any]], *, stream: bool) -> Response:
+    """Answer with a stream of events, or (``stream=False``) with the last one only."""
+    if not stream:
+        last: dict[str, Any] = {}
+        try:
+            async for event in events:
+                last = event
+        except Exception as err:  # noqa: BLE001 - every failure becomes an error response
+            return error_response(*_failure(err))
+        return JSON(last)
+
+    try:
+        first = await anext(events)
+    except StopAsyncIteration:
+        return Response(b"", media_type=NDJSON)
+    except Exception as err:  # noqa: BLE001
+        return error_response(*_failure(err))
+
+    async def body() -> AsyncIterator[bytes]:
+        yield _line(first)
+        try:
+            async for event in events:
+                yield _line(event)
+        except Exception as err:  # noqa: BLE001
+            yield _line({"error": _failure(err)[1]})
+
+    return StreamingResponse(body(), media_type=NDJSON)
