@@ -1,0 +1,1 @@
+"""The ``pollama`` command line: a client of the server, plus ``serve``."""

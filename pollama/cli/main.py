@@ -1,0 +1,231 @@
+"""``pollama``: Ollama's CLI verbs. Every verb but ``serve`` is a client of the server."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pollama.cli.create import CreateError, run_create
+from pollama.cli.progress import Progress
+from pollama.cli.show import render_show_info
+from pollama.cli.tables import render_table
+from pollama.client import Client, ResponseError
+from pollama.config import Settings
+from pollama.human import human_bytes, human_time
+from pollama.names import ModelName
+from pollama.timefmt import parse_rfc3339
+from pollama.version import __version__
+
+__all__ = ["cli", "main"]
+
+CLIENT_ENV = [("OLLAMA_HOST", "IP Address for the ollama server (default 127.0.0.1:11434)")]
+SERVER_ENV = [
+    ("OLLAMA_DEBUG", "Show additional debug information (e.g. OLLAMA_DEBUG=1)"),
+    ("OLLAMA_HOST", "IP Address for the ollama server (default 127.0.0.1:11434)"),
+    ("OLLAMA_PORT", "Port to listen on when OLLAMA_HOST names none"),
+    ("OLLAMA_CONTEXT_LENGTH", "Context length to use unless otherwise specified (default: 4096)"),
+    ("OLLAMA_KEEP_ALIVE", 'The duration that models stay loaded in memory (default "5m")'),
+    ("OLLAMA_MAX_LOADED_MODELS", "Maximum number of loaded models per GPU"),
+    ("OLLAMA_MAX_QUEUE", "Maximum number of queued requests"),
+    ("OLLAMA_MODELS", "The path to the models directory"),
+    ("OLLAMA_NUM_PARALLEL", "Maximum number of parallel requests"),
+    ("OLLAMA_NOPRUNE", "Do not prune model blobs on startup"),
+    ("OLLAMA_ORIGINS", "A comma separated list of allowed origins"),
+    ("OLLAMA_FLASH_ATTENTION", "Enabled flash attention"),
+    ("OLLAMA_KV_CACHE_TYPE", "Quantization type for the K/V cache (default: f16)"),
+    ("OLLAMA_LLM_LIBRARY", "Set LLM library to bypass autodetection"),
+    ("OLLAMA_LOAD_TIMEOUT", 'How long to allow model loads to stall before giving up (default "5m")'),
+    ("OLLAMA_TMPDIR", "Location for temporary files"),
+]
+
+
+def env_help(variables: list[tuple[str, str]]) -> str:
+    lines = "\n".join(f"      {name:<27}   {description}" for name, description in variables)
+    return f"\b\nEnvironment Variables:\n{lines}"
+
+
+class AliasedGroup(click.Group):
+    """A group whose commands may have aliases (``ls`` for ``list``), as Cobra allows."""
+
+    aliases: dict[str, str] = {}
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return super().get_command(ctx, self.aliases.get(name, name))
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        _name, command, rest = super().resolve_command(ctx, args)
+        return (command.name if command else None), command, rest
+
+
+def settings() -> Settings:
+    return click.get_current_context().find_root().obj
+
+
+def client_command(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Give the command a connected client, failing with Ollama's message if no server answers."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with Client(settings()) as client:
+            client.heartbeat()
+            return function(client, *args, **kwargs)
+
+    return wrapper
+
+
+@click.group(cls=AliasedGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--version", "show_version", is_flag=True, help="Show version information")
+@click.pass_context
+def cli(ctx: click.Context, show_version: bool) -> None:
+    """Large language model runner"""
+    ctx.obj = Settings.from_env()
+    if show_version:
+        print_version(ctx.obj)
+    elif ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+def print_version(config: Settings) -> None:
+    with Client(config, timeout=5) as client:
+        try:
+            server_version = client.version()
+        except (ResponseError, OSError):
+            click.echo("Warning: could not connect to a running Ollama instance")
+            click.echo(f"Warning: client version is {__version__}")
+            return
+    click.echo(f"pollama version is {__version__} (Ollama API {server_version})")
+
+
+@cli.command(epilog=env_help(SERVER_ENV))
+def serve() -> None:
+    """Start pollama"""
+    # Imported here: the server stack (FastAPI, uvicorn) would slow every client verb's start.
+    from pollama.server.serve import ListenError
+    from pollama.server.serve import serve as run_server
+
+    try:
+        run_server(settings())
+    except ListenError as err:
+        raise click.ClickException(str(err)) from None
+
+
+@cli.command(epilog=env_help(CLIENT_ENV))
+@click.argument("model")
+@click.option(
+    "-f",
+    "--file",
+    "modelfile",
+    type=click.Path(path_type=Path),
+    help='Name of the Modelfile (default "Modelfile")',
+)
+@client_command
+def create(client: Client, model: str, modelfile: Path | None) -> None:
+    """Create a model"""
+    if not ModelName.parse(model).is_valid():
+        raise click.ClickException(f"invalid model name: {model}")
+    with Progress() as progress:
+        run_create(client, model, modelfile, progress)
+
+
+@cli.command(epilog=env_help(CLIENT_ENV))
+@click.argument("model")
+@click.option("--license", "show_license", is_flag=True, help="Show license of a model")
+@click.option("--modelfile", "show_modelfile", is_flag=True, help="Show Modelfile of a model")
+@click.option("--parameters", "show_parameters", is_flag=True, help="Show parameters of a model")
+@click.option("--template", "show_template", is_flag=True, help="Show template of a model")
+@click.option("--system", "show_system", is_flag=True, help="Show system message of a model")
+@click.option("-v", "--verbose", is_flag=True, help="Show detailed model information")
+@client_command
+def show(client: Client, model: str, verbose: bool, **flags: bool) -> None:
+    """Show information for a model"""
+    chosen = [name.removeprefix("show_") for name, value in flags.items() if value]
+    if len(chosen) > 1:
+        raise click.ClickException(
+            "only one of '--license', '--modelfile', '--parameters', '--system', or '--template' can be specified"
+        )
+    info = client.show(model, verbose=verbose)
+    if not chosen:
+        click.echo(render_show_info(info, verbose=verbose), nl=False)
+        return
+    field = chosen[0]
+    text = info.get(field) or ""
+    # Ollama prints these three with a newline, system and template exactly as stored.
+    click.echo(text, nl=field in ("license", "modelfile", "parameters"))
+
+
+@cli.command("list", epilog=env_help(CLIENT_ENV))
+@click.argument("prefix", required=False)
+@client_command
+def list_models(client: Client, prefix: str | None) -> None:
+    """List models"""
+    rows = []
+    for model in client.list().get("models") or []:
+        if prefix and not model["name"].lower().startswith(prefix.lower()):
+            continue
+        size = "-" if model.get("remote_model") else human_bytes(model["size"])
+        modified = human_time(parse_rfc3339(model["modified_at"]))
+        rows.append([model["name"], model["digest"][:12], size, modified])
+    click.echo(render_table(rows, ["NAME", "ID", "SIZE", "MODIFIED"]), nl=False)
+
+
+@cli.command("cp", epilog=env_help(CLIENT_ENV))
+@click.argument("source")
+@click.argument("destination")
+@client_command
+def copy(client: Client, source: str, destination: str) -> None:
+    """Copy a model"""
+    client.copy(source, destination)
+    click.echo(f"copied '{source}' to '{destination}'")
+
+
+@cli.command("rm", epilog=env_help(CLIENT_ENV))
+@click.argument("models", nargs=-1, required=True)
+@client_command
+def remove(client: Client, models: tuple[str, ...]) -> None:
+    """Remove a model"""
+    for model in models:
+        try:
+            unload(client, model)
+        except ResponseError as err:
+            if "not found" not in err.message.lower():
+                click.echo(f"Warning: unable to stop model '{model}'", err=True)
+        client.delete(model)
+        click.echo(f"deleted '{model}'")
+
+
+def unload(client: Client, model: str) -> None:
+    """Ask the server to unload a model (``keep_alive: 0``), as Ollama's CLI does before deleting."""
+    client.show(model)
+    for _event in client.generate({"model": model, "keep_alive": 0}):
+        pass
+
+
+AliasedGroup.aliases = {"ls": "list", "start": "serve"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="pollama", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return int(done.exit_code or 0)
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        return 130
+    except click.ClickException as err:
+        click.echo(f"Error: {err.format_message()}", err=True)
+        return err.exit_code
+    except (ResponseError, CreateError) as err:
+        click.echo(f"Error: {err}", err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""The HTTP client the CLI talks to the server with (Ollama's ``api/client.go``)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import httpx
+
+from pollama.config import Settings
+from pollama.version import __version__
+
+__all__ = ["Client", "ConnectError", "ResponseError"]
+
+CONNECT_ERROR = "could not connect to ollama server, run 'pollama serve' to start it"
+_UPLOAD_CHUNK = 1 << 20
+
+
+class ResponseError(Exception):
+    """The server answered with an error: its message, and the HTTP status."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class ConnectError(ResponseError):
+    def __init__(self) -> None:
+        super().__init__(CONNECT_ERROR)
+
+
+def _user_agent() -> str:
+    machine = platform.machine().lower()
+    machine = {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+    return f"pollama/{__version__} ({machine} {sys.platform}) Python/{platform.python_version()}"
+
+
+def _error_message(response: httpx.Response) -> str:
+    text = response.text
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text.strip() or f"{response.status_code} {response.reason_phrase}"
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        return data["error"]
+    return text.strip()
+
+
+class Client:
+    def __init__(self, settings: Settings, *, timeout: float | None = None) -> None:
+        self.base_url = settings.host.base_url
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            headers={"User-Agent": _user_agent()},
+            trust_env=False,  # talking to our own server: never through a proxy
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.ConnectError:
+            raise ConnectError() from None
+        if response.status_code >= 400:
+            raise ResponseError(_error_message(response), response.status_code)
+        return response
+
+    def _json(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = self._request(method, path, json=body, headers={"Accept": "application/json"})
+        return response.json() if response.content else None
+
+    def stream(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """POST and yield each NDJSON line; an ``error`` line raises ``ResponseError``."""
+        try:
+            headers = {"Accept": "application/x-ndjson"}
+            with self._http.stream("POST", path, json=body, headers=headers) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise ResponseError(_error_message(response), response.status_code)
+                for line in response.iter_lines():
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if isinstance(event, dict) and event.get("error"):
+                        raise ResponseError(str(event["error"]), response.status_code)
+                    yield event
+        except httpx.ConnectError:
+            raise ConnectError() from None
+
+    def heartbeat(self) -> None:
+        self._request("HEAD", "/")
+
+    def version(self) -> str:
+        return str(self._json("GET", "/api/version")["version"])
+
+    def list(self) -> dict[str, Any]:
+        return self._json("GET", "/api/tags")
+
+    def show(self, model: str, *, verbose: bool = False) -> dict[str, Any]:
+        return self._json("POST", "/api/show", {"model": model, "verbose": verbose})
+
+    def copy(self, source: str, destination: str) -> None:
+        self._json("POST", "/api/copy", {"source": source, "destination": destination})
+
+    def delete(self, model: str) -> None:
+        self._json("DELETE", "/api/delete", {"model": model})
+
+    def create(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        return self.stream("/api/create", request)
+
+    def generate(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        return self.stream("/api/generate", request)
+
+    def blob_exists(self, digest: str) -> bool:
+        try:
+            self._request("HEAD", f"/api/blobs/{digest}")
+        except ResponseError as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
+    def upload_blob(self, digest: str, path: Path, on_progress: Callable[[int], None] | None = None) -> None:
+        def chunks(handle: BinaryIO) -> Iterator[bytes]:
+            sent = 0
+            while chunk := handle.read(_UPLOAD_CHUNK):
+                sent += len(chunk)
+                if on_progress is not None:
+                    on_progress(sent)
+                yield chunk
+
+        with path.open("rb") as handle:
+            self._request("POST", f"/api/blobs/{digest}", content=chunks(handle))
