@@ -47,20 +47,19 @@ def _valid_relative_path(path: str) -> bool:
 
 
 def validate_create_request(request: CreateRequest, store: Store) -> ModelName:
-    """The checks Ollama makes before streaming; returns the canonical target name."""
-    for files in (request.files, request.draft_files):
+    """The checks made before streaming starts, so bad input gets its status; returns the target name."""
+    for files in (request.files, request.draft_files, request.adapters):
         for path, digest in (files or {}).items():
             if not _valid_relative_path(path):
                 raise APIError(400, "file path must be relative")
-            if not digest:
-                raise APIError(400, "invalid digest format")
+            try:
+                present = store.blobs.exists(digest)
+            except InvalidDigest:
+                raise APIError(400, "invalid digest format") from None
+            if not present:
+                raise APIError(400, f'blob "{digest}" not found')
     if request.draft_quantize and not request.draft_files:
         raise APIError(400, "--draft-quantize requires a DRAFT model")
-    for path, digest in (request.adapters or {}).items():
-        if not digest:
-            raise APIError(400, "invalid digest format")
-        if not _valid_relative_path(path):
-            raise APIError(400, "file path must be relative")
     if request.quantize or request.quantization or request.draft_quantize:
         raise APIError(400, "quantization is not supported by this server yet")
     if request.remote_host:
@@ -179,13 +178,8 @@ def _detect_type(files: dict[str, str], store: Store) -> str:
     if any(path.endswith(".safetensors") for path in files):
         return "safetensors"
     for path, digest in files.items():
-        if path.endswith(".gguf"):
+        if path.endswith(".gguf") or is_gguf(store.blobs.path(digest)):
             return "gguf"
-        try:
-            if is_gguf(store.blobs.path(digest)):
-                return "gguf"
-        except InvalidDigest:
-            raise APIError(400, "invalid digest format") from None
     return ""
 
 
@@ -206,12 +200,7 @@ def _gguf_media_type(gguf: GGUFFile) -> str:
 
 
 def _add_gguf_layer(build: _Build, digest: str, source: str, media_type: str | None) -> None:
-    try:
-        path = build.store.blobs.path(digest)
-    except InvalidDigest:
-        raise APIError(400, "invalid digest format") from None
-    if not path.is_file():
-        raise APIError(400, f'blob "{digest}" not found')
+    path = build.store.blobs.path(digest)  # checked by validate_create_request
     if not is_gguf(path):
         raise APIError(400, "supplied file was not in GGUF format")
     gguf = read_gguf_summary(path)

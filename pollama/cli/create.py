@@ -108,6 +108,11 @@ def _request_names(files: dict[Path, str]) -> dict[str, str]:
     return names
 
 
+def _looks_like_path(text: str) -> bool:
+    # A model name never starts with these, so a missing file is reported as one, not as a bad name.
+    return text.startswith(("./", "../", "/", "~", ".\\")) or text.endswith((".gguf", ".safetensors", ".bin"))
+
+
 def build_request(model: str, fields: ModelfileFields, relative_to: Path) -> ModelfileRequest:
     request = ModelfileRequest(body={"model": model}, warnings=list(fields.warnings))
     files: dict[Path, str] = {}
@@ -117,6 +122,8 @@ def build_request(model: str, fields: ModelfileFields, relative_to: Path) -> Mod
         try:
             found = _digests(path)
         except FileNotFoundError:
+            if _looks_like_path(source):
+                raise CreateError(f"stat {path}: no such file or directory") from None
             request.body["from"] = source
             continue
         model_paths.append(path.resolve())
@@ -174,9 +181,9 @@ def read_modelfile(path: Path | None) -> tuple[ModelfileFields, Path]:
 
 
 def run_create(client: Client, model: str, modelfile: Path | None, progress: Progress) -> None:
+    fields, directory = read_modelfile(modelfile)
     status = "gathering model components"
     spinner = progress.spin(status)
-    fields, directory = read_modelfile(modelfile)
     request = build_request(model, fields, directory)
     for warning in request.warnings:
         progress.console.print(warning)
