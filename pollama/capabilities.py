@@ -19,8 +19,10 @@ def chat_template_capabilities(chat_template: str) -> list[str]:
     if "tools" in chat_template or "tool_call" in chat_template:
         found.append("tools")
     splits_thinking = (
-        "content.split('</think>')" in chat_template or 'content.split("</think>")' in chat_template
-    ) and "reasoning_content" not in chat_template
+        ("content.split('</think>')" in chat_template or 'content.split("</think>")' in chat_template)
+        and "reasoning_content" not in chat_template
+        and "<SPECIAL_12>" not in chat_template
+    )
     if ("<think>" in chat_template and "</think>" in chat_template) or splits_thinking:
         found.append("thinking")
     return found

@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pollama.durations import FOREVER, MINUTE, SECOND, parse_go_duration
+from pollama import gostrconv
+from pollama.durations import FOREVER, MINUTE, SECOND, format_go_duration, parse_go_duration
 
-__all__ = ["HostURL", "Settings", "parse_host"]
+__all__ = ["HostURL", "Settings", "parse_host", "split_host_port"]
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def join_host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _split_host_port(hostport: str) -> tuple[str, str] | None:
+def split_host_port(hostport: str) -> tuple[str, str] | None:
     """Go's ``net.SplitHostPort``: None where Go returns an error."""
     if hostport.startswith("["):
         end = hostport.find("]")
@@ -109,7 +110,7 @@ def parse_host(raw: str, default_port: int | None = None) -> HostURL:
     if default_port is not None:
         fallback = default_port
     hostport, _, path = hostport.partition("/")
-    split = _split_host_port(hostport)
+    split = split_host_port(hostport)
     if split is None:
         host, port_text = "127.0.0.1", str(fallback)
         ip = _normalize_ip(hostport.strip("[]"))
@@ -119,11 +120,8 @@ def parse_host(raw: str, default_port: int | None = None) -> HostURL:
             host = hostport
     else:
         host, port_text = split
-    try:
-        port = int(port_text, 10)
-        if not 0 <= port <= 65535:
-            raise ValueError(port_text)
-    except ValueError:
+    port = gostrconv.parse_int(port_text)
+    if port is None or not 0 <= port <= 65535:
         log.warning("invalid port, using default port=%s default=%s", port_text, fallback)
         port = fallback
     return HostURL(scheme=scheme, host=host, port=port, path=path)
@@ -138,23 +136,15 @@ def _bool(environ: Mapping[str, str], key: str, default: bool | None = False) ->
     value = _clean(environ, key)
     if not value:
         return default
-    parsed = _parse_go_bool(value)
+    parsed = gostrconv.parse_bool(value)
     return True if parsed is None else parsed  # unparsable but set means "on"
-
-
-def _parse_go_bool(value: str) -> bool | None:
-    if value in ("1", "t", "T", "TRUE", "true", "True"):
-        return True
-    if value in ("0", "f", "F", "FALSE", "false", "False"):
-        return False
-    return None
 
 
 def _uint(environ: Mapping[str, str], key: str, default: int) -> int:
     value = _clean(environ, key)
     if not value:
         return default
-    if value.isascii() and value.isdigit():
+    if value.isascii() and value.isdigit() and int(value) < (1 << 64):
         return int(value)
     log.warning("invalid environment variable, using default key=%s value=%s default=%s", key, value, default)
     return default
@@ -169,22 +159,20 @@ def _duration(environ: Mapping[str, str], key: str, default: int) -> int:
         return parse_go_duration(value)
     except ValueError:
         pass
-    try:
-        return int(value, 10) * SECOND
-    except ValueError:
-        return default
+    seconds = gostrconv.parse_int(value)
+    return default if seconds is None else seconds * SECOND
 
 
 def _log_level(environ: Mapping[str, str]) -> int:
     value = _clean(environ, "OLLAMA_DEBUG")
     if not value:
         return logging.INFO
-    if _parse_go_bool(value):
+    if gostrconv.parse_bool(value):
         return logging.DEBUG
-    try:
-        slog_level = -4 * int(value, 10)
-    except ValueError:
+    number = gostrconv.parse_int(value)
+    if number is None:
         return logging.INFO
+    slog_level = -4 * number
     # slog levels step by 4 (DEBUG -4, INFO 0, WARN 4, ERROR 8); logging steps by 10.
     return {-8: TRACE, -4: logging.DEBUG, 0: logging.INFO, 4: logging.WARNING}.get(
         slog_level, TRACE if slog_level < -8 else logging.ERROR
@@ -292,7 +280,7 @@ class Settings:
 
     def describe(self) -> dict[str, str]:
         """The resolved configuration, as logged at server start."""
-        keep_alive = "forever" if self.keep_alive == FOREVER else f"{self.keep_alive // SECOND}s"
+        keep_alive = format_go_duration(self.keep_alive)
         return {
             "OLLAMA_HOST": str(self.host),
             "OLLAMA_MODELS": str(self.models),

@@ -58,6 +58,8 @@ def validate_create_request(request: CreateRequest, store: Store) -> ModelName:
                 raise APIError(400, "invalid digest format") from None
             if not present:
                 raise APIError(400, f'blob "{digest}" not found')
+    if len(request.adapters or {}) > 1:
+        raise APIError(400, "only one adapter is currently supported")
     if request.draft_quantize and not request.draft_files:
         raise APIError(400, "--draft-quantize requires a DRAFT model")
     if request.quantize or request.quantization or request.draft_quantize:
@@ -143,8 +145,6 @@ async def _collect_layers(request: CreateRequest, build: _Build, config: ModelCo
         raise APIError(400, "neither 'from' or 'files' was specified")
 
     if request.adapters:
-        if len(request.adapters) > 1:
-            raise APIError(400, "only one adapter is currently supported")
         for path, digest in request.adapters.items():
             yield {"status": "parsing GGUF"}
             await run_in_threadpool(_add_gguf_layer, build, digest, path, MediaType.ADAPTER)

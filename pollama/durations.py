@@ -30,7 +30,8 @@ _UNITS = {
 
 def parse_go_duration(text: str) -> int:
     """Parse like Go's ``time.ParseDuration``; raise ``ValueError`` with Go's message."""
-    invalid = ValueError(f'time: invalid duration "{text}"')
+    quoted = _quote(text)
+    invalid = ValueError(f"time: invalid duration {quoted}")
     s = text
     negative = False
     if s[:1] in ("-", "+"):
@@ -60,11 +61,11 @@ def parse_go_duration(text: str) -> int:
         while unit_end < len(s) and not _starts_number(s[unit_end]):
             unit_end += 1
         if unit_end == 0:
-            raise ValueError(f'time: missing unit in duration "{text}"')
+            raise ValueError(f"time: missing unit in duration {quoted}")
         unit_name, s = s[:unit_end], s[unit_end:]
         unit = _UNITS.get(unit_name)
         if unit is None:
-            raise ValueError(f'time: unknown unit "{unit_name}" in duration "{text}"')
+            raise ValueError(f"time: unknown unit {_quote(unit_name)} in duration {quoted}")
         if whole > (1 << 63) // unit:
             raise invalid
         value = whole * unit
@@ -78,6 +79,17 @@ def parse_go_duration(text: str) -> int:
     if total > FOREVER:
         raise invalid
     return total
+
+
+def _quote(text: str) -> str:
+    """Go's ``time.quote``: escape quotes and backslashes, write other than printable ASCII as bytes."""
+    out = []
+    for char in text:
+        if char < " " or char >= "\x80":
+            out.extend(f"\\x{byte:02x}" for byte in char.encode("utf-8", errors="surrogatepass"))
+        else:
+            out.append("\\" + char if char in ('"', "\\") else char)
+    return '"' + "".join(out) + '"'
 
 
 def _starts_number(ch: str) -> bool:

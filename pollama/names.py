@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from pollama.gostrconv import quote
+
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_NAMESPACE",
@@ -138,22 +140,38 @@ def _cut_last(text: str, sep: str) -> tuple[str, str]:
 
 
 class ConflictingModelSource(ValueError):
-    def __init__(self) -> None:
-        super().__init__("use either :local or :cloud, not both")
+    def __init__(self, text: str) -> None:
+        super().__init__(f"use either :local or :cloud, not both: {quote(text)}")
+
+
+def _split_source(ref: str) -> tuple[str, str]:
+    """Cut a ``:local``/``:cloud`` (or ``-cloud`` tag) source suffix; the source is "" without one."""
+    colon = ref.rfind(":")
+    if colon < 0:
+        return ref, ""
+    suffix_raw = ref[colon + 1 :].strip()
+    suffix = suffix_raw.lower()
+    if suffix in ("cloud", "local"):
+        return ref[:colon], suffix
+    if "/" not in suffix_raw and suffix.endswith("-cloud"):
+        return ref[: colon + 1] + suffix_raw[: -len("-cloud")], "cloud"
+    return ref, ""
 
 
 def parse_model_ref(text: str) -> ModelName:
-    """Parse a model reference from a request: strip a ``:local`` source suffix, then validate.
+    """Parse a model reference from a request, as Ollama's ``modelref.ParseRef`` does.
 
-    Raises ``ValueError("model is required")`` for an empty reference,
-    ``ConflictingModelSource`` for ``:local`` together with ``:cloud`` and
-    ``InvalidModelName`` for anything that is not a valid name.
+    ``:local`` only says "this machine", which is all pollama serves. A cloud reference keeps
+    Ollama's legacy local name for cloud stubs (``m:cloud``, ``m:tag-cloud``), so it resolves
+    only if such a stub exists. Raises ``ValueError("model is required")`` for an empty
+    reference, ``ConflictingModelSource`` for two source suffixes and ``InvalidModelName``.
     """
     ref = text.strip()
     if not ref:
         raise ValueError("model is required")
-    if ref.endswith(":local"):
-        ref = ref[: -len(":local")]
-        if ref.endswith(":cloud") or ref.endswith("-cloud"):
-            raise ConflictingModelSource()
-    return ModelName.parse_valid(ref)
+    base, source = _split_source(ref)
+    if source and _split_source(base)[1]:
+        raise ConflictingModelSource(ref)
+    if source == "cloud":
+        base += "-cloud" if base.rfind(":") > base.rfind("/") else ":cloud"
+    return ModelName.parse_valid(base)

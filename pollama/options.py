@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import numpy as np
+from pollama import gostrconv
 
 __all__ = [
     "DEPRECATED_PARAMETERS",
@@ -25,7 +25,6 @@ __all__ = [
     "coerce_options",
     "format_go_syntax",
     "format_go_value",
-    "go_quote",
     "merge_parameter",
     "parse_parameter",
 ]
@@ -82,17 +81,9 @@ DEPRECATED_PARAMETERS = frozenset(
     }
 )
 
-_INT64 = (-(1 << 63), (1 << 63) - 1)
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-
 
 class OptionError(ValueError):
     pass
-
-
-def _float32(value: float) -> float:
-    """Round to float32 and back to the shortest decimal that float32 prints as, like Go."""
-    return float(str(np.float32(value)))
 
 
 def parse_parameter(name: str, text: str) -> Any:
@@ -103,37 +94,16 @@ def parse_parameter(name: str, text: str) -> Any:
     if spec.kind is OptionKind.STRINGS:
         return [text]
     if spec.kind is OptionKind.INT:
-        try:
-            value = int(text, 10)
-        except ValueError:
-            value = None
-        if value is None or "_" in text or not _INT64[0] <= value <= _INT64[1]:
+        value = gostrconv.parse_int(text)
+        if value is None:
             raise OptionError(f"invalid int value [{text}]")
         return value
     if spec.kind is OptionKind.FLOAT:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        # Go's ParseFloat(s, 32) rejects what Python accepts beyond it: padding, underscores,
-        # values out of float32 range; non-finite values cannot be stored as JSON at all.
-        if "_" in text or text.strip() != text or not math.isfinite(value) or abs(value) > _FLOAT32_MAX:
+        number = gostrconv.parse_float32(text)
+        if number is None:
             raise OptionError(f"invalid float value [{text}]")
-        return _float32(value)
-    parsed = {
-        "1": True,
-        "t": True,
-        "T": True,
-        "TRUE": True,
-        "true": True,
-        "True": True,
-        "0": False,
-        "f": False,
-        "F": False,
-        "FALSE": False,
-        "false": False,
-        "False": False,
-    }.get(text)
+        return number
+    parsed = gostrconv.parse_bool(text)
     if parsed is None:
         raise OptionError(f"invalid bool value [{text}]")
     return parsed
@@ -171,7 +141,9 @@ def coerce_option(name: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise OptionError(f'option "{name}" must be of type boolean')
         return value
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+    if not isinstance(value, list):
+        raise OptionError(f'option "{name}" must be of type array')
+    if not all(isinstance(item, str) for item in value):
         raise OptionError(f'option "{name}" must be of an array of strings')
     return list(value)
 
@@ -200,14 +172,14 @@ def format_go_value(value: Any) -> str:
 def format_go_syntax(value: Any) -> str:
     """A parameter value as Go's ``%#v`` prints it (``/api/show`` parameters)."""
     if isinstance(value, str):
-        return go_quote(value)
+        return gostrconv.quote(value)
     return format_go_value(value)
 
 
 def _go_float(value: float) -> str:
     """Go's ``%v`` of a float64: shortest digits, exponent form below 1e-4 and from 1e6 up."""
     if value == 0:
-        return "0"
+        return "-0" if math.copysign(1, value) < 0 else "0"
     sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
     text = "".join(map(str, digits))
     scientific_exponent = len(text) - 1 + int(exponent)
@@ -217,34 +189,3 @@ def _go_float(value: float) -> str:
         exp_sign = "-" if scientific_exponent < 0 else "+"
         return f"{prefix}{mantissa}e{exp_sign}{abs(scientific_exponent):02d}"
     return prefix + format(Decimal(repr(abs(value))).normalize(), "f")
-
-
-def go_quote(text: str) -> str:
-    """Go's ``strconv.Quote``: double quotes, with Go's escapes for control characters."""
-    out = ['"']
-    for ch in text:
-        code = ord(ch)
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\a":
-            out.append("\\a")
-        elif ch == "\b":
-            out.append("\\b")
-        elif ch == "\f":
-            out.append("\\f")
-        elif ch == "\v":
-            out.append("\\v")
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        elif not ch.isprintable() and code > 0x7F:
-            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)

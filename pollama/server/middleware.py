@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from pollama.config import split_host_port
+
 __all__ = ["HostAndOriginMiddleware"]
 
 log = logging.getLogger(__name__)
@@ -90,13 +92,8 @@ class OriginPolicy:
 
 
 def _strip_port(host: str) -> str:
-    if host.startswith("["):
-        end = host.find("]")
-        return host[1:end] if end > 0 else host
-    name, sep, port = host.rpartition(":")
-    if sep and ":" not in name and port.isdigit():
-        return name
-    return host
+    split = split_host_port(host)
+    return host if split is None else split[0]
 
 
 def _machine_addresses() -> set[str]:
@@ -129,27 +126,26 @@ class HostAndOriginMiddleware:
             if not self.origins.allows(origin):
                 await _respond(send, 403)
                 return
+            extra = self._allow_origin(origin)
             if method == "OPTIONS":
-                await _respond(
-                    send,
-                    204,
-                    [
-                        (b"access-control-allow-origin", origin.encode()),
-                        (b"access-control-allow-methods", ALLOWED_METHODS.encode()),
-                        (b"access-control-allow-headers", ALLOWED_HEADERS.encode()),
-                        (b"access-control-max-age", MAX_AGE.encode()),
-                        (b"vary", b"Origin"),
+                preflight = [
+                    (b"access-control-allow-methods", ALLOWED_METHODS.encode()),
+                    (b"access-control-allow-headers", ALLOWED_HEADERS.encode()),
+                    (b"access-control-max-age", MAX_AGE.encode()),
+                ]
+                if not self.origins.allow_all:
+                    preflight += [
                         (b"vary", b"Access-Control-Request-Method"),
                         (b"vary", b"Access-Control-Request-Headers"),
-                    ],
-                )
+                    ]
+                await _respond(send, 204, [*extra, *preflight])
                 return
-            extra = [(b"access-control-allow-origin", origin.encode()), (b"vary", b"Origin")]
 
         if self.check_hosts:
             verdict = self._host_verdict(_strip_port(host_header).lower())
             if verdict == "deny":
-                await _respond(send, 403)
+                # CORS headers are already set when the host check refuses, as with Gin's middleware chain.
+                await _respond(send, 403, extra)
                 return
             if verdict == "name" and method == "OPTIONS":
                 await _respond(send, 204, extra)
@@ -165,6 +161,11 @@ class HostAndOriginMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
+
+    def _allow_origin(self, origin: str) -> list[tuple[bytes, bytes]]:
+        if self.origins.allow_all:
+            return [(b"access-control-allow-origin", b"*")]
+        return [(b"access-control-allow-origin", origin.encode()), (b"vary", b"Origin")]
 
     def _host_verdict(self, host: str) -> str:
         """``ip`` or ``name`` for an allowed host, ``deny`` otherwise."""

@@ -29,7 +29,7 @@ def _key(digest: str) -> str:
 def referenced_digests(store: Store) -> set[str] | None:
     """Digests used by any manifest, or None when a manifest is unreadable (nothing is safe to drop)."""
     manifests, corrupt = store.manifests.list()
-    if corrupt:
+    if corrupt or store.manifests.invalid_paths():
         return None
     used: set[str] = set()
     for stored in manifests.values():

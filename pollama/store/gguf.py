@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gguf import GGMLQuantizationType, GGUFValueType, LlamaFileType
+from gguf import GGML_QUANT_SIZES, GGUF_DEFAULT_ALIGNMENT, GGMLQuantizationType, GGUFValueType, LlamaFileType
 
 __all__ = ["GGUFError", "GGUFFile", "TensorInfo", "file_type_name", "is_gguf", "read_gguf"]
 
@@ -36,6 +36,8 @@ _SCALARS: dict[GGUFValueType, str] = {
     GGUFValueType.FLOAT64: "d",
 }
 _MAX_COUNT = 1 << 40  # anything larger is a corrupt header, not a real count
+_MAX_TENSOR_DIMENSIONS = 4  # GGML_MAX_DIMS
+_VERSIONS = (1, 2, 3)
 
 
 class GGUFError(ValueError):
@@ -74,6 +76,8 @@ class GGUFFile:
 
     @property
     def file_type(self) -> str:
+        # Ollama reports "unknown" for file type 0, which is F32 in llama.cpp's table: only a missing
+        # key is unknown here.
         value = self.kv.get("general.file_type")
         return file_type_name(value) if isinstance(value, int) else "unknown"
 
@@ -132,31 +136,53 @@ class _Parser:
         self.array_lengths: dict[str, int] = {}
 
     def parse(self) -> GGUFFile:
-        magic = self.data[:4]
-        if magic == MAGIC[::-1]:
-            self.order = ">"
-        elif magic != MAGIC:
-            raise GGUFError("invalid GGUF file: bad magic")
-        self.offset = 4
-        self.version = self._scalar("I")
-        if self.version not in (1, 2, 3):
-            raise GGUFError(f"unsupported GGUF version {self.version}")
+        self._detect_byte_order()
+        self.offset = 8
         count_format = "I" if self.version == 1 else "Q"
         tensor_count = self._count(count_format)
         kv_count = self._count(count_format)
         kv: dict[str, Any] = {}
         for _ in range(kv_count):
             key = self._string()
-            value_type = GGUFValueType(self._scalar("I"))
-            value = self._value(value_type, key)
+            value_type = self._value_type()
+            if value_type is GGUFValueType.ARRAY:
+                value = self._array(key, limit=self.max_array_length)
+            else:
+                value = self._value(value_type)
             if value is not _SKIPPED:
                 kv[key] = value
-        tensors = [self._tensor() for _ in range(tensor_count)]
-        return GGUFFile(version=self.version, kv=kv, tensors=tensors, array_lengths=self.array_lengths)
+        placements = [self._tensor() for _ in range(tensor_count)]
+        self._check_tensor_data(kv, placements)
+        return GGUFFile(
+            version=self.version,
+            kv=kv,
+            tensors=[tensor for tensor, _offset in placements],
+            array_lengths=self.array_lengths,
+        )
+
+    def _detect_byte_order(self) -> None:
+        # Big-endian files carry either a byte-swapped magic or the plain magic with a swapped version.
+        magic = bytes(self.data[:4])
+        if magic not in (MAGIC, MAGIC[::-1]) or len(self.data) < 8:
+            raise GGUFError("invalid GGUF file: bad magic")
+        (little,) = struct.unpack_from("<I", self.data, 4)
+        (big,) = struct.unpack_from(">I", self.data, 4)
+        if magic == MAGIC[::-1] or (little not in _VERSIONS and big in _VERSIONS):
+            self.order, self.version = ">", big
+        else:
+            self.version = little
+        if self.version not in _VERSIONS:
+            raise GGUFError(f"unsupported GGUF version {self.version}")
+
+    def _advance(self, size: int) -> int:
+        start = self.offset
+        if size < 0 or start + size > len(self.data):
+            raise GGUFError("invalid GGUF file: unexpected end of file")
+        self.offset = start + size
+        return start
 
     def _scalar(self, fmt: str) -> Any:
-        (value,) = struct.unpack_from(self.order + fmt, self.data, self.offset)
-        self.offset += struct.calcsize(fmt)
+        (value,) = struct.unpack_from(self.order + fmt, self.data, self._advance(struct.calcsize(fmt)))
         return value
 
     def _count(self, fmt: str) -> int:
@@ -165,67 +191,81 @@ class _Parser:
             raise GGUFError("invalid GGUF file: implausible count")
         return value
 
+    def _length(self) -> int:
+        return self._count("I" if self.version == 1 else "Q")
+
+    def _value_type(self) -> GGUFValueType:
+        code = self._scalar("I")
+        try:
+            return GGUFValueType(code)
+        except ValueError:
+            raise GGUFError(f"invalid GGUF file: unknown value type {code}") from None
+
     def _string(self) -> str:
-        length = self._count("I" if self.version == 1 else "Q")
-        end = self.offset + length
-        if end > len(self.data):
-            raise GGUFError("invalid GGUF file: truncated string")
-        raw = self.data[self.offset : end]
-        self.offset = end
-        return raw.decode("utf-8", errors="replace")
+        length = self._length()
+        start = self._advance(length)
+        return self.data[start : self.offset].decode("utf-8", errors="replace")
 
-    def _skip_string(self) -> None:
-        length = self._count("I" if self.version == 1 else "Q")
-        self.offset += length
-
-    def _value(self, value_type: GGUFValueType, key: str) -> Any:
+    def _value(self, value_type: GGUFValueType) -> Any:
         if value_type is GGUFValueType.STRING:
             return self._string()
-        if value_type is GGUFValueType.ARRAY:
-            return self._array(key)
         value = self._scalar(_SCALARS[value_type])
         if value_type is GGUFValueType.FLOAT32:
             return float(str(np.float32(value)))  # the shortest decimal, as Go prints float32
         return value
 
-    def _array(self, key: str) -> Any:
-        item_type = GGUFValueType(self._scalar("I"))
-        length = self._count("I" if self.version == 1 else "Q")
-        self.array_lengths[key] = length
-        keep = self.max_array_length is None or length <= self.max_array_length
+    def _array(self, key: str | None, limit: int | None) -> Any:
+        """An array; longer than ``limit`` it is skipped. ``key`` records the length of a top-level array."""
+        item_type = self._value_type()
+        length = self._length()
+        if key is not None:
+            self.array_lengths[key] = length
+        keep = limit is None or length <= limit
+        if item_type is GGUFValueType.ARRAY:
+            values = [self._array(None, None if keep else 0) for _ in range(length)]
+            return values if keep else _SKIPPED
         if item_type is GGUFValueType.STRING:
             if keep:
                 return [self._string() for _ in range(length)]
             for _ in range(length):
-                self._skip_string()
+                self._advance(self._length())
             return _SKIPPED
-        if item_type is GGUFValueType.ARRAY:
-            values = [self._array(key) for _ in range(length)]
-            return values if keep else _SKIPPED
         fmt = _SCALARS[item_type]
-        size = struct.calcsize(fmt)
+        start = self._advance(struct.calcsize(fmt) * length)
         if not keep:
-            self.offset += size * length
             return _SKIPPED
-        values = list(struct.unpack_from(f"{self.order}{length}{fmt}", self.data, self.offset))
-        self.offset += size * length
+        values = list(struct.unpack_from(f"{self.order}{length}{fmt}", self.data, start))
         if item_type is GGUFValueType.FLOAT32:
             values = [float(str(np.float32(v))) for v in values]
         return values
 
-    def _tensor(self) -> TensorInfo:
+    def _tensor(self) -> tuple[TensorInfo, int]:
         name = self._string()
         dimensions = self._scalar("I")
-        if dimensions > 8:
-            raise GGUFError("invalid GGUF file: too many tensor dimensions")
-        shape = tuple(self._count("I" if self.version == 1 else "Q") for _ in range(dimensions))
+        if dimensions > _MAX_TENSOR_DIMENSIONS:
+            raise GGUFError(f"invalid GGUF file: tensor {name!r} has {dimensions} dimensions")
+        shape = tuple(self._length() for _ in range(dimensions))
         type_id = self._scalar("I")
-        self.offset += 8  # data offset
+        offset = self._scalar("Q")
         try:
             type_name = GGMLQuantizationType(type_id).name
         except ValueError:
             type_name = f"type_{type_id}"
-        return TensorInfo(name=name, type=type_name, shape=shape)
+        return TensorInfo(name=name, type=type_name, shape=shape), offset
+
+    def _check_tensor_data(self, kv: dict[str, Any], placements: list[tuple[TensorInfo, int]]) -> None:
+        alignment = kv.get("general.alignment", GGUF_DEFAULT_ALIGNMENT)
+        if not isinstance(alignment, int) or alignment <= 0:
+            alignment = GGUF_DEFAULT_ALIGNMENT
+        data_start = -(-self.offset // alignment) * alignment
+        for tensor, offset in placements:
+            try:
+                block, block_bytes = GGML_QUANT_SIZES[GGMLQuantizationType[tensor.type]]
+            except KeyError:
+                continue  # a type newer than this gguf package: its size is unknown here
+            size = tensor.element_count // block * block_bytes
+            if data_start + offset + size > len(self.data):
+                raise GGUFError(f"invalid GGUF file: tensor {tensor.name!r} offset+size exceeds file size")
 
 
 _SKIPPED = object()

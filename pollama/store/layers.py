@@ -47,6 +47,14 @@ class CorruptManifest(ValueError):
     pass
 
 
+def _typed(value: Any, kind: type, field_name: str, default: Any) -> Any:
+    if value is None:
+        return default
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise CorruptManifest(f"{field_name}: expected a JSON {kind.__name__}")
+    return value
+
+
 @dataclass(frozen=True)
 class Layer:
     media_type: str
@@ -65,17 +73,14 @@ class Layer:
 
     @classmethod
     def from_json(cls, data: Any) -> Layer:
-        if not isinstance(data, dict):
-            raise CorruptManifest("layer is not an object")
-        size = data.get("size", 0)
-        if not isinstance(size, int) or isinstance(size, bool):
-            raise CorruptManifest("layer size is not an integer")
+        """Decode a layer with Go's strictness: wrong types are errors, ``null`` means empty."""
+        data = _typed(data, dict, "layer", {})
         return cls(
-            media_type=str(data.get("mediaType", "")),
-            digest=str(data.get("digest", "")),
-            size=size,
-            source=str(data.get("from") or ""),
-            name=str(data.get("name") or ""),
+            media_type=_typed(data.get("mediaType"), str, "mediaType", ""),
+            digest=_typed(data.get("digest"), str, "digest", ""),
+            size=_typed(data.get("size"), int, "size", 0),
+            source=_typed(data.get("from"), str, "from", ""),
+            name=_typed(data.get("name"), str, "name", ""),
         )
 
 
@@ -117,16 +122,12 @@ class Manifest:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as err:
             raise CorruptManifest(str(err)) from None
-        if not isinstance(data, dict):
-            raise CorruptManifest("manifest is not an object")
-        layers = data.get("layers") or []
-        if not isinstance(layers, list):
-            raise CorruptManifest("layers is not a list")
+        data = _typed(data, dict, "manifest", {})
         return cls(
-            config=Layer.from_json(data.get("config") or {}),
-            layers=tuple(Layer.from_json(layer) for layer in layers),
-            schema_version=int(data.get("schemaVersion") or 0),
-            media_type=str(data.get("mediaType") or ""),
+            config=Layer.from_json(data.get("config")),
+            layers=tuple(Layer.from_json(layer) for layer in _typed(data.get("layers"), list, "layers", [])),
+            schema_version=_typed(data.get("schemaVersion"), int, "schemaVersion", 0),
+            media_type=_typed(data.get("mediaType"), str, "mediaType", ""),
             raw=raw,
         )
 

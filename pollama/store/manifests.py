@@ -67,20 +67,31 @@ class ManifestStore:
         fsync_directory(path.parent)
         return StoredManifest(name, manifest, path.stat().st_mtime_ns)
 
-    def names(self) -> list[ModelName]:
-        """Every valid manifest name on disk."""
+    def _scan(self) -> tuple[list[ModelName], list[Path]]:
+        names: list[ModelName] = []
+        invalid: list[Path] = []
         if not self.root.is_dir():
-            return []
-        names = []
+            return names, invalid
         for path in self.root.glob("*/*/*/*"):
             if not path.is_file() or path.name.startswith(".tmp-"):
                 continue
             name = ModelName.from_parts(path.relative_to(self.root).parts)  # type: ignore[arg-type]
             if name is None:
-                log.warning("bad manifest name path=%s", path)
-                continue
-            names.append(name)
-        return names
+                invalid.append(path)
+            else:
+                names.append(name)
+        return names, invalid
+
+    def names(self) -> list[ModelName]:
+        """Every valid manifest name on disk."""
+        return self._scan()[0]
+
+    def invalid_paths(self) -> list[Path]:
+        """Files where a manifest would be whose path is not a valid model name."""
+        invalid = self._scan()[1]
+        for path in invalid:
+            log.warning("bad manifest name path=%s", path)
+        return invalid
 
     def list(self) -> tuple[dict[ModelName, StoredManifest], list[ModelName]]:
         """All readable manifests, and the names of the corrupt ones."""

@@ -41,8 +41,9 @@ def smol_digest(server: ServerProcess, smollm2_path: Path) -> str:
 
 
 class TestBlobs:
-    def test_upload_with_the_official_client_then_head(self, client: ollama.Client, http: httpx.Client,
-                                                       make_gguf) -> None:
+    def test_upload_with_the_official_client_then_head(
+        self, client: ollama.Client, http: httpx.Client, make_gguf
+    ) -> None:
         path = make_gguf()
         digest = upload(client, path)
         assert http.head(f"/api/blobs/{digest}").status_code == 200
@@ -79,8 +80,9 @@ class TestBlobs:
 
 
 class TestCreateFromFiles:
-    def test_create_lists_with_details_from_the_gguf(self, server: ServerProcess, client: ollama.Client,
-                                                     smol_digest: str) -> None:
+    def test_create_lists_with_details_from_the_gguf(
+        self, server: ServerProcess, client: ollama.Client, smol_digest: str
+    ) -> None:
         statuses = create(client, "smol", files={"smol.gguf": smol_digest})
         assert statuses == ["parsing GGUF", f"using existing layer {smol_digest}", "writing manifest", "success"]
 
@@ -101,8 +103,9 @@ class TestCreateFromFiles:
         assert entry["capabilities"] == ["completion"]
         assert "expires_at" not in entry
 
-    def test_manifest_and_config_are_ollama_shaped(self, server: ServerProcess, client: ollama.Client,
-                                                   smol_digest: str) -> None:
+    def test_manifest_and_config_are_ollama_shaped(
+        self, server: ServerProcess, client: ollama.Client, smol_digest: str
+    ) -> None:
         create(client, "shape-check", files={"model.gguf": smol_digest}, system="be brief")
         raw = manifest_path(server, "shape-check").read_bytes()
         assert raw.endswith(b"}\n") and b"\n" not in raw[:-1]
@@ -130,8 +133,7 @@ class TestCreateFromFiles:
             assert hashlib.sha256(blob.read_bytes()).hexdigest() == layer["digest"].split(":")[1]
             assert blob.stat().st_size == layer["size"]
 
-    def test_create_with_every_text_layer(self, server: ServerProcess, client: ollama.Client,
-                                          smol_digest: str) -> None:
+    def test_create_with_every_text_layer(self, server: ServerProcess, client: ollama.Client, smol_digest: str) -> None:
         statuses = create(
             client,
             "full",
@@ -159,8 +161,11 @@ class TestCreateFromFiles:
         full = show(server, "full")
         assert full["system"] == "You are terse."
         assert full["messages"] == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
-        params_layer = [layer for layer in json.loads(manifest_path(server, "full").read_bytes())["layers"]
-                        if layer["mediaType"].endswith("params")][0]
+        params_layer = [
+            layer
+            for layer in json.loads(manifest_path(server, "full").read_bytes())["layers"]
+            if layer["mediaType"].endswith("params")
+        ][0]
         params = (server.models / "blobs" / params_layer["digest"].replace(":", "-")).read_bytes()
         assert params == b'{"num_ctx":2048,"stop":["USER:","ASSISTANT:"],"temperature":0.6,"top_k":10}\n'
 
@@ -179,23 +184,78 @@ class TestCreateFromFiles:
         create(client, "embedder", files={"e.gguf": upload(client, path)})
         assert client.show("embedder").capabilities == ["embedding"]
 
-    def test_go_template_with_suffix_and_tools_has_insert_and_tools(self, client: ollama.Client,
-                                                                    smol_digest: str) -> None:
-        create(client, "fim", files={"s.gguf": smol_digest},
-               template="{{ if .Tools }}{{ .Tools }}{{ end }}<PRE> {{ .Prompt }} <SUF>{{ .Suffix }} <MID>")
+    def test_go_template_with_suffix_and_tools_has_insert_and_tools(
+        self, client: ollama.Client, smol_digest: str
+    ) -> None:
+        create(
+            client,
+            "fim",
+            files={"s.gguf": smol_digest},
+            template="{{ if .Tools }}{{ .Tools }}{{ end }}<PRE> {{ .Prompt }} <SUF>{{ .Suffix }} <MID>",
+        )
         assert client.show("fim").capabilities == ["completion", "tools", "insert"]
 
 
+class TestAdaptersAndProjectors:
+    def test_adapter_and_projector_layers(
+        self, server: ServerProcess, client: ollama.Client, http: httpx.Client, smol_digest: str, make_gguf
+    ) -> None:
+        adapter = upload(client, make_gguf(kv={"general.type": "adapter", "adapter.type": "lora"}))
+        projector = upload(
+            client, make_gguf(arch="clip", kv={"general.type": "projector", "clip.vision.embedding_length": 1024})
+        )
+        create(
+            client,
+            "multi",
+            files={"model.gguf": smol_digest, "mmproj.gguf": projector},
+            adapters={"lora.gguf": adapter},
+        )
+        layers = json.loads(manifest_path(server, "multi").read_bytes())["layers"]
+        kinds = {layer["digest"]: layer["mediaType"].rsplit(".", 1)[1] for layer in layers}
+        assert kinds == {smol_digest: "model", projector: "projector", adapter: "adapter"}
+
+        shown = show(server, "multi")
+        assert shown["capabilities"] == ["completion", "vision"]
+        assert shown["projector_info"]["general.architecture"] == "clip"
+        assert shown["projector_info"]["clip.vision.embedding_length"] == 1024
+        blob = server.models / "blobs"
+        lines = shown["modelfile"].splitlines()
+        assert lines[4:7] == [
+            f"FROM {blob / smol_digest.replace(':', '-')}",
+            f"ADAPTER {blob / adapter.replace(':', '-')}",
+            f"FROM {blob / projector.replace(':', '-')}",
+        ]
+
+    def test_more_than_one_adapter_is_refused(
+        self, http: httpx.Client, client: ollama.Client, smol_digest: str, make_gguf
+    ) -> None:
+        adapters = {f"a{i}.gguf": upload(client, make_gguf(kv={"general.type": "adapter", "i": i})) for i in range(2)}
+        response = http.post(
+            "/api/create", json={"model": "two", "files": {"s.gguf": smol_digest}, "adapters": adapters}
+        )
+        assert (response.status_code, response.json()) == (400, {"error": "only one adapter is currently supported"})
+
+
 class TestCreateFromModel:
-    def test_reuses_layers_and_merges_parameters(self, server: ServerProcess, client: ollama.Client,
-                                                 smol_digest: str) -> None:
-        create(client, "base", files={"smol.gguf": smol_digest}, system="base system",
-               parameters={"temperature": 1, "top_k": 10, "stop": ["USER:", "ASSISTANT:"]},
-               messages=[{"role": "user", "content": "old"}])
+    def test_reuses_layers_and_merges_parameters(
+        self, server: ServerProcess, client: ollama.Client, smol_digest: str
+    ) -> None:
+        create(
+            client,
+            "base",
+            files={"smol.gguf": smol_digest},
+            system="base system",
+            parameters={"temperature": 1, "top_k": 10, "stop": ["USER:", "ASSISTANT:"]},
+            messages=[{"role": "user", "content": "old"}],
+        )
         blobs_before = blob_names(server)
-        statuses = create(client, "child", from_="base", parameters={"temperature": 0.6, "top_p": 0.7,
-                                                                       "stop": ["<|end|>"]},
-                          messages=[{"role": "user", "content": "new"}])
+        statuses = create(
+            client,
+            "child",
+            from_="base",
+            parameters={"temperature": 0.6, "top_p": 0.7, "stop": ["<|end|>"]},
+            messages=[{"role": "user", "content": "new"}],
+        )
         assert statuses[-1] == "success"
         new_blobs = blob_names(server) - blobs_before
         # Only the new params and messages: the weights are shared, and the config is identical.
@@ -216,8 +276,9 @@ class TestCreateFromModel:
         assert model_layer["from"] == "base:latest"
         assert client.show("child").details.parent_model == "base:latest"
 
-    def test_recreating_replaces_layers_and_prunes_unused_blobs(self, server: ServerProcess,
-                                                                 client: ollama.Client, smol_digest: str) -> None:
+    def test_recreating_replaces_layers_and_prunes_unused_blobs(
+        self, server: ServerProcess, client: ollama.Client, smol_digest: str
+    ) -> None:
         create(client, "retemplate", files={"smol.gguf": smol_digest}, template="{{ .Prompt }} one")
         old = {layer["digest"] for layer in json.loads(manifest_path(server, "retemplate").read_bytes())["layers"]}
         create(client, "retemplate", files={"smol.gguf": smol_digest}, template="{{ .Prompt }} two")
@@ -233,8 +294,9 @@ class TestCreateFromModel:
         assert raised.value.status_code == 404
         assert "not found" in raised.value.error
 
-    def test_names_match_case_insensitively(self, server: ServerProcess, client: ollama.Client,
-                                            smol_digest: str) -> None:
+    def test_names_match_case_insensitively(
+        self, server: ServerProcess, client: ollama.Client, smol_digest: str
+    ) -> None:
         create(client, "CaseModel", files={"smol.gguf": smol_digest})
         create(client, "casemodel", files={"smol.gguf": smol_digest}, system="second")
         directories = [p.name for p in (server.models / "manifests" / "registry.ollama.ai" / "library").iterdir()]
@@ -288,35 +350,51 @@ class TestCreateErrors:
         [
             ({"temperature": "hot"}, 'option "temperature" must be of type float32'),
             ({"top_k": [1]}, 'option "top_k" must be of type integer'),
-            ({"stop": "<end>"}, 'option "stop" must be of an array of strings'),
+            ({"stop": "<end>"}, 'option "stop" must be of type array'),
+            ({"stop": ["<end>", 3]}, 'option "stop" must be of an array of strings'),
             ({"use_mmap": 1}, 'option "use_mmap" must be of type boolean'),
             ({"warp_speed": 9}, "unknown parameter 'warp_speed'"),
         ],
     )
-    def test_bad_parameters_fail_and_leave_nothing(self, server: ServerProcess, http: httpx.Client,
-                                                   smol_digest: str, parameters: dict, message: str) -> None:
+    def test_bad_parameters_fail_and_leave_nothing(
+        self, server: ServerProcess, http: httpx.Client, smol_digest: str, parameters: dict, message: str
+    ) -> None:
         blobs_before = blob_names(server)
-        response = http.post("/api/create", json={"model": "badparams", "files": {"s.gguf": smol_digest},
-                                                 "parameters": parameters, "system": "a brand new system layer",
-                                                 "stream": False})
+        response = http.post(
+            "/api/create",
+            json={
+                "model": "badparams",
+                "files": {"s.gguf": smol_digest},
+                "parameters": parameters,
+                "system": "a brand new system layer",
+                "stream": False,
+            },
+        )
         assert (response.status_code, response.json()) == (400, {"error": message})
         assert not manifest_path(server, "badparams").exists()
         assert blob_names(server) == blobs_before
 
     def test_quantize_is_refused_not_ignored(self, http: httpx.Client, smol_digest: str) -> None:
-        response = http.post("/api/create", json={"model": "q", "files": {"s.gguf": smol_digest},
-                                                 "quantize": "q4_K_M"})
+        response = http.post("/api/create", json={"model": "q", "files": {"s.gguf": smol_digest}, "quantize": "q4_K_M"})
         assert response.status_code == 400
 
 
-class TestShow:
-    @pytest.fixture(scope="class")
-    def shown(self, server: ServerProcess, smol_digest: str) -> dict:
-        client = ollama.Client(host=server.url)
-        create(client, "showme", files={"smol.gguf": smol_digest}, system="sys", license="MIT",
-               parameters={"num_ctx": 4096})
-        return httpx.post(server.url + "/api/show", json={"model": "showme"}).json()
+@pytest.fixture(scope="module")
+def shown(server: ServerProcess, smol_digest: str) -> dict:
+    """The /api/show answer for a model created from SmolLM2 with a system prompt, license and num_ctx."""
+    client = ollama.Client(host=server.url)
+    create(
+        client,
+        "showme",
+        files={"smol.gguf": smol_digest},
+        system="sys",
+        license="MIT",
+        parameters={"num_ctx": 4096},
+    )
+    return httpx.post(server.url + "/api/show", json={"model": "showme"}).json()
 
+
+class TestShow:
     def test_official_client_parses_show(self, client: ollama.Client, shown: dict) -> None:
         response = client.show("showme")
         assert response.modelinfo["general.architecture"] == "llama"
@@ -342,8 +420,14 @@ class TestShow:
         assert shown["license"] == "MIT"
         assert shown["parameters"] == "num_ctx                        4096"
         assert shown["capabilities"] == ["completion"]
-        assert shown["details"] == {"parent_model": "smol.gguf", "format": "gguf", "family": "llama",
-                                    "families": ["llama"], "parameter_size": "134.52M", "quantization_level": "Q4_1"}
+        assert shown["details"] == {
+            "parent_model": "smol.gguf",
+            "format": "gguf",
+            "family": "llama",
+            "families": ["llama"],
+            "parameter_size": "134.52M",
+            "quantization_level": "Q4_1",
+        }
 
     def test_modelfile(self, server: ServerProcess, shown: dict, smol_digest: str) -> None:
         blob = server.models / "blobs" / smol_digest.replace(":", "-")
@@ -358,8 +442,9 @@ class TestShow:
         )
 
     def test_system_and_options_overrides(self, http: httpx.Client, shown: dict) -> None:
-        response = http.post("/api/show", json={"model": "showme", "system": "other",
-                                                "options": {"temperature": 0.5}}).json()
+        response = http.post(
+            "/api/show", json={"model": "showme", "system": "other", "options": {"temperature": 0.5}}
+        ).json()
         assert response["system"] == "other"
         assert "SYSTEM other\n" in response["modelfile"]
         assert "PARAMETER temperature 0.5\n" in response["modelfile"]
@@ -375,7 +460,7 @@ class TestShow:
             ({"model": "missing"}, 404, "model 'missing:latest' not found"),
             ({"model": "a/b/c/d"}, 400, "invalid model name"),
             ({"model": "../../etc/passwd"}, 400, "invalid model name"),
-            ({"model": "x:cloud:local"}, 400, "use either :local or :cloud, not both"),
+            ({"model": "x:cloud:local"}, 400, 'use either :local or :cloud, not both: "x:cloud:local"'),
         ],
     )
     def test_errors(self, http: httpx.Client, shown: dict, body: dict, status: int, message: str) -> None:
@@ -383,8 +468,9 @@ class TestShow:
         assert (response.status_code, response.json()) == (status, {"error": message})
 
     def test_copilot_sees_the_requested_name(self, http: httpx.Client, shown: dict) -> None:
-        response = http.post("/api/show", json={"model": "showme"},
-                             headers={"User-Agent": "GitHubCopilotChat/0.30"}).json()
+        response = http.post(
+            "/api/show", json={"model": "showme"}, headers={"User-Agent": "GitHubCopilotChat/0.30"}
+        ).json()
         assert response["model_info"]["general.basename"] == "showme"
 
 
@@ -438,15 +524,24 @@ class TestCopyAndDelete:
         response = http.request("DELETE", "/api/delete", json=body)
         assert (response.status_code, response.json()) == (status, {"error": message})
 
-    def test_delete_manifest_listing_a_layer_twice(self, server: ServerProcess, client: ollama.Client,
-                                                   http: httpx.Client, make_gguf) -> None:
+    def test_delete_manifest_listing_a_layer_twice(
+        self, server: ServerProcess, client: ollama.Client, http: httpx.Client, make_gguf
+    ) -> None:
         path = make_gguf()
         digest = upload(client, path)
         layer = {"mediaType": "application/vnd.ollama.image.model", "digest": digest, "size": path.stat().st_size}
         target = manifest_path(server, "twice")
         target.parent.mkdir(parents=True)
-        target.write_text(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution."
-                                    "manifest.v2+json", "config": {}, "layers": [layer, layer]}))
+        target.write_text(
+            json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                    "config": {},
+                    "layers": [layer, layer],
+                }
+            )
+        )
         assert http.request("DELETE", "/api/delete", json={"model": "twice"}).status_code == 200
         assert not manifest_path(server, "twice").exists()
         assert digest.replace(":", "-") not in blob_names(server)

@@ -88,8 +88,11 @@ def test_create_from_an_existing_model_name(created: ServerProcess, tmp_path: Pa
 @pytest.mark.parametrize(
     ("modelfile", "error"),
     [
-        ("FROM x\nBOGUS y\n", 'Error: (line 2): command must be one of "from", "license", "template", "system", '
-                              '"adapter", "draft", "renderer", "parser", "parameter", "message", or "requires"'),
+        (
+            "FROM x\nBOGUS y\n",
+            'Error: (line 2): command must be one of "from", "license", "template", "system", '
+            '"adapter", "draft", "renderer", "parser", "parameter", "message", or "requires"',
+        ),
         ("SYSTEM hi\n", "Error: no FROM line"),
         ("FROM x\nPARAMETER top_k many\n", "Error: invalid int value [many]"),
         ("FROM x\nPARAMETER warp 9\n", "Error: unknown parameter 'warp'"),
@@ -213,8 +216,7 @@ def test_copy_and_remove(created: ServerProcess) -> None:
     assert "other/smol:v1" not in created.cli("list").stdout
 
 
-def test_symlinks_out_of_a_model_directory_are_refused(created: ServerProcess, project: Path,
-                                                       tmp_path: Path) -> None:
+def test_symlinks_out_of_a_model_directory_are_refused(created: ServerProcess, project: Path, tmp_path: Path) -> None:
     (tmp_path / "Modelfile").write_text(f"FROM {project / 'weights'}\n")
     result = created.cli("create", "escapes", "-f", str(tmp_path / "Modelfile"))
     assert result.returncode == 1

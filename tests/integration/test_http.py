@@ -35,8 +35,16 @@ def test_unknown_path_is_plain_404(http: httpx.Client) -> None:
     assert (response.status_code, response.text) == (404, "404 page not found")
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "/api/show"), ("POST", "/api/tags"), ("GET", "/api/create"),
-                                              ("POST", "/api/delete"), ("PUT", "/api/copy")])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/show"),
+        ("POST", "/api/tags"),
+        ("GET", "/api/create"),
+        ("POST", "/api/delete"),
+        ("PUT", "/api/copy"),
+    ],
+)
 def test_wrong_method_is_plain_405(http: httpx.Client, method: str, path: str) -> None:
     response = http.request(method, path)
     assert (response.status_code, response.text) == (405, "405 method not allowed")
@@ -59,8 +67,9 @@ def test_cors_allows_localhost_origins(http: httpx.Client) -> None:
     response = http.get("/api/version", headers={"Origin": "http://localhost:3000"})
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "http://localhost:3000"
-    preflight = http.options("/api/chat", headers={"Origin": "vscode-webview://abc",
-                                                   "Access-Control-Request-Method": "POST"})
+    preflight = http.options(
+        "/api/chat", headers={"Origin": "vscode-webview://abc", "Access-Control-Request-Method": "POST"}
+    )
     assert preflight.status_code == 204
     assert preflight.headers["access-control-allow-origin"] == "vscode-webview://abc"
     assert "POST" in preflight.headers["access-control-allow-methods"]
@@ -83,8 +92,16 @@ def test_origins_from_the_environment(fresh_server: ServerProcess) -> None:
 
 @pytest.mark.parametrize(
     ("host", "status"),
-    [("localhost", 200), ("127.0.0.1:11434", 200), ("192.168.1.20", 200), ("myapp.localhost", 200),
-     ("box.local", 200), ("svc.internal", 200), ("evil.example.com", 403), ("8.8.8.8", 403)],
+    [
+        ("localhost", 200),
+        ("127.0.0.1:11434", 200),
+        ("192.168.1.20", 200),
+        ("myapp.localhost", 200),
+        ("box.local", 200),
+        ("svc.internal", 200),
+        ("evil.example.com", 403),
+        ("8.8.8.8", 403),
+    ],
 )
 def test_dns_rebinding_protection_on_loopback(http: httpx.Client, host: str, status: int) -> None:
     assert http.get("/api/version", headers={"Host": host}).status_code == status

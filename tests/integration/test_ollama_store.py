@@ -59,8 +59,17 @@ def ollama_store(tmp_path: Path) -> tuple[ServerProcess, dict[str, bytes]]:
     raw: dict[str, bytes] = {}
 
     # Created locally by `ollama create` from a GGUF: json.Encoder output, "from" on the weights layer.
-    config = go_encode({"model_format": "gguf", "model_family": "llama", "model_families": ["llama"],
-                        "model_type": "3.2B", "file_type": "Q4_K_M", "architecture": "amd64", "os": "linux"})
+    config = go_encode(
+        {
+            "model_format": "gguf",
+            "model_family": "llama",
+            "model_families": ["llama"],
+            "model_type": "3.2B",
+            "file_type": "Q4_K_M",
+            "architecture": "amd64",
+            "os": "linux",
+        }
+    )
     layers = [
         store.layer("model", weights, **{"from": "/home/me/llama.gguf"}),
         store.layer("template", LLAMA3_TEMPLATE.encode()),
@@ -69,33 +78,53 @@ def ollama_store(tmp_path: Path) -> tuple[ServerProcess, dict[str, bytes]]:
         store.layer("system", b"You are a helpful assistant."),
         store.layer("messages", b'[{"role":"user","content":"hello"},{"role":"assistant","content":"hi!"}]\n'),
     ]
-    raw["local"] = go_encode({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", **store.blob(config)},
-        "layers": layers,
-    })
+    raw["local"] = go_encode(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", **store.blob(config)},
+            "layers": layers,
+        }
+    )
     store.manifest(("registry.ollama.ai", "library", "llama3.2", "latest"), raw["local"])
 
     # Pulled from a registry: stored verbatim, here pretty-printed with keys in another order,
     # a config with rootfs, a legacy "prompt" template layer and a legacy `sha256:` blob file name.
-    pulled_config = json.dumps({"architecture": "amd64", "os": "linux", "model_format": "gguf",
-                                "model_family": "llama", "model_families": ["llama"], "model_type": "8B",
-                                "file_type": "Q8_0", "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+    pulled_config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "model_format": "gguf",
+            "model_family": "llama",
+            "model_families": ["llama"],
+            "model_type": "8B",
+            "file_type": "Q8_0",
+            "rootfs": {"type": "layers", "diff_ids": []},
+        }
+    ).encode()
     template = store.layer("prompt", b"{{ .System }} USER: {{ .Prompt }} ASSISTANT:")
     legacy = store.blob(b"legacy-named system prompt", legacy_name=True)
-    raw["pulled"] = json.dumps({
-        "layers": [
-            {"digest": layers[0]["digest"], "mediaType": "application/vnd.ollama.image.model",
-             "size": layers[0]["size"]},
-            template,
-            {"mediaType": "application/vnd.ollama.image.system", **legacy},
-        ],
-        "config": {"size": len(pulled_config), "digest": store.blob(pulled_config)["digest"],
-                   "mediaType": "application/vnd.docker.container.image.v1+json"},
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "schemaVersion": 2,
-    }, indent=3).encode()
+    raw["pulled"] = json.dumps(
+        {
+            "layers": [
+                {
+                    "digest": layers[0]["digest"],
+                    "mediaType": "application/vnd.ollama.image.model",
+                    "size": layers[0]["size"],
+                },
+                template,
+                {"mediaType": "application/vnd.ollama.image.system", **legacy},
+            ],
+            "config": {
+                "size": len(pulled_config),
+                "digest": store.blob(pulled_config)["digest"],
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+            },
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "schemaVersion": 2,
+        },
+        indent=3,
+    ).encode()
     store.manifest(("myhost:5000", "mynamespace", "lips", "code"), raw["pulled"])
     older = time.time() - 86400
     os.utime(server.models / "manifests" / "myhost:5000" / "mynamespace" / "lips" / "code", (older, older))
@@ -140,8 +169,9 @@ def test_shows_models_written_by_ollama(ollama_store: tuple[ServerProcess, dict[
     assert not any(":" in path.name for path in (server.models / "blobs").iterdir())
 
 
-def test_show_modelfile_recreates_an_ollama_model(ollama_store: tuple[ServerProcess, dict[str, bytes]],
-                                                  tmp_path: Path) -> None:
+def test_show_modelfile_recreates_an_ollama_model(
+    ollama_store: tuple[ServerProcess, dict[str, bytes]], tmp_path: Path
+) -> None:
     server, _raw = ollama_store
     server.start()
     modelfile = httpx.post(server.url + "/api/show", json={"model": "llama3.2"}).json()["modelfile"]

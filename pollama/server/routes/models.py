@@ -7,9 +7,10 @@ from starlette.concurrency import run_in_threadpool
 
 from pollama.api.native import CopyRequest, DeleteRequest, ListResponse, ShowRequest
 from pollama.errors import APIError
+from pollama.gostrconv import quote as go_quote
 from pollama.model_info import show_response
 from pollama.names import InvalidModelName, ModelName, parse_model_ref
-from pollama.options import OptionError, coerce_options, go_quote
+from pollama.options import OptionError, coerce_options
 from pollama.server.bodies import read_body
 from pollama.server.responses import JSON
 from pollama.server.state import state
