@@ -16,7 +16,6 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from pollama import gojson
 from pollama.api.native import CreateRequest
 from pollama.errors import APIError
 from pollama.human import human_number
@@ -24,7 +23,7 @@ from pollama.names import ModelName, parse_model_ref
 from pollama.options import DEPRECATED_PARAMETERS, OPTIONS, OptionError, coerce_option
 from pollama.store import InvalidDigest, Layer, Manifest, MediaType, ModelConfig, Store, gc
 from pollama.store.gguf import GGUFFile, is_gguf
-from pollama.store.layers import CONFIG_MEDIA_TYPE
+from pollama.store.layers import CONFIG_MEDIA_TYPE, messages_blob, params_blob
 from pollama.store.models import read_gguf_summary
 
 __all__ = ["create_model", "validate_create_request"]
@@ -282,12 +281,12 @@ def _apply_text_layers(request: CreateRequest, build: _Build) -> None:
             parameters.setdefault(key, value)
     if parameters:
         build.remove(MediaType.PARAMS)
-        build.write(gojson.dumps(dict(sorted(parameters.items())), newline=True), MediaType.PARAMS)
+        build.write(params_blob(parameters), MediaType.PARAMS)
 
     if request.messages:
         build.remove(MediaType.MESSAGES)
         messages = [message.dump() for message in request.messages]
-        build.write(gojson.dumps(messages, newline=True), MediaType.MESSAGES)
+        build.write(messages_blob(messages), MediaType.MESSAGES)
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

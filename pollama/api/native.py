@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "CopyRequest",
@@ -60,6 +60,11 @@ class Message(BaseModel):
     tool_calls: list[ToolCall] | None = None
     tool_name: str | None = None
     tool_call_id: str | None = None
+
+    @field_validator("role")
+    @classmethod
+    def _lower_role(cls, role: str) -> str:
+        return role.lower()  # as Ollama's Message.UnmarshalJSON does
 
     def dump(self) -> dict[str, Any]:
         """As Ollama stores and returns messages: ``content`` always, the rest when set."""

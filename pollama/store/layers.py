@@ -21,6 +21,8 @@ __all__ = [
     "Manifest",
     "MediaType",
     "ModelConfig",
+    "messages_blob",
+    "params_blob",
 ]
 
 MANIFEST_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
@@ -188,3 +190,13 @@ class ModelConfig:
         config = cls(**values)
         config.capabilities = [str(c) for c in config.capabilities or [] if isinstance(c, str)]
         return config
+
+
+def params_blob(parameters: dict[str, Any]) -> bytes:
+    """A params layer: the options as a JSON object, keys sorted as Go sorts map keys."""
+    return gojson.dumps(dict(sorted(parameters.items())), newline=True)
+
+
+def messages_blob(messages: list[dict[str, Any]]) -> bytes:
+    """A messages layer: the MESSAGE history as a JSON array."""
+    return gojson.dumps(messages, newline=True)
