@@ -26,7 +26,7 @@ from pollama.store.gguf import GGUFFile, is_gguf
 from pollama.store.layers import CONFIG_MEDIA_TYPE, messages_blob, params_blob
 from pollama.store.models import read_gguf_summary
 
-__all__ = ["create_model", "validate_create_request"]
+__all__ = ["CreateTarget", "create_model", "validate_create_request"]
 
 _REPLACED_TEXT_LAYERS = (MediaType.TEMPLATE, MediaType.PROMPT)
 _INFO_STRINGS = {
@@ -45,8 +45,16 @@ def _valid_relative_path(path: str) -> bool:
     return all(part not in ("", ".", "..") for part in path.split("/")) and "\\" not in path
 
 
-def validate_create_request(request: CreateRequest, store: Store) -> ModelName:
-    """The checks made before streaming starts, so bad input gets its status; returns the target name."""
+@dataclass(frozen=True)
+class CreateTarget:
+    """A create request that passed validation: the canonical name and the typed parameters."""
+
+    name: ModelName
+    parameters: dict[str, Any]
+
+
+def validate_create_request(request: CreateRequest, store: Store) -> CreateTarget:
+    """The checks made before streaming starts, so that bad input gets its own status code."""
     for files in (request.files, request.draft_files, request.adapters):
         for path, digest in (files or {}).items():
             if not _valid_relative_path(path):
@@ -68,7 +76,7 @@ def validate_create_request(request: CreateRequest, store: Store) -> ModelName:
     name = ModelName.parse(request.model or request.name)
     if not name.is_valid():
         raise APIError(400, "invalid model name")
-    return store.manifests.resolve(name)
+    return CreateTarget(store.manifests.resolve(name), _typed_parameters(request.parameters or {}))
 
 
 @dataclass
@@ -106,7 +114,7 @@ class _Build:
 
 
 async def create_model(
-    request: CreateRequest, name: ModelName, store: Store, *, prune: bool
+    request: CreateRequest, target: CreateTarget, store: Store, *, prune: bool
 ) -> AsyncIterator[dict[str, Any]]:
     build = _Build(store)
     config = ModelConfig(renderer=request.renderer, parser=request.parser, requires=request.requires)
@@ -115,13 +123,13 @@ async def create_model(
             yield event
         _apply_info(request.info, config)
         await run_in_threadpool(_apply_gguf_metadata, build, config)
-        await run_in_threadpool(_apply_text_layers, request, build)
+        await run_in_threadpool(_apply_text_layers, request, target.parameters, build)
         config_layer = await run_in_threadpool(_write_config, build, config)
         for status in build.statuses:
             yield {"status": status}
         yield {"status": "writing manifest"}
         async with store.lock:
-            await run_in_threadpool(_commit, build, config_layer, name, prune)
+            await run_in_threadpool(_commit, build, config_layer, target.name, prune)
         yield {"status": "success"}
     except BaseException:
         gc.remove_unused(store, build.written)
@@ -262,7 +270,7 @@ def _typed_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     return typed
 
 
-def _apply_text_layers(request: CreateRequest, build: _Build) -> None:
+def _apply_text_layers(request: CreateRequest, requested_parameters: dict[str, Any], build: _Build) -> None:
     if request.template:
         build.remove(*_REPLACED_TEXT_LAYERS)
         build.write(request.template.encode(), MediaType.TEMPLATE)
@@ -274,7 +282,7 @@ def _apply_text_layers(request: CreateRequest, build: _Build) -> None:
         if text:
             build.write(text.encode(), MediaType.LICENSE)
 
-    parameters = _typed_parameters(request.parameters or {})
+    parameters = dict(requested_parameters)
     for layer in build.existing(MediaType.PARAMS):
         inherited = _json_object(build.store.blobs.read_bytes(layer.digest))
         for key, value in inherited.items():

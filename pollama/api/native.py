@@ -69,9 +69,7 @@ class Message(BaseModel):
     def dump(self) -> dict[str, Any]:
         """As Ollama stores and returns messages: ``content`` always, the rest when set."""
         data = self.model_dump(mode="json", exclude_none=True)
-        data["role"] = self.role
-        data["content"] = self.content
-        return {k: v for k, v in data.items() if v not in ("", [], None) or k in ("role", "content")}
+        return {key: value for key, value in data.items() if key in ("role", "content") or value not in ("", [])}
 
 
 class VersionResponse(Response):

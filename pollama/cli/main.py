@@ -52,16 +52,10 @@ def env_help(variables: list[tuple[str, str]]) -> str:
 class AliasedGroup(click.Group):
     """A group whose commands may have aliases (``ls`` for ``list``), as Cobra allows."""
 
-    aliases: dict[str, str] = {}
+    aliases = {"ls": "list", "start": "serve"}
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         return super().get_command(ctx, self.aliases.get(name, name))
-
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
-        _name, command, rest = super().resolve_command(ctx, args)
-        return (command.name if command else None), command, rest
 
 
 def settings() -> Settings:
@@ -205,9 +199,6 @@ def unload(client: Client, model: str) -> None:
     client.show(model)
     for _event in client.generate({"model": model, "keep_alive": 0}):
         pass
-
-
-AliasedGroup.aliases = {"ls": "list", "start": "serve"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -367,7 +367,6 @@ class TestCreateErrors:
                 "files": {"s.gguf": smol_digest},
                 "parameters": parameters,
                 "system": "a brand new system layer",
-                "stream": False,
             },
         )
         assert (response.status_code, response.json()) == (400, {"error": message})

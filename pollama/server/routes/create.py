@@ -66,6 +66,6 @@ async def upload_blob(request: Request, digest: str) -> Response:
 async def create(request: Request) -> Response:
     body = await read_body(request, CreateRequest)
     server = state(request)
-    name = validate_create_request(body, server.store)
-    events = create_model(body, name, server.store, prune=not server.settings.noprune)
+    target = validate_create_request(body, server.store)
+    events = create_model(body, target, server.store, prune=not server.settings.noprune)
     return await progress_response(events, stream=body.stream is not False)
