@@ -24,7 +24,7 @@ from pollama.options import DEPRECATED_PARAMETERS, OPTIONS, OptionError, coerce_
 from pollama.store import InvalidDigest, Layer, Manifest, MediaType, ModelConfig, Store, gc
 from pollama.store.gguf import GGUFFile, is_gguf
 from pollama.store.layers import CONFIG_MEDIA_TYPE, messages_blob, params_blob
-from pollama.store.models import read_gguf_summary
+from pollama.store.models import read_gguf_header
 
 __all__ = ["CreateTarget", "create_model", "validate_create_request"]
 
@@ -210,7 +210,7 @@ def _add_gguf_layer(build: _Build, digest: str, source: str, media_type: str | N
     path = build.store.blobs.path(digest)  # checked by validate_create_request
     if not is_gguf(path):
         raise APIError(400, "supplied file was not in GGUF format")
-    gguf = read_gguf_summary(path)
+    gguf = read_gguf_header(path)
     if gguf is None:
         raise APIError(400, "invalid GGUF file")
     build.reuse(digest, media_type or _gguf_media_type(gguf), source)
@@ -243,7 +243,7 @@ def _apply_gguf_metadata(build: _Build, config: ModelConfig) -> None:
     for layer in build.layers:
         if layer.media_type not in (MediaType.MODEL, MediaType.DRAFT):
             continue
-        gguf = read_gguf_summary(build.store.blobs.path(layer.digest))
+        gguf = read_gguf_header(build.store.blobs.path(layer.digest))
         if gguf is None:
             raise APIError(400, "invalid GGUF file")
         if layer.media_type == MediaType.DRAFT:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pollama.api.native import ListModel, ModelDetails, ShowResponse, Tensor
 from pollama.modelfile import Command, Modelfile
 from pollama.options import OPTIONS, OptionKind, format_go_syntax, format_go_value
 from pollama.store import Store
-from pollama.store.gguf import GGUFError, GGUFFile, read_gguf
-from pollama.store.models import SUMMARY_ARRAY_LIMIT, StoredModel, load_model, read_gguf_summary
+from pollama.store.gguf import GGUFFile
+from pollama.store.models import SUMMARY_ARRAY_LIMIT, StoredModel, load_model, read_gguf_header
 from pollama.timefmt import rfc3339_nano
 
 __all__ = ["ModelLister", "generated_modelfile", "list_entry", "show_response"]
@@ -133,15 +132,6 @@ def _model_info(gguf: GGUFFile, verbose: bool) -> dict[str, Any]:
     return info
 
 
-def _header(path: Path, verbose: bool) -> GGUFFile | None:
-    if not verbose:
-        return read_gguf_summary(path)
-    try:
-        return read_gguf(path)
-    except GGUFError:
-        return None
-
-
 def show_response(
     model: StoredModel,
     *,
@@ -153,9 +143,7 @@ def show_response(
 ) -> ShowResponse:
     """Build ``/api/show``'s answer. Reads GGUF headers: call it off the event loop."""
     system = system or model.system
-    gguf = None
-    if model.model_path is not None and model.config.model_format in ("", "gguf"):
-        gguf = _header(model.model_path, verbose)
+    gguf = model.gguf(full=verbose)
     modelfile_parameters = {**model.parameters, **(options or {})}
     messages = [{"role": m.get("role", ""), "content": m.get("content", "")} for m in model.messages]
     response = ShowResponse(
@@ -178,7 +166,7 @@ def show_response(
         response.model_info = _model_info(gguf, verbose)
         response.tensors = [Tensor(name=t.name, type=t.type, shape=list(t.shape)) for t in gguf.tensors]
     if model.projector_paths:
-        projector = _header(model.projector_paths[0], verbose)
+        projector = read_gguf_header(model.projector_paths[0], full=verbose)
         if projector is not None:
             response.projector_info = _model_info(projector, verbose)
     if user_agent.startswith(COPILOT_USER_AGENT):

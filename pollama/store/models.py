@@ -17,7 +17,7 @@ from pollama.store.layers import CorruptManifest, Manifest, MediaType, ModelConf
 if TYPE_CHECKING:
     from pollama.store import Store
 
-__all__ = ["StoredModel", "load_model", "read_gguf_summary"]
+__all__ = ["StoredModel", "load_model", "read_gguf_header"]
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,19 @@ def _cached_summary(path: str) -> GGUFFile | None:
         return None
 
 
-def read_gguf_summary(path: Path) -> GGUFFile | None:
-    """GGUF metadata without the long arrays; cached, since a blob's path names its content."""
-    return _cached_summary(str(path))
+def read_gguf_header(path: Path, *, full: bool = False) -> GGUFFile | None:
+    """GGUF metadata, or None if unreadable.
+
+    Without ``full`` the long arrays (token tables) are left out and the result is cached: a
+    blob's path names its content, so it never goes stale.
+    """
+    if not full:
+        return _cached_summary(str(path))
+    try:
+        return read_gguf(path)
+    except GGUFError as err:
+        log.warning("couldn't read model file path=%s error=%s", path, err)
+        return None
 
 
 @dataclass
@@ -64,10 +74,11 @@ class StoredModel:
     def digest(self) -> str:
         return self.manifest.digest
 
-    def gguf(self) -> GGUFFile | None:
+    def gguf(self, *, full: bool = False) -> GGUFFile | None:
+        """The weights' GGUF metadata (see ``read_gguf_header``); None for other formats."""
         if self.model_path is None or self.config.model_format not in ("", "gguf"):
             return None
-        return read_gguf_summary(self.model_path)
+        return read_gguf_header(self.model_path, full=full)
 
     def capabilities(self) -> list[str]:
         return model_capabilities(
