@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,22 +77,18 @@ def selected_template(model: StoredModel, gguf: GGUFFile | None) -> str:
     return DEFAULT_TEMPLATE
 
 
-def format_parameters(parameters: dict[str, Any]) -> str:
-    """``key`` padded to 30 columns, then the value as Go's ``%#v``; one line per list element."""
-    lines = []
+def _parameter_items(parameters: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """Parameters by name, one item per list element; integer options stored as 4096.0 come out as 4096."""
     for key in sorted(parameters):
         value = parameters[key]
+        integer = (spec := OPTIONS.get(key)) is not None and spec.kind is OptionKind.INT
         for item in value if isinstance(value, list) else [value]:
-            lines.append(f"{key:<30} {format_go_syntax(_typed(key, item))}")
-    return "\n".join(lines)
+            yield key, int(item) if integer and isinstance(item, float) and item.is_integer() else item
 
 
-def _typed(key: str, value: Any) -> Any:
-    # JSON numbers of integer options print as integers even if stored as 4096.0.
-    spec = OPTIONS.get(key)
-    if spec is not None and spec.kind is OptionKind.INT and isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+def format_parameters(parameters: dict[str, Any]) -> str:
+    """``key`` padded to 30 columns, then the value as Go's ``%#v``."""
+    return "\n".join(f"{key:<30} {format_go_syntax(item)}" for key, item in _parameter_items(parameters))
 
 
 def generated_modelfile(model: StoredModel, *, system: str, parameters: dict[str, Any]) -> str:
@@ -108,10 +105,7 @@ def generated_modelfile(model: StoredModel, *, system: str, parameters: dict[str
         commands.append(Command("renderer", model.config.renderer))
     if model.config.parser:
         commands.append(Command("parser", model.config.parser))
-    for key in sorted(parameters):
-        value = parameters[key]
-        for item in value if isinstance(value, list) else [value]:
-            commands.append(Command(key, format_go_value(_typed(key, item))))
+    commands += [Command(key, format_go_value(item)) for key, item in _parameter_items(parameters)]
     commands += [Command("license", text) for text in model.licenses]
     commands += [Command("message", f"{m.get('role', '')}: {m.get('content', '')}") for m in model.messages]
     header = (

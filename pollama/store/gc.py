@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -9,6 +10,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from pollama.store.blobs import InvalidDigest, normalize_digest
+from pollama.store.manifests import StoredManifest
 
 if TYPE_CHECKING:
     from pollama.store import Store
@@ -26,27 +28,28 @@ def _key(digest: str) -> str:
     return normalize_digest(digest).lower()
 
 
+def _used(manifests: Iterable[StoredManifest]) -> set[str]:
+    """The normalized digests these manifests reference (malformed ones name no blob)."""
+    used: set[str] = set()
+    for stored in manifests:
+        for layer in stored.manifest.all_layers():
+            with contextlib.suppress(InvalidDigest):
+                used.add(_key(layer.digest))
+    return used
+
+
 def referenced_digests(store: Store) -> set[str] | None:
     """Digests used by any manifest, or None when a manifest is unreadable (nothing is safe to drop)."""
     manifests, corrupt = store.manifests.list()
     if corrupt or store.manifests.invalid_paths():
         return None
-    used: set[str] = set()
-    for stored in manifests.values():
-        for layer in stored.manifest.all_layers():
-            try:
-                used.add(_key(layer.digest))
-            except InvalidDigest:
-                continue
-    return used
+    return _used(manifests.values())
 
 
 def remove_unused(store: Store, digests: Iterable[str]) -> list[str]:
     """Delete those of ``digests`` that no manifest references; return what was deleted."""
     manifests, _corrupt = store.manifests.list()  # a corrupt manifest must not pin freshly orphaned blobs
-    used = {
-        _key(layer.digest) for stored in manifests.values() for layer in stored.manifest.all_layers() if layer.digest
-    }
+    used = _used(manifests.values())
     removed = []
     for digest in dict.fromkeys(digests):
         try:

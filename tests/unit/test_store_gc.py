@@ -291,3 +291,12 @@ def test_startup_without_prune_keeps_everything(store: Store) -> None:
     orphan = blob(store, b"orphan", time.time() - 2 * 3600)
     store.startup(prune=False)
     assert store.blobs.exists(orphan)
+
+
+def test_remove_unused_ignores_malformed_layer_digests(store: Store) -> None:
+    orphan = blob(store, b"orphan")
+    odd = store.manifests.path(name("odd"))
+    odd.parent.mkdir(parents=True)
+    odd.write_bytes(b'{"schemaVersion":2,"layers":[{"mediaType":"x","digest":"not-a-digest","size":1}]}')
+    assert gc.remove_unused(store, [orphan]) == [orphan]
+    assert gc.referenced_digests(store) == set()
