@@ -6,7 +6,7 @@ which Ollama uses for "never expire".
 
 from __future__ import annotations
 
-__all__ = ["FOREVER", "NANOSECOND", "SECOND", "format_go_duration", "parse_go_duration"]
+__all__ = ["FOREVER", "NANOSECOND", "SECOND", "format_go_duration", "parse_go_duration", "parse_keep_alive"]
 
 NANOSECOND = 1
 MICROSECOND = 1_000
@@ -143,3 +143,24 @@ def _decimal(value: int, size: int) -> str:
         return str(whole)
     width = len(str(size)) - 1
     return f"{whole}.{str(frac).rjust(width, '0').rstrip('0')}"
+
+
+def parse_keep_alive(value: object) -> int | None:
+    """A request's ``keep_alive`` as Ollama's ``Duration.UnmarshalJSON`` reads it, in nanoseconds.
+
+    None when absent. Numbers are seconds, strings Go durations; negative means forever.
+    Raises ``ValueError`` with Ollama's message for anything else.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        kind = (
+            "bool"
+            if isinstance(value, bool)
+            else "[]interface {}"
+            if isinstance(value, list)
+            else "map[string]interface {}"
+        )
+        raise ValueError(f"Unsupported type: '{kind}'")
+    nanoseconds = parse_go_duration(value) if isinstance(value, str) else int(value * SECOND)
+    return FOREVER if nanoseconds < 0 else nanoseconds

@@ -11,9 +11,19 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
+    "ChatRequest",
+    "ChatResponse",
     "CopyRequest",
     "CreateRequest",
     "DeleteRequest",
+    "DetokenizeRequest",
+    "DetokenizeResponse",
+    "EmbedRequest",
+    "EmbedResponse",
+    "EmbeddingsRequest",
+    "EmbeddingsResponse",
+    "GenerateRequest",
+    "GenerateResponse",
     "ListModel",
     "ListResponse",
     "Message",
@@ -22,6 +32,8 @@ __all__ = [
     "ShowRequest",
     "ShowResponse",
     "Tensor",
+    "TokenizeRequest",
+    "TokenizeResponse",
     "VersionResponse",
 ]
 
@@ -190,3 +202,122 @@ class CopyRequest(Request):
 class DeleteRequest(Request):
     model: str = ""
     name: str = ""  # deprecated alias of model
+
+
+class _InferenceRequest(Request):
+    """Fields generate and chat share. Loosely typed fields are checked by the handler, with Ollama's messages."""
+
+    model: str = ""
+    stream: bool | None = None
+    format: Any = None
+    keep_alive: Any = None
+    options: dict[str, Any] | None = None
+    think: Any = None
+    truncate: bool | None = None
+    shift: bool | None = None
+    logprobs: bool = False
+    top_logprobs: int = 0
+    debug_render_only: bool = Field(False, alias="_debug_render_only")
+
+
+class GenerateRequest(_InferenceRequest):
+    prompt: str = ""
+    suffix: str = ""
+    system: str = ""
+    template: str = ""
+    context: list[int] | None = None
+    raw: bool = False
+    images: list[str] | None = None
+
+
+class ChatRequest(_InferenceRequest):
+    messages: list[Message] = Field(default_factory=list)
+    tools: list[dict[str, Any]] | None = None
+
+
+class GenerateResponse(Response):
+    model: str
+    created_at: str
+    response: str = ""
+    thinking: str | None = None
+    done: bool
+    done_reason: str | None = None
+    context: list[int] | None = None
+    total_duration: int | None = None
+    load_duration: int | None = None
+    prompt_eval_count: int | None = None
+    prompt_eval_duration: int | None = None
+    eval_count: int | None = None
+    eval_duration: int | None = None
+    tool_calls: list[ToolCall] | None = None
+    debug_info: dict[str, Any] | None = Field(None, alias="_debug_info")
+    logprobs: list[dict[str, Any]] | None = None
+
+
+class ChatResponse(Response):
+    model: str
+    created_at: str
+    message: dict[str, Any]
+    done: bool
+    done_reason: str | None = None
+    debug_info: dict[str, Any] | None = Field(None, alias="_debug_info")
+    logprobs: list[dict[str, Any]] | None = None
+    total_duration: int | None = None
+    load_duration: int | None = None
+    prompt_eval_count: int | None = None
+    prompt_eval_duration: int | None = None
+    eval_count: int | None = None
+    eval_duration: int | None = None
+
+
+class EmbedRequest(Request):
+    model: str = ""
+    input: Any = None
+    truncate: bool | None = None
+    dimensions: int | None = None
+    keep_alive: Any = None
+    options: dict[str, Any] | None = None
+
+
+class EmbedResponse(Response):
+    model: str
+    embeddings: list[list[float]]
+    total_duration: int | None = None
+    load_duration: int | None = None
+    prompt_eval_count: int | None = None
+
+
+class EmbeddingsRequest(Request):
+    model: str = ""
+    prompt: str = ""
+    keep_alive: Any = None
+    options: dict[str, Any] | None = None
+
+
+class EmbeddingsResponse(Response):
+    embedding: list[float]
+
+
+class TokenizeRequest(Request):
+    model: str = ""
+    content: str = ""
+    add_special: bool = False
+    keep_alive: Any = None
+    options: dict[str, Any] | None = None
+
+
+class TokenizeResponse(Response):
+    model: str
+    tokens: list[int]
+
+
+class DetokenizeRequest(Request):
+    model: str = ""
+    tokens: list[int] = Field(default_factory=list)
+    keep_alive: Any = None
+    options: dict[str, Any] | None = None
+
+
+class DetokenizeResponse(Response):
+    model: str
+    content: str

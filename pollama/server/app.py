@@ -13,9 +13,10 @@ from starlette.exceptions import HTTPException
 from pollama.config import Settings
 from pollama.errors import APIError
 from pollama.model_info import ModelLister
+from pollama.scheduler import Scheduler
 from pollama.server.middleware import HostAndOriginMiddleware
 from pollama.server.responses import error_response
-from pollama.server.routes import create, meta, models
+from pollama.server.routes import create, embed, generate, meta, models, tokenize
 from pollama.server.state import ServerState
 from pollama.store import Store
 
@@ -26,15 +27,17 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> FastAPI:
     store = Store(settings.models)
+    scheduler = Scheduler(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         store.startup(prune=not settings.noprune)
         yield
+        await scheduler.shutdown()
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
-    app.state.pollama = ServerState(settings=settings, store=store, lister=ModelLister(store))
-    for module in (meta, models, create):
+    app.state.pollama = ServerState(settings=settings, store=store, lister=ModelLister(store), scheduler=scheduler)
+    for module in (meta, models, create, generate, embed, tokenize):
         app.include_router(module.router)
 
     @app.exception_handler(APIError)

@@ -1,4 +1,4 @@
-"""What every route needs: settings, the store, the model lister."""
+"""What every route needs: settings, the store, the model lister, the scheduler."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from fastapi import Request
 
 from pollama.config import Settings
 from pollama.model_info import ModelLister
+from pollama.scheduler import Scheduler
 from pollama.store import Store
 
 __all__ = ["ServerState", "state"]
@@ -18,6 +19,7 @@ class ServerState:
     settings: Settings
     store: Store
     lister: ModelLister
+    scheduler: Scheduler
 
 
 def state(request: Request) -> ServerState:

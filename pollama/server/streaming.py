@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi.responses import Response, StreamingResponse
@@ -35,16 +35,25 @@ def _failure(err: Exception) -> tuple[int, str]:
     return 500, str(err) or err.__class__.__name__
 
 
-async def progress_response(events: AsyncIterator[dict[str, Any]], *, stream: bool) -> Response:
-    """Answer with a stream of events, or (``stream=False``) with the last one only."""
+Combine = Callable[[list[dict[str, Any]]], dict[str, Any]]
+
+
+def _last(events: list[dict[str, Any]]) -> dict[str, Any]:
+    return events[-1] if events else {}
+
+
+async def progress_response(
+    events: AsyncIterator[dict[str, Any]], *, stream: bool, combine: Combine = _last
+) -> Response:
+    """Answer with a stream of events, or (``stream=False``) with one object ``combine`` makes of them all."""
     if not stream:
-        last: dict[str, Any] = {}
+        collected: list[dict[str, Any]] = []
         try:
             async for event in events:
-                last = event
+                collected.append(event)
         except Exception as err:  # noqa: BLE001 - every failure becomes an error response
             return error_response(*_failure(err))
-        return JSON(last)
+        return JSON(combine(collected))
 
     try:
         first = await anext(events)

@@ -1,0 +1,169 @@
+"""``python -m pollama.runner``: load one model and serve requests over stdin/stdout until told to stop."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import sys
+import threading
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import llama_cpp
+
+from pollama.runner import protocol
+from pollama.runner.engine import Engine, Job
+from pollama.runner.model import LoadedModel, LoadError, LoadOptions, load
+
+
+def parse_args(argv: list[str]) -> LoadOptions:
+    parser = argparse.ArgumentParser(prog="python -m pollama.runner")
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--ctx-size", type=int, required=True, help="context per sequence")
+    parser.add_argument("--parallel", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--gpu-layers", type=int, default=-1)
+    parser.add_argument("--main-gpu", type=int, default=0)
+    parser.add_argument("--no-mmap", action="store_true")
+    parser.add_argument("--flash-attn", choices=["auto", "on", "off"], default="auto")
+    parser.add_argument("--kv-cache-type", default="f16")
+    parser.add_argument("--embedding", action="store_true")
+    args = parser.parse_args(argv)
+    return LoadOptions(
+        path=args.model,
+        num_ctx=args.ctx_size,
+        num_parallel=args.parallel,
+        num_batch=args.batch_size,
+        num_thread=args.threads,
+        num_gpu=args.gpu_layers,
+        main_gpu=args.main_gpu,
+        use_mmap=not args.no_mmap,
+        flash_attention={"auto": None, "on": True, "off": False}[args.flash_attn],
+        kv_cache_type=args.kv_cache_type,
+        embedding=args.embedding,
+    )
+
+
+class Runner:
+    def __init__(self, model: LoadedModel, output: BinaryIO):
+        self.model = model
+        self.output = output
+        self.engine = Engine(model, model.options.num_parallel, self.send)
+        self.inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.output.write(protocol.encode(message))
+
+    def read_commands(self, source: BinaryIO) -> None:
+        for line in source:
+            try:
+                self.inbox.put(protocol.decode(line))
+            except ValueError:
+                print(f"runner: ignoring a malformed command: {line[:200]!r}", file=sys.stderr)
+        self.inbox.put(None)  # the server went away: stop
+
+    def serve(self) -> None:
+        while True:
+            try:
+                command = self.inbox.get(block=not self.engine.busy)
+                while True:
+                    if not self.handle(command):
+                        return
+                    command = self.inbox.get_nowait()
+            except queue.Empty:
+                pass
+            self.engine.step()
+            self.output.flush()
+
+    def handle(self, command: dict[str, Any] | None) -> bool:
+        """Act on one command; False means shut down."""
+        if command is None or command.get("op") == "shutdown":
+            return False
+        op, request_id = command.get("op"), command.get("id", "")
+        try:
+            if op == "completion":
+                tokens = self.model.tokenize(command["prompt"])
+                self.engine.submit(Job(request_id, tokens, options=command.get("options") or {}))
+            elif op == "embed":
+                self.engine.submit(Job(request_id, self.embedding_tokens(command), embed=True))
+            elif op == "tokenize":
+                tokens = self.model.tokenize(command["content"], add_special=bool(command.get("add_special")))
+                self.send({"id": request_id, "event": "tokens", "tokens": tokens})
+            elif op == "detokenize":
+                tokens = [int(token) for token in command["tokens"]]
+                if invalid := [token for token in tokens if not self.model.valid_token(token)]:
+                    raise ValueError(f"invalid token id {invalid[0]}")
+                self.send({"id": request_id, "event": "content", "content": self.model.detokenize(tokens)})
+            elif op == "cancel":
+                self.engine.cancel(request_id)
+            elif op == "health":
+                self.send({"id": request_id, "event": "health", **self.health()})
+            else:
+                raise ValueError(f"unknown operation {op!r}")
+        except (KeyError, TypeError, ValueError) as error:
+            self.send({"id": request_id, "event": "error", "status": 400, "error": str(error)})
+        return True
+
+    def embedding_tokens(self, command: dict[str, Any]) -> list[int]:
+        tokens = self.model.tokenize(command["content"])
+        limit = self.model.n_ctx_seq
+        if self.model.options.embedding:
+            limit = min(limit, self.model.n_batch)  # pooled models see the whole input in one batch
+        if len(tokens) > limit:
+            if not command.get("truncate", True):
+                raise ValueError("the input length exceeds the context length")
+            tokens = tokens[:limit]
+        return tokens
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "active": len(self.engine.active),
+            "waiting": len(self.engine.waiting),
+            "rss_bytes": _resident_bytes(),
+        }
+
+
+def _resident_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(sys.argv[1:] if argv is None else argv)
+    # The protocol owns the real stdout; anything native code prints goes to stderr instead.
+    output = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    try:
+        model = load(options)
+    except LoadError as error:
+        output.write(protocol.encode({"event": "load_error", "error": str(error)}))
+        output.flush()
+        return 1
+    runner = Runner(model, output)
+    runner.send(
+        {
+            "event": "ready",
+            "n_ctx": model.n_ctx_seq,
+            "n_ctx_train": model.n_ctx_train,
+            "num_parallel": options.num_parallel,
+            "weights_bytes": model.weights_bytes(),
+            "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
+        }
+    )
+    output.flush()
+    threading.Thread(target=runner.read_commands, args=(sys.stdin.buffer,), daemon=True).start()
+    try:
+        runner.serve()
+    finally:
+        runner.engine.close()
+        model.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,372 @@
+"""The batching loop: every step decodes prompt chunks and next tokens of all active sequences at once.
+
+Up to ``num_parallel`` sequences share one llama.cpp context, each in its own slot (sequence id).
+A step fills one batch with the next token of every generating sequence, then as many pending
+prompt tokens as fit, calls ``llama_decode`` once, and samples every sequence that produced logits.
+Requests arrive and leave between steps, so a new one starts while others are mid-answer and a
+cancelled one frees its slot before the next step.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import llama_cpp
+import numpy as np
+
+from pollama.runner.model import LoadedModel
+from pollama.runner.sampling import GrammarError, Sampler, SamplingOptions, token_logprobs
+from pollama.runner.slots import Slot, choose_slot, shift_amount, truncate_prompt
+from pollama.runner.text import TextStream
+
+__all__ = ["Engine", "PROMPT_TOO_LONG"]
+
+Emit = Callable[[dict[str, Any]], None]
+
+PROMPT_TOO_LONG = (
+    "the prompt is longer than the context length currently available to the model; shorten the prompt, "
+    "adjust the context length in settings, or use a model with a longer context length"
+)
+FILL_CONTEXT = -2
+
+
+class RequestError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(eq=False)
+class Job:
+    """One completion or embedding request, from arrival to its last event."""
+
+    id: str
+    tokens: list[int]
+    embed: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+    slot: Slot | None = None
+    pending: list[int] = field(default_factory=list)  # prompt tokens not yet decoded
+    sampler: Sampler | None = None
+    stream: TextStream | None = None
+    generated: list[int] = field(default_factory=list)
+    next_token: int | None = None  # sampled, not yet decoded
+    batch_index: int = -1  # where this job's logits are in the current batch
+    embedding_sum: np.ndarray | None = None
+    prompt_evaluated: int = 0
+    started_ns: int = 0
+    first_token_ns: int = 0
+
+    @property
+    def limit(self) -> int:
+        return int(self.options.get("num_predict", -1))
+
+
+class Engine:
+    def __init__(self, model: LoadedModel, num_parallel: int, emit: Emit):
+        self.model = model
+        self.emit = emit
+        self.slots = [Slot(seq_id) for seq_id in range(num_parallel)]
+        self.waiting: deque[Job] = deque()
+        self.active: list[Job] = []
+        self._steps = 0
+        self._batch = llama_cpp.llama_batch_init(model.n_batch, 0, 1)
+
+    # --- requests in and out -------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.waiting or self.active)
+
+    def submit(self, job: Job) -> None:
+        self.waiting.append(job)
+
+    def cancel(self, job_id: str) -> None:
+        self.waiting = deque(job for job in self.waiting if job.id != job_id)
+        for job in self.active:
+            if job.id == job_id:
+                self._release(job)
+
+    def close(self) -> None:
+        for job in list(self.active):
+            self._release(job)
+        llama_cpp.llama_batch_free(self._batch)
+
+    def _release(self, job: Job) -> None:
+        self.active.remove(job)
+        if job.sampler is not None:
+            job.sampler.close()
+        if job.slot is not None:
+            job.slot.busy = False
+            job.slot.last_used = self._steps
+
+    def _fail(self, job: Job, status: int, message: str) -> None:
+        self._release(job)
+        self.emit({"id": job.id, "event": "error", "status": status, "error": message})
+
+    # --- one step --------------------------------------------------------------------------------
+
+    def step(self) -> None:
+        self._steps += 1
+        self._admit()
+        for job in [job for job in self.active if job.embed]:
+            self._embed(job)
+        batch_jobs = self._fill_batch()
+        if not batch_jobs:
+            return
+        status = llama_cpp.llama_decode(self.model.context, self._batch)
+        if status != 0:
+            for job in batch_jobs:
+                job.slot.cached = []
+                llama_cpp.llama_memory_seq_rm(self.model.memory, job.slot.seq_id, 0, -1)
+                self._fail(job, 500, f"llama_decode failed with status {status}")
+            return
+        for job in batch_jobs:
+            if job.batch_index >= 0:
+                self._sample(job)
+
+    def _admit(self) -> None:
+        while self.waiting:
+            job = self.waiting[0]
+            choice = choose_slot(self.slots, job.tokens)
+            if choice is None:
+                return
+            self.waiting.popleft()
+            slot, reusable = choice
+            try:
+                self._start(job, slot, reusable)
+            except RequestError as error:
+                self.emit({"id": job.id, "event": "error", "status": error.status, "error": str(error)})
+
+    def _start(self, job: Job, slot: Slot, reusable: int) -> None:
+        model = self.model
+        if not job.tokens:
+            raise RequestError(400, "the prompt is empty")
+        if job.embed:
+            if len(job.tokens) > model.n_ctx_seq:
+                raise RequestError(400, "the input length exceeds the context length")
+            reusable = 0
+        elif len(job.tokens) >= model.n_ctx_seq:
+            if not job.options.get("shift", True) or job.limit == FILL_CONTEXT:
+                raise RequestError(400, PROMPT_TOO_LONG)
+            job.tokens = truncate_prompt(
+                job.tokens, model.n_ctx_seq, int(job.options.get("num_keep", 4)), model.add_bos
+            )
+            reusable = min(reusable, len(job.tokens))
+        if not job.embed:
+            try:
+                job.sampler = Sampler(
+                    SamplingOptions.from_wire(job.options),
+                    vocab=model.vocab,
+                    n_vocab=model.n_vocab,
+                    n_ctx=model.n_ctx_seq,
+                )
+            except GrammarError as error:
+                raise RequestError(400, str(error)) from None
+            job.sampler.remember_prompt(job.tokens)
+            job.stream = TextStream(job.options.get("stop") or ())
+        # Logits are needed for the last prompt token, so at least that one is decoded again.
+        reusable = min(reusable, len(job.tokens) - 1)
+        if not llama_cpp.llama_memory_seq_rm(model.memory, slot.seq_id, reusable, -1):
+            llama_cpp.llama_memory_seq_rm(model.memory, slot.seq_id, 0, -1)
+            reusable = 0
+        slot.cached = slot.cached[:reusable]
+        slot.busy = True
+        job.slot = slot
+        job.pending = job.tokens[reusable:]
+        job.started_ns = time.perf_counter_ns()
+        self.active.append(job)
+
+    def _fill_batch(self) -> list[Job]:
+        batch = self._batch
+        batch.n_tokens = 0
+        members: list[Job] = []
+
+        def add(job: Job, token: int, wants_logits: bool) -> None:
+            index = batch.n_tokens
+            batch.token[index] = token
+            batch.pos[index] = len(job.slot.cached)
+            batch.n_seq_id[index] = 1
+            batch.seq_id[index][0] = job.slot.seq_id
+            batch.logits[index] = wants_logits
+            batch.n_tokens += 1
+            job.slot.cached.append(token)
+            if wants_logits:
+                job.batch_index = index
+
+        for job in self.active:
+            job.batch_index = -1
+            if job.next_token is not None:
+                add(job, job.next_token, True)
+                job.next_token = None
+                members.append(job)
+        room = self.model.n_batch - batch.n_tokens
+        for job in self.active:
+            if room <= 0:
+                break
+            if job.embed or not job.pending:
+                continue
+            chunk, job.pending = job.pending[:room], job.pending[room:]
+            for position, token in enumerate(chunk):
+                add(job, token, not job.pending and position == len(chunk) - 1)
+            job.prompt_evaluated += len(chunk)
+            room -= len(chunk)
+            members.append(job)
+        return members
+
+    # --- after a decode --------------------------------------------------------------------------
+
+    def _sample(self, job: Job) -> None:
+        model = self.model
+        now = time.perf_counter_ns()
+        if not job.first_token_ns:
+            job.first_token_ns = now
+            if job.limit == 0:
+                self._finish(job, "length")
+                return
+        token = job.sampler.sample(model.context, job.batch_index)
+        job.generated.append(token)
+        event: dict[str, Any] = {"id": job.id, "event": "token", "text": ""}
+        if job.options.get("logprobs"):
+            event["logprobs"] = [self._logprob(job, token)]
+        if model.is_end_of_generation(token):
+            self._emit_token(event)
+            self._finish(job, "stop")
+            return
+        emission = job.stream.push(model.piece(token))
+        event["text"] = emission.text
+        self._emit_token(event)
+        if emission.stopped:
+            self._finish(job, "stop")
+        elif (
+            len(job.generated) >= self._max_tokens(job)
+            or len(job.slot.cached) + 1 > model.n_ctx_seq
+            and not self._shift(job)
+        ):
+            self._finish(job, "length")
+        else:
+            job.next_token = token
+
+    def _emit_token(self, event: dict[str, Any]) -> None:
+        if event["text"] or event.get("logprobs"):
+            self.emit(event)
+
+    def _max_tokens(self, job: Job) -> int:
+        if job.limit >= 0:
+            return job.limit
+        if job.limit == FILL_CONTEXT:
+            return self.model.n_ctx_seq
+        return 10 * self.model.n_ctx_seq
+
+    def _room_for_next(self, job: Job) -> bool:
+        """Whether the next token fits the sequence's context, shifting it if full and allowed."""
+        return len(job.slot.cached) < self.model.n_ctx_seq or self._shift(job)
+
+    def _shift(self, job: Job) -> bool:
+        """Make room in a full context by dropping tokens after the kept head; False if not allowed."""
+        model = self.model
+        if job.limit == FILL_CONTEXT or not job.options.get("shift", True) or not model.can_shift:
+            return False
+        cached = job.slot.cached
+        keep, discard = shift_amount(len(cached), int(job.options.get("num_keep", 4)), model.add_bos)
+        seq = job.slot.seq_id
+        llama_cpp.llama_memory_seq_rm(model.memory, seq, keep, keep + discard)
+        llama_cpp.llama_memory_seq_add(model.memory, seq, keep + discard, -1, -discard)
+        del cached[keep : keep + discard]
+        return True
+
+    def _logprob(self, job: Job, token: int) -> dict[str, Any]:
+        top = int(job.options.get("top_logprobs", 0))
+        logprob, alternatives = token_logprobs(self.model.context, job.batch_index, self.model.n_vocab, token, top)
+        entry = self._describe(token, logprob)
+        if top:
+            entry["top_logprobs"] = [self._describe(other, value) for other, value in alternatives]
+        return entry
+
+    def _describe(self, token: int, logprob: float) -> dict[str, Any]:
+        piece = self.model.piece(token, special=True)
+        return {"token": piece.decode("utf-8", errors="replace"), "logprob": logprob, "bytes": list(piece)}
+
+    def _finish(self, job: Job, reason: str) -> None:
+        done_ns = time.perf_counter_ns()
+        first = job.first_token_ns or done_ns
+        event = {
+            "id": job.id,
+            "event": "done",
+            "done_reason": reason,
+            "text": job.stream.flush(),
+            "prompt_eval_count": job.prompt_evaluated,
+            "prompt_eval_duration": first - job.started_ns,
+            "eval_count": len(job.generated),
+            "eval_duration": done_ns - first,
+        }
+        if job.options.get("return_context"):
+            event["context"] = job.tokens + [t for t in job.generated if not self.model.is_end_of_generation(t)]
+        self._release(job)
+        self.emit(event)
+
+    # --- embeddings ------------------------------------------------------------------------------
+
+    def _embed(self, job: Job) -> None:
+        """Decode an embedding request on its own: its outputs are embeddings, not logits."""
+        model = self.model
+        seq = job.slot.seq_id
+        causal = not model.options.embedding
+        if causal:
+            llama_cpp.llama_set_embeddings(model.context, True)
+        try:
+            vector = self._embed_tokens(job.tokens, seq, pooled=not causal)
+        except RequestError as error:
+            self._fail(job, error.status, str(error))
+            return
+        finally:
+            if causal:
+                llama_cpp.llama_set_embeddings(model.context, False)
+            llama_cpp.llama_memory_seq_rm(model.memory, seq, 0, -1)
+            job.slot.cached = []
+        self._release(job)
+        self.emit(
+            {
+                "id": job.id,
+                "event": "embedding",
+                "embedding": vector.tolist(),
+                "prompt_eval_count": len(job.tokens),
+            }
+        )
+
+    def _embed_tokens(self, tokens: list[int], seq: int, *, pooled: bool) -> np.ndarray:
+        model = self.model
+        batch = self._batch
+        total = np.zeros(model.n_embd, dtype=np.float64)
+        step = model.n_batch
+        if pooled and len(tokens) > step:
+            raise RequestError(400, "the input length exceeds the context length")
+        for start in range(0, len(tokens), step):
+            chunk = tokens[start : start + step]
+            batch.n_tokens = len(chunk)
+            for index, token in enumerate(chunk):
+                batch.token[index] = token
+                batch.pos[index] = start + index
+                batch.n_seq_id[index] = 1
+                batch.seq_id[index][0] = seq
+                batch.logits[index] = True
+            run = llama_cpp.llama_encode if model.encoder_only else llama_cpp.llama_decode
+            if run(model.context, batch) != 0:
+                raise RequestError(500, "failed to compute the embedding")
+            if pooled:
+                return _floats(llama_cpp.llama_get_embeddings_seq(model.context, seq), model.n_embd)
+            for index in range(len(chunk)):
+                total += _floats(llama_cpp.llama_get_embeddings_ith(model.context, index), model.n_embd)
+        # Mean pooling for causal models, which have no pooling of their own.
+        return total / len(tokens)
+
+
+def _floats(pointer: Any, count: int) -> np.ndarray:
+    if not pointer:
+        raise RequestError(500, "the model produced no embedding")
+    array = ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float))
+    return np.ctypeslib.as_array(array, shape=(count,)).astype(np.float64)

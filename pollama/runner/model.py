@@ -1,0 +1,149 @@
+"""A GGUF loaded with llama.cpp: the model, its vocabulary and one shared context."""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from pathlib import Path
+
+import llama_cpp
+
+__all__ = ["LoadError", "LoadOptions", "LoadedModel", "load"]
+
+_KV_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0, "q4_0": llama_cpp.GGML_TYPE_Q4_0}
+_FLASH = {
+    None: llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO,
+    True: llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+    False: llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED,
+}
+
+
+class LoadError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    path: Path
+    num_ctx: int  # per sequence
+    num_parallel: int
+    num_batch: int
+    num_thread: int
+    num_gpu: int  # layers to offload; -1 = as many as fit (all)
+    main_gpu: int = 0
+    use_mmap: bool = True
+    flash_attention: bool | None = None  # None = llama.cpp decides
+    kv_cache_type: str = "f16"
+    embedding: bool = False  # an embedding model: pooled outputs, no logits
+
+
+class LoadedModel:
+    """Owns the llama.cpp model and context; freed by ``close``."""
+
+    def __init__(self, model: llama_cpp.llama_model_p, context: llama_cpp.llama_context_p, options: LoadOptions):
+        self.model = model
+        self.context = context
+        self.options = options
+        self.vocab = llama_cpp.llama_model_get_vocab(model)
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
+        self.memory = llama_cpp.llama_get_memory(context)
+        self.n_ctx_seq = llama_cpp.llama_n_ctx_seq(context)
+        self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(model)
+        self.n_batch = llama_cpp.llama_n_batch(context)
+        self.n_embd = llama_cpp.llama_model_n_embd(model)
+        self.bos = llama_cpp.llama_vocab_bos(self.vocab)
+        self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
+        self.add_eos = bool(llama_cpp.llama_vocab_get_add_eos(self.vocab))
+        self.encoder_only = bool(llama_cpp.llama_model_has_encoder(model)) and not llama_cpp.llama_model_has_decoder(
+            model
+        )
+        self.can_shift = bool(llama_cpp.llama_memory_can_shift(self.memory))
+        self._piece_buffer = ctypes.create_string_buffer(256)
+
+    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True) -> list[int]:
+        data = text.encode("utf-8")
+        capacity = len(data) + 8
+        tokens = (llama_cpp.llama_token * capacity)()
+        count = llama_cpp.llama_tokenize(self.vocab, data, len(data), tokens, capacity, add_special, parse_special)
+        if count < 0:
+            capacity = -count
+            tokens = (llama_cpp.llama_token * capacity)()
+            count = llama_cpp.llama_tokenize(self.vocab, data, len(data), tokens, capacity, add_special, parse_special)
+        result = list(tokens[:count])
+        # Chat templates often write the BOS text themselves; tokenizing adds another one.
+        if self.add_bos and len(result) > 1 and result[0] == result[1] == self.bos:
+            del result[0]
+        return result
+
+    def piece(self, token: int, *, special: bool = False) -> bytes:
+        length = llama_cpp.llama_token_to_piece(self.vocab, token, self._piece_buffer, 256, 0, special)
+        if length < 0:
+            buffer = ctypes.create_string_buffer(-length)
+            length = llama_cpp.llama_token_to_piece(self.vocab, token, buffer, -length, 0, special)
+            return buffer.raw[:length]
+        return self._piece_buffer.raw[:length]
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return b"".join(self.piece(token, special=True) for token in tokens).decode("utf-8", errors="replace")
+
+    def valid_token(self, token: int) -> bool:
+        return 0 <= token < self.n_vocab
+
+    def is_end_of_generation(self, token: int) -> bool:
+        return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
+
+    def weights_bytes(self) -> int:
+        return int(llama_cpp.llama_model_size(self.model))
+
+    def close(self) -> None:
+        llama_cpp.llama_free(self.context)
+        llama_cpp.llama_model_free(self.model)
+
+
+def load(options: LoadOptions) -> LoadedModel:
+    llama_cpp.llama_backend_init()
+    model_params = llama_cpp.llama_model_default_params()
+    model_params.n_gpu_layers = 999 if options.num_gpu < 0 else options.num_gpu
+    model_params.main_gpu = options.main_gpu
+    model_params.use_mmap = options.use_mmap
+    model = llama_cpp.llama_model_load_from_file(str(options.path).encode(), model_params)
+    if not model:
+        raise LoadError(f"unable to load model: {options.path}")
+
+    flash = _FLASH[options.flash_attention]
+    kv_type = _KV_TYPES.get(options.kv_cache_type, llama_cpp.GGML_TYPE_F16)
+    if flash == llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED:
+        kv_type = llama_cpp.GGML_TYPE_F16  # quantized V cache needs flash attention
+
+    params = llama_cpp.llama_context_default_params()
+    params.n_ctx = options.num_ctx * options.num_parallel
+    params.n_seq_max = options.num_parallel
+    params.n_batch = options.num_batch
+    params.n_ubatch = options.num_batch
+    params.n_threads = options.num_thread
+    params.n_threads_batch = options.num_thread
+    params.flash_attn_type = flash
+    params.type_k = kv_type
+    params.type_v = kv_type
+    params.kv_unified = False  # each sequence gets num_ctx cells of its own, as Ollama promises
+    params.embeddings = options.embedding
+    params.no_perf = True
+    context = llama_cpp.llama_init_from_model(model, params)
+    if not context:
+        llama_cpp.llama_model_free(model)
+        raise LoadError("unable to create a context for the model (not enough memory?)")
+    loaded = LoadedModel(model, context, options)
+    if not loaded.encoder_only:
+        _warm_up(loaded)
+    return loaded
+
+
+def _warm_up(model: LoadedModel) -> None:
+    """Run one tiny decode so the first request does not pay for allocating compute buffers."""
+    token = model.bos if model.bos >= 0 else 0
+    llama_cpp.llama_set_warmup(model.context, True)
+    batch = llama_cpp.llama_batch_get_one((llama_cpp.llama_token * 1)(token), 1)
+    llama_cpp.llama_decode(model.context, batch)
+    llama_cpp.llama_memory_clear(model.memory, True)
+    llama_cpp.llama_synchronize(model.context)
+    llama_cpp.llama_set_warmup(model.context, False)

@@ -1,0 +1,117 @@
+"""Per-request sampling: a llama.cpp sampler chain built from Ollama's options, and logprobs.
+
+The chain follows llama.cpp's server order (penalties, top-k, typical, top-p, min-p, temperature,
+then a seeded draw), so a given seed reproduces the same text.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import llama_cpp
+import numpy as np
+
+__all__ = ["SamplingOptions", "Sampler", "GrammarError", "token_logprobs"]
+
+_RANDOM_SEED = 0xFFFFFFFF  # LLAMA_DEFAULT_SEED: llama.cpp picks a random seed
+
+
+class GrammarError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    temperature: float = 0.8
+    top_k: int = 40
+    top_p: float = 0.9
+    min_p: float = 0.0
+    typical_p: float = 1.0
+    repeat_last_n: int = 64
+    repeat_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    seed: int = -1
+    grammar: str = ""
+    logit_bias: dict[int, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> SamplingOptions:
+        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data and data[name] is not None}
+        if "logit_bias" in known:
+            known["logit_bias"] = {int(token): float(bias) for token, bias in known["logit_bias"].items()}
+        return cls(**known)
+
+
+class Sampler:
+    """A sampler chain for one sequence. The grammar is kept apart so prompt tokens feed only the penalties."""
+
+    def __init__(self, options: SamplingOptions, *, vocab: llama_cpp.llama_vocab_p, n_vocab: int, n_ctx: int):
+        self.chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        self._penalties: llama_cpp.llama_sampler_p | None = None
+        self._penalty_window = n_ctx if options.repeat_last_n < 0 else options.repeat_last_n
+        add = lambda sampler: llama_cpp.llama_sampler_chain_add(self.chain, sampler)  # noqa: E731
+        if options.grammar:
+            grammar = llama_cpp.llama_sampler_init_grammar(vocab, options.grammar.encode(), b"root")
+            if not grammar:
+                self.close()
+                raise GrammarError("failed to parse grammar")
+            add(grammar)
+        if options.logit_bias:
+            biases = (llama_cpp.llama_logit_bias * len(options.logit_bias))(
+                *(llama_cpp.llama_logit_bias(token, bias) for token, bias in options.logit_bias.items())
+            )
+            add(llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(options.logit_bias), biases))
+        penalised = options.repeat_penalty != 1.0 or options.presence_penalty or options.frequency_penalty
+        if self._penalty_window and penalised:
+            self._penalties = llama_cpp.llama_sampler_init_penalties(
+                self._penalty_window, options.repeat_penalty, options.frequency_penalty, options.presence_penalty
+            )
+            add(self._penalties)
+        if options.temperature <= 0:
+            add(llama_cpp.llama_sampler_init_greedy())
+            return
+        if options.top_k > 0:
+            add(llama_cpp.llama_sampler_init_top_k(options.top_k))
+        if 0 < options.typical_p < 1:
+            add(llama_cpp.llama_sampler_init_typical(options.typical_p, 1))
+        if 0 < options.top_p < 1:
+            add(llama_cpp.llama_sampler_init_top_p(options.top_p, 1))
+        if options.min_p > 0:
+            add(llama_cpp.llama_sampler_init_min_p(options.min_p, 1))
+        add(llama_cpp.llama_sampler_init_temp(options.temperature))
+        add(llama_cpp.llama_sampler_init_dist(_RANDOM_SEED if options.seed < 0 else options.seed & 0xFFFFFFFF))
+
+    def remember_prompt(self, tokens: list[int]) -> None:
+        """Let repeat penalties see the prompt, as llama.cpp's server does (the grammar must not)."""
+        if self._penalties is None:
+            return
+        for token in tokens[-self._penalty_window :]:
+            llama_cpp.llama_sampler_accept(self._penalties, token)
+
+    def sample(self, context: llama_cpp.llama_context_p, index: int) -> int:
+        return llama_cpp.llama_sampler_sample(self.chain, context, index)
+
+    def close(self) -> None:
+        if self.chain:
+            llama_cpp.llama_sampler_free(self.chain)
+            self.chain = None
+
+
+def token_logprobs(
+    context: llama_cpp.llama_context_p, index: int, n_vocab: int, chosen: int, top: int
+) -> tuple[float, list[tuple[int, float]]]:
+    """Log-probability of ``chosen`` and the ``top`` most likely tokens, from the raw logits at ``index``."""
+    pointer = llama_cpp.llama_get_logits_ith(context, index)
+    logits = np.ctypeslib.as_array(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float)), shape=(n_vocab,))
+    peak = float(logits.max())
+    log_total = peak + math.log(float(np.exp(logits - peak).sum()))
+    alternatives: list[tuple[int, float]] = []
+    if top > 0:
+        candidates = np.argpartition(-logits, top)[:top] if top < n_vocab else np.arange(n_vocab)
+        ordered = candidates[np.argsort(-logits[candidates], kind="stable")]
+        alternatives = [(int(token), float(logits[token]) - log_total) for token in ordered]
+    return float(logits[chosen]) - log_total, alternatives

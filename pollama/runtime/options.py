@@ -1,0 +1,90 @@
+"""What a request asks of a model: the merged options and the runner they need.
+
+Options layer as in Ollama: defaults, then the model's PARAMETERs, then the request's
+``options``. The load-time ones become a ``RunnerConfig`` (a runner with another config is
+another runner); the rest travel with each request to the runner's sampler.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pollama.config import Settings
+from pollama.errors import APIError
+from pollama.options import OPTIONS, OptionError, coerce_options
+from pollama.runtime.devices import physical_cores
+from pollama.runtime.process import RunnerConfig
+from pollama.store.models import StoredModel
+
+__all__ = ["DEFAULT_OPTIONS", "Resolved", "resolve"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "num_keep": 4,
+    "seed": -1,
+    "num_predict": -1,
+    "top_k": 40,
+    "top_p": 0.9,
+    "min_p": 0.0,
+    "typical_p": 1.0,
+    "repeat_last_n": 64,
+    "temperature": 0.8,
+    "repeat_penalty": 1.0,
+    "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+}
+CPU_CONTEXT_LENGTH = 4096  # Ollama's tier for machines without 23 GiB of VRAM
+MIN_CONTEXT_LENGTH = 4
+_KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    config: RunnerConfig
+    options: dict[str, Any]  # every option, merged; what the runner's sampler reads
+
+
+def resolve(settings: Settings, model: StoredModel, request_options: dict[str, Any] | None) -> Resolved:
+    """Merge options and size the runner; wrong option types are errors with Ollama's messages."""
+    try:
+        requested, unknown = coerce_options(request_options or {})
+    except OptionError as error:
+        raise APIError(500, str(error)) from None
+    for name in unknown:
+        log.warning("invalid option provided: %s", name)
+    options = {**DEFAULT_OPTIONS, **model.parameters, **{k: v for k, v in requested.items() if v is not None}}
+
+    if model.model_path is None:
+        raise APIError(500, f"{model.short_name} has no model weights to load")
+    gguf = model.gguf()
+    trained = int(gguf.get("context_length", 0) or 0) if gguf else 0
+    embedding = "embedding" in model.capabilities() and "completion" not in model.capabilities()
+    num_ctx = int(options.get("num_ctx") or settings.context_length or CPU_CONTEXT_LENGTH)
+    if trained:
+        num_ctx = min(num_ctx, trained)
+    num_ctx = max(num_ctx, MIN_CONTEXT_LENGTH)
+    options["num_ctx"] = num_ctx
+    num_batch = int(options.get("num_batch") or (min(2048, num_ctx) if embedding else 512))
+    kv_cache_type = settings.kv_cache_type.lower() if settings.kv_cache_type.lower() in _KV_CACHE_TYPES else "f16"
+    config = RunnerConfig(
+        model_path=model.model_path,
+        num_ctx=num_ctx,
+        num_parallel=1 if embedding else max(1, settings.num_parallel),
+        num_batch=max(1, num_batch),
+        num_thread=int(options.get("num_thread") or physical_cores()),
+        num_gpu=int(options.get("num_gpu", -1)),
+        main_gpu=int(options.get("main_gpu") or 0),
+        use_mmap=bool(options.get("use_mmap", True)),
+        flash_attention=settings.flash_attention,
+        kv_cache_type=kv_cache_type,
+        embedding=embedding,
+    )
+    return Resolved(config=config, options={k: v for k, v in options.items() if not _load_time(k)})
+
+
+def _load_time(name: str) -> bool:
+    spec = OPTIONS.get(name)
+    return spec is not None and spec.load_time and name != "num_ctx"

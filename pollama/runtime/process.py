@@ -1,0 +1,253 @@
+"""Spawning a runner subprocess and talking to it.
+
+One reader task owns the runner's stdout and routes each event to the request it belongs to;
+many requests stream concurrently over the one pipe. When the runner dies, every request still
+waiting on it ends with an error and ``alive`` turns false, so the scheduler starts a fresh one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pollama.runner import protocol
+
+__all__ = ["RunnerConfig", "RunnerError", "RunnerProcess"]
+
+log = logging.getLogger(__name__)
+
+_LINE_LIMIT = 64 << 20  # an embedding or a long context array is one line
+_STDERR_LINES = 40
+
+
+class RunnerError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """Everything fixed when a runner starts; a request needing other values needs another runner."""
+
+    model_path: Path
+    num_ctx: int
+    num_parallel: int = 1
+    num_batch: int = 512
+    num_thread: int = 1
+    num_gpu: int = -1
+    main_gpu: int = 0
+    use_mmap: bool = True
+    flash_attention: bool | None = None
+    kv_cache_type: str = "f16"
+    embedding: bool = False
+
+    def arguments(self) -> list[str]:
+        flash = {None: "auto", True: "on", False: "off"}[self.flash_attention]
+        args = [
+            "--model", str(self.model_path),
+            "--ctx-size", str(self.num_ctx),
+            "--parallel", str(self.num_parallel),
+            "--batch-size", str(self.num_batch),
+            "--threads", str(self.num_thread),
+            "--gpu-layers", str(self.num_gpu),
+            "--main-gpu", str(self.main_gpu),
+            "--flash-attn", flash,
+            "--kv-cache-type", self.kv_cache_type,
+        ]  # fmt: skip
+        if not self.use_mmap:
+            args.append("--no-mmap")
+        if self.embedding:
+            args.append("--embedding")
+        return args
+
+
+class RunnerProcess:
+    def __init__(self, config: RunnerConfig):
+        self.config = config
+        self.info: dict[str, Any] = {}
+        self._process: asyncio.subprocess.Process | None = None
+        self._requests: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self._ids = itertools.count(1)
+        self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
+        self._ready: asyncio.Future[dict[str, Any]] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._failure: str | None = None
+        self._load_error: str | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.returncode is None and self._failure is None
+
+    @property
+    def context_length(self) -> int:
+        return int(self.info.get("n_ctx", self.config.num_ctx))
+
+    async def start(self, timeout: float | None) -> None:
+        """Spawn the runner and wait until its model is loaded; RunnerError if it cannot be."""
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "pollama.runner", *self.config.arguments(),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            limit=_LINE_LIMIT, start_new_session=True,
+        )  # fmt: skip
+        self._ready = asyncio.get_running_loop().create_future()
+        self._tasks = [asyncio.create_task(self._read_events()), asyncio.create_task(self._read_stderr())]
+        try:
+            self.info = await asyncio.wait_for(asyncio.shield(self._ready), timeout)
+        except TimeoutError:
+            await self.close()
+            raise RunnerError(500, "timed out waiting for llama runner to start") from None
+        except RunnerError:
+            await self.close()
+            raise
+
+    async def completion(self, prompt: str, options: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Stream a completion's ``token`` events, ending with its ``done`` event.
+
+        Leaving the iteration early (a client gone, a task cancelled) cancels the request in the
+        runner, which frees its slot before the next decode step.
+        """
+        request_id, events = self._open()
+        finished = False
+        try:
+            self._send({"op": "completion", "id": request_id, "prompt": prompt, "options": options})
+            while True:
+                event = await events.get()
+                if event["event"] == "error":
+                    finished = True
+                    raise RunnerError(event.get("status", 500), event["error"])
+                finished = event["event"] == "done"
+                yield event
+                if finished:
+                    return
+        finally:
+            self._requests.pop(request_id, None)
+            if not finished and self.alive:
+                self._send({"op": "cancel", "id": request_id})
+
+    async def embed(self, content: str, *, truncate: bool = True) -> dict[str, Any]:
+        return await self._call({"op": "embed", "content": content, "truncate": truncate})
+
+    async def tokenize(self, content: str, *, add_special: bool = False) -> list[int]:
+        return (await self._call({"op": "tokenize", "content": content, "add_special": add_special}))["tokens"]
+
+    async def detokenize(self, tokens: list[int]) -> str:
+        return (await self._call({"op": "detokenize", "tokens": tokens}))["content"]
+
+    async def health(self) -> dict[str, Any]:
+        return await self._call({"op": "health"})
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Ask the runner to exit, kill it if it does not, and fail whatever still waits on it."""
+        process = self._process
+        if process is not None and process.returncode is None:
+            try:
+                self._send({"op": "shutdown"})
+                process.stdin.close()
+                await asyncio.wait_for(process.wait(), grace)
+            except (TimeoutError, ConnectionError, RuntimeError):
+                process.kill()
+                await process.wait()
+        for task in self._tasks:
+            task.cancel()
+        self._fail_all("llama runner was stopped")
+
+    def kill(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            self._process.send_signal(signal.SIGKILL)
+
+    # --- plumbing ---------------------------------------------------------------------------------
+
+    def _open(self) -> tuple[str, asyncio.Queue[dict[str, Any]]]:
+        if not self.alive:
+            raise RunnerError(500, self._failure or "llama runner is not running")
+        request_id = str(next(self._ids))
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._requests[request_id] = queue
+        return request_id, queue
+
+    async def _call(self, message: dict[str, Any]) -> dict[str, Any]:
+        request_id, events = self._open()
+        try:
+            self._send({**message, "id": request_id})
+            event = await events.get()
+        finally:
+            self._requests.pop(request_id, None)
+        if event["event"] == "error":
+            raise RunnerError(event.get("status", 500), event["error"])
+        return event
+
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self._process is not None and self._process.stdin is not None
+        if self._process.stdin.is_closing():
+            raise RunnerError(500, self._failure or "llama runner is not running")
+        self._process.stdin.write(protocol.encode(message))
+
+    async def _read_events(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        try:
+            while line := await self._process.stdout.readline():
+                self._dispatch(protocol.decode(line))
+        except (ValueError, asyncio.LimitOverrunError) as error:
+            log.error("runner %s sent an unreadable message: %s", self.pid, error)
+            self.kill()
+        returncode = await self._process.wait()
+        with contextlib.suppress(TimeoutError):  # the reason should name the cause the runner printed
+            await asyncio.wait_for(asyncio.shield(self._tasks[1]), 1.0)
+        if self._load_error is not None:
+            self._fail_all(self._with_detail(self._load_error))
+        self._fail_all(self._exit_reason(returncode))
+
+    def _dispatch(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "ready" and self._ready and not self._ready.done():
+            self._ready.set_result(event)
+        elif kind == "load_error":
+            self._load_error = event["error"]
+        elif (queue := self._requests.get(str(event.get("id")))) is not None:
+            queue.put_nowait(event)
+
+    async def _read_stderr(self) -> None:
+        assert self._process is not None and self._process.stderr is not None
+        while line := await self._process.stderr.readline():
+            text = line.decode(errors="replace").rstrip()
+            self._stderr.append(text)
+            log.debug("runner %s: %s", self.pid, text)
+
+    def _fail_all(self, reason: str) -> None:
+        if self._failure is None:
+            self._failure = reason
+        if self._ready and not self._ready.done():
+            self._ready.set_exception(RunnerError(500, reason))
+        for queue in self._requests.values():
+            queue.put_nowait({"event": "error", "status": 500, "error": reason})
+
+    def _exit_reason(self, returncode: int) -> str:
+        status = (
+            f"signal: {signal.Signals(-returncode).name.lower()}" if returncode < 0 else f"exit status {returncode}"
+        )
+        return self._with_detail(f"llama runner process has terminated: {status}")
+
+    def _with_detail(self, message: str) -> str:
+        detail = self._last_error_line()
+        return f"{message}: {detail}" if detail else message
+
+    def _last_error_line(self) -> str:
+        for text in reversed(self._stderr):
+            if "error" in text.lower() or "failed" in text.lower():
+                return text.split(": ", 1)[-1] if text.startswith(("llama_", "gguf_")) else text
+        return ""

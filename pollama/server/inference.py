@@ -1,0 +1,163 @@
+"""What generate, chat and the other model-running routes share.
+
+Finding the model, checking what the request may ask of it, getting a runner slot from the
+scheduler, and turning runner events into uniform chunks. Streaming stops the moment the client
+goes away: the runner is told to cancel, even while the prompt is still being evaluated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from pollama.durations import parse_keep_alive
+from pollama.errors import APIError
+from pollama.names import InvalidModelName, ModelName, parse_model_ref
+from pollama.runtime.options import Resolved, resolve
+from pollama.runtime.process import RunnerError
+from pollama.scheduler import LoadedRunner
+from pollama.server.state import ServerState
+from pollama.store import CorruptManifest
+from pollama.store.models import StoredModel, load_model
+
+__all__ = [
+    "Chunk",
+    "ClientGone",
+    "complete",
+    "find_model",
+    "keep_alive_of",
+    "until_disconnected",
+    "use_runner",
+    "validate_think",
+]
+
+THINK_LEVELS = ("high", "medium", "low", "max")
+
+
+class ClientGone(APIError):
+    def __init__(self) -> None:
+        super().__init__(499, "request canceled")
+
+
+@dataclass
+class Chunk:
+    """One piece of an answer: new text, its logprobs, and on the last one the totals."""
+
+    text: str = ""
+    logprobs: list[dict[str, Any]] | None = None
+    done: bool = False
+    done_reason: str | None = None
+    metrics: dict[str, int] = field(default_factory=dict)
+    context: list[int] | None = None
+
+
+def parse_name(text: str) -> ModelName:
+    try:
+        return parse_model_ref(text)
+    except InvalidModelName:
+        raise APIError(400, "invalid model name") from None
+    except ValueError as error:
+        raise APIError(400, str(error)) from None
+
+
+async def find_model(state: ServerState, text: str, *, missing: str | None = None) -> StoredModel:
+    """The stored model a request names; 404 with ``missing`` (or Ollama's usual text) when absent."""
+    name = parse_name(text)
+    try:
+        return await run_in_threadpool(load_model, state.store, name)
+    except (FileNotFoundError, CorruptManifest):
+        raise APIError(404, missing or f"model '{text}' not found") from None
+
+
+def keep_alive_of(value: Any) -> int | None:
+    try:
+        return parse_keep_alive(value)
+    except ValueError as error:
+        raise APIError(400, str(error)) from None
+
+
+def validate_think(model: StoredModel, think: Any, capabilities: list[str]) -> bool | str | None:
+    """The request's ``think``, checked against the model as Ollama checks it."""
+    if think is None:
+        return True if "thinking" in capabilities else None
+    if not isinstance(think, bool) and think not in THINK_LEVELS:
+        shown = f'"{think}"' if isinstance(think, str) else str(think)
+        raise APIError(400, f'invalid think value: {shown} (must be "high", "medium", "low", "max", true, or false)')
+    if think and "thinking" not in capabilities:
+        raise APIError(400, f'"{model.short_name}" does not support thinking')
+    return think
+
+
+@contextlib.asynccontextmanager
+async def use_runner(
+    state: ServerState, model: StoredModel, options: dict[str, Any] | None, keep_alive: int | None
+) -> AsyncIterator[tuple[LoadedRunner, Resolved]]:
+    resolved = resolve(state.settings, model, options)
+    async with state.scheduler.runner(model.short_name, resolved.config, keep_alive) as runner:
+        yield runner, resolved
+
+
+async def complete(
+    runner: LoadedRunner, prompt: str, options: dict[str, Any], *, started_ns: int, load_ns: int
+) -> AsyncIterator[Chunk]:
+    """Run a prompt, yielding chunks as the runner streams; the last one has ``done`` and the metrics."""
+    events = runner.process.completion(prompt, options)
+    try:
+        async for event in events:
+            if event["event"] == "token":
+                yield Chunk(text=event["text"], logprobs=event.get("logprobs"))
+                continue
+            metrics = {
+                "total_duration": time.perf_counter_ns() - started_ns,
+                "load_duration": load_ns,
+                "prompt_eval_count": event["prompt_eval_count"],
+                "prompt_eval_duration": event["prompt_eval_duration"],
+                "eval_count": event["eval_count"],
+                "eval_duration": event["eval_duration"],
+            }
+            yield Chunk(
+                text=event.get("text", ""),
+                done=True,
+                done_reason=event["done_reason"],
+                metrics=metrics,
+                context=event.get("context"),
+            )
+    except RunnerError as error:
+        raise APIError(error.status, error.message) from None
+    finally:
+        await events.aclose()
+
+
+async def until_disconnected(request: Request, items: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """Pass ``items`` through until the client disconnects; then close them (cancelling the work)."""
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        while True:
+            step = asyncio.ensure_future(anext(items))
+            await asyncio.wait({step, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if not step.done():
+                step.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await step
+                raise ClientGone
+            try:
+                item = step.result()
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        gone.cancel()
+        with contextlib.suppress(RuntimeError):
+            await items.aclose()
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

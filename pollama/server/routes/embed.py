@@ -1,0 +1,94 @@
+"""``/api/embed`` (normalized, batched) and the legacy ``/api/embeddings``."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+
+from fastapi import APIRouter, Request
+
+from pollama.api.native import EmbeddingsRequest, EmbeddingsResponse, EmbedRequest, EmbedResponse
+from pollama.errors import APIError
+from pollama.runtime.process import RunnerError
+from pollama.server.bodies import read_body
+from pollama.server.inference import find_model, keep_alive_of, use_runner
+from pollama.server.responses import JSON
+from pollama.server.state import state
+
+router = APIRouter()
+
+
+def _not_found(name: str) -> str:
+    return f'model "{name}" not found, try pulling it first'
+
+
+def _inputs(value: object) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise APIError(400, "invalid input type")
+
+
+def normalize(vector: list[float]) -> list[float]:
+    """Scale to unit length; Ollama refuses vectors with NaN or Inf rather than return them."""
+    if not all(math.isfinite(value) for value in vector):
+        raise APIError(500, "embedding contains NaN or Inf values")
+    norm = math.sqrt(sum(value * value for value in vector))
+    return [value / norm for value in vector] if norm > 0 else list(vector)
+
+
+@router.post("/api/embed")
+async def embed(request: Request) -> JSON:
+    started = time.perf_counter_ns()
+    body = await read_body(request, EmbedRequest)
+    st = state(request)
+    inputs = _inputs(body.input)
+    if not body.model:
+        raise APIError(400, "model is required")
+    model = await find_model(st, body.model, missing=_not_found(body.model))
+    keep_alive = keep_alive_of(body.keep_alive)
+    async with use_runner(st, model, body.options, keep_alive) as (runner, _resolved):
+        load_ns = time.perf_counter_ns() - started
+        if not inputs:
+            return JSON(EmbedResponse(model=body.model, embeddings=[]).dump())
+        truncate = body.truncate is not False
+        try:
+            results = await asyncio.gather(*(runner.process.embed(text, truncate=truncate) for text in inputs))
+        except RunnerError as error:
+            raise APIError(400 if error.status < 500 else error.status, error.message) from None
+    embeddings = []
+    for result in results:
+        vector = normalize(result["embedding"])
+        if body.dimensions and 0 < body.dimensions < len(vector):
+            vector = normalize(vector[: body.dimensions])
+        embeddings.append(vector)
+    response = EmbedResponse(
+        model=body.model,
+        embeddings=embeddings,
+        total_duration=time.perf_counter_ns() - started,
+        load_duration=load_ns,
+        prompt_eval_count=sum(result["prompt_eval_count"] for result in results),
+    )
+    return JSON(response.dump())
+
+
+@router.post("/api/embeddings")
+async def embeddings(request: Request) -> JSON:
+    body = await read_body(request, EmbeddingsRequest)
+    st = state(request)
+    if not body.model:
+        raise APIError(400, "model is required")
+    model = await find_model(st, body.model, missing=_not_found(body.model))
+    keep_alive = keep_alive_of(body.keep_alive)
+    async with use_runner(st, model, body.options, keep_alive) as (runner, _resolved):
+        if not body.prompt:
+            return JSON(EmbeddingsResponse(embedding=[]).dump())
+        try:
+            result = await runner.process.embed(body.prompt)
+        except RunnerError as error:
+            raise APIError(500, error.message) from None
+    return JSON(EmbeddingsResponse(embedding=result["embedding"]).dump())

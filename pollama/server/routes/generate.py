@@ -1,0 +1,199 @@
+"""``/api/generate`` and ``/api/chat``: run a prompt or a conversation, streaming NDJSON."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from pollama.api.native import ChatRequest, ChatResponse, GenerateRequest, GenerateResponse
+from pollama.errors import APIError
+from pollama.server.bodies import read_body
+from pollama.server.inference import (
+    Chunk,
+    complete,
+    find_model,
+    keep_alive_of,
+    until_disconnected,
+    use_runner,
+    validate_think,
+)
+from pollama.server.responses import JSON
+from pollama.server.state import ServerState, state
+from pollama.server.streaming import progress_response
+from pollama.store.models import StoredModel
+from pollama.templates.prompt import chat_prompt
+from pollama.timefmt import rfc3339_nano
+
+router = APIRouter()
+
+RAW_CONFLICT = "raw mode does not support template, system, or context"
+
+
+def _check_common(body: GenerateRequest | ChatRequest) -> None:
+    if not 0 <= body.top_logprobs <= 20:
+        raise APIError(400, "top_logprobs must be between 0 and 20")
+    if body.format not in (None, "", "json") and not isinstance(body.format, dict):
+        raise APIError(400, f'invalid format: {body.format!r}; expected "json" or a valid JSON Schema object')
+    if body.format not in (None, ""):
+        raise APIError(501, "structured output (format) is not supported yet")
+
+
+def _runner_options(body: GenerateRequest | ChatRequest, options: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **options,
+        "logprobs": body.logprobs or body.top_logprobs > 0,
+        "top_logprobs": body.top_logprobs,
+        "shift": body.shift is not False,
+    }
+
+
+async def _load_only(
+    st: ServerState, body: GenerateRequest | ChatRequest, model: StoredModel, keep_alive: int | None
+) -> None:
+    async with use_runner(st, model, body.options, keep_alive):
+        pass
+
+
+@router.post("/api/generate")
+async def generate(request: Request) -> Response:
+    started = time.perf_counter_ns()
+    body = await read_body(request, GenerateRequest)
+    st = state(request)
+    _check_common(body)
+    model = await find_model(st, body.model)
+    keep_alive = keep_alive_of(body.keep_alive)
+    if not body.prompt and keep_alive == 0:
+        await st.scheduler.unload(model.model_path)
+        return JSON(_generate_line(body.model, Chunk(done=True, done_reason="unload")))
+    capabilities = model.capabilities()
+    if body.raw and (body.template or body.system or body.context):
+        raise APIError(400, RAW_CONFLICT)
+    think = validate_think(model, body.think, capabilities)
+    if "completion" not in capabilities:
+        raise APIError(400, f'"{body.model}" does not support generate')
+    if body.suffix and "insert" not in capabilities:
+        raise APIError(400, f"{model.name} does not support insert")
+    if body.template:
+        raise APIError(501, "request templates (Go text/template) are not supported yet")
+    if not body.prompt:
+        await _load_only(st, body, model, keep_alive)
+        return JSON(_generate_line(body.model, Chunk(done=True, done_reason="load")))
+
+    if body.raw:
+        prompt = body.prompt
+    else:
+        messages: list[dict[str, Any]] = []
+        if system := body.system or model.system:
+            messages.append({"role": "system", "content": system})
+        if not body.context:
+            messages.extend(model.messages)
+        messages.append({"role": "user", "content": body.prompt})
+        prompt = chat_prompt(model, messages, think=think if isinstance(think, bool) else None)
+
+    async def lines() -> AsyncIterator[dict[str, Any]]:
+        async with use_runner(st, model, body.options, keep_alive) as (runner, resolved):
+            text = prompt
+            if body.context:
+                text = await runner.process.detokenize(body.context) + prompt
+            options = {**_runner_options(body, resolved.options), "return_context": not body.raw}
+            load_ns = time.perf_counter_ns() - started
+            async for chunk in complete(runner, text, options, started_ns=started, load_ns=load_ns):
+                yield _generate_line(body.model, chunk)
+
+    return await progress_response(
+        until_disconnected(request, lines()), stream=body.stream is not False, combine=_combine_generate
+    )
+
+
+@router.post("/api/chat")
+async def chat(request: Request) -> Response:
+    started = time.perf_counter_ns()
+    body = await read_body(request, ChatRequest)
+    st = state(request)
+    _check_common(body)
+    if not body.model:
+        raise APIError(400, "model is required")
+    model = await find_model(st, body.model)
+    keep_alive = keep_alive_of(body.keep_alive)
+    if not body.messages and keep_alive == 0:
+        await st.scheduler.unload(model.model_path)
+        return JSON(_chat_line(body.model, Chunk(done=True, done_reason="unload")))
+    capabilities = model.capabilities()
+    if "completion" not in capabilities:
+        raise APIError(400, f'"{body.model}" does not support chat')
+    if body.tools and "tools" not in capabilities:
+        raise APIError(400, f"{model.name} does not support tools")
+    think = validate_think(model, body.think, capabilities)
+    if not body.messages:
+        await _load_only(st, body, model, keep_alive)
+        return JSON(_chat_line(body.model, Chunk(done=True, done_reason="load")))
+
+    requested = [message.dump() for message in body.messages]
+    messages = [*model.messages, *requested]
+    if model.system and requested[0]["role"] != "system":
+        messages.insert(0, {"role": "system", "content": model.system})
+    prompt = chat_prompt(model, messages, tools=body.tools or None, think=think if isinstance(think, bool) else None)
+
+    async def lines() -> AsyncIterator[dict[str, Any]]:
+        async with use_runner(st, model, body.options, keep_alive) as (runner, resolved):
+            options = _runner_options(body, resolved.options)
+            load_ns = time.perf_counter_ns() - started
+            async for chunk in complete(runner, prompt, options, started_ns=started, load_ns=load_ns):
+                yield _chat_line(body.model, chunk)
+
+    return await progress_response(
+        until_disconnected(request, lines()), stream=body.stream is not False, combine=_combine_chat
+    )
+
+
+# --- response shapes --------------------------------------------------------------------------------
+
+
+def _generate_line(model: str, chunk: Chunk) -> dict[str, Any]:
+    return GenerateResponse(
+        model=model,
+        created_at=rfc3339_nano(),
+        response=chunk.text,
+        done=chunk.done,
+        done_reason=chunk.done_reason,
+        context=chunk.context,
+        logprobs=chunk.logprobs,
+        **chunk.metrics,
+    ).dump()
+
+
+def _chat_line(model: str, chunk: Chunk) -> dict[str, Any]:
+    return ChatResponse(
+        model=model,
+        created_at=rfc3339_nano(),
+        message={"role": "assistant", "content": chunk.text},
+        done=chunk.done,
+        done_reason=chunk.done_reason,
+        logprobs=chunk.logprobs,
+        **chunk.metrics,
+    ).dump()
+
+
+def _joined_logprobs(lines: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    joined = [entry for line in lines for entry in line.get("logprobs") or ()]
+    return joined or None
+
+
+def _combine_generate(lines: list[dict[str, Any]]) -> dict[str, Any]:
+    combined = dict(lines[-1])
+    combined["response"] = "".join(line.get("response", "") for line in lines)
+    if logprobs := _joined_logprobs(lines):
+        combined["logprobs"] = logprobs
+    return combined
+
+
+def _combine_chat(lines: list[dict[str, Any]]) -> dict[str, Any]:
+    combined = dict(lines[-1])
+    content = "".join(line["message"].get("content", "") for line in lines)
+    combined["message"] = {**combined["message"], "content": content}
+    if logprobs := _joined_logprobs(lines):
+        combined["logprobs"] = logprobs
+    return combined
