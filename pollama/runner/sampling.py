@@ -7,6 +7,7 @@ then a seeded draw), so a given seed reproduces the same text.
 from __future__ import annotations
 
 import ctypes
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import llama_cpp
 import numpy as np
 
-__all__ = ["SamplingOptions", "Sampler", "GrammarError", "token_logprobs"]
+__all__ = ["SamplingOptions", "Sampler", "GrammarError", "grammar_for_format", "token_logprobs"]
 
 _RANDOM_SEED = 0xFFFFFFFF  # LLAMA_DEFAULT_SEED: llama.cpp picks a random seed
 
@@ -41,9 +42,27 @@ class SamplingOptions:
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> SamplingOptions:
         known = {name: data[name] for name in cls.__dataclass_fields__ if name in data and data[name] is not None}
+        if data.get("format") not in (None, ""):
+            known["grammar"] = grammar_for_format(data["format"])
         if "logit_bias" in known:
             known["logit_bias"] = {int(token): float(bias) for token, bias in known["logit_bias"].items()}
         return cls(**known)
+
+
+def grammar_for_format(value: object) -> str:
+    """The GBNF grammar for a request's ``format``: ``"json"`` or a JSON-schema object."""
+    from llama_cpp import llama_grammar  # the converter is pure Python, but large: load it when first needed
+
+    if value in (None, ""):
+        return ""
+    if value == "json":
+        return llama_grammar.JSON_GBNF
+    if not isinstance(value, dict):
+        raise GrammarError(f'invalid format: {json.dumps(value)}; expected "json" or a valid JSON Schema object')
+    try:
+        return llama_grammar.json_schema_to_gbnf(json.dumps(value))
+    except Exception as error:  # noqa: BLE001 - the converter raises anything on schemas it cannot handle
+        raise GrammarError(f"invalid JSON schema in format: {error}") from None
 
 
 class Sampler:

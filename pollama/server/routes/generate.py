@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -36,14 +37,14 @@ def _check_common(body: GenerateRequest | ChatRequest) -> None:
     if not 0 <= body.top_logprobs <= 20:
         raise APIError(400, "top_logprobs must be between 0 and 20")
     if body.format not in (None, "", "json") and not isinstance(body.format, dict):
-        raise APIError(400, f'invalid format: {body.format!r}; expected "json" or a valid JSON Schema object')
-    if body.format not in (None, ""):
-        raise APIError(501, "structured output (format) is not supported yet")
+        shown = json.dumps(body.format)
+        raise APIError(400, f'invalid format: {shown}; expected "json" or a valid JSON Schema object')
 
 
 def _runner_options(body: GenerateRequest | ChatRequest, options: dict[str, Any]) -> dict[str, Any]:
     return {
         **options,
+        "format": body.format or None,
         "logprobs": body.logprobs or body.top_logprobs > 0,
         "top_logprobs": body.top_logprobs,
         "shift": body.shift is not False,
