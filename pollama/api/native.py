@@ -270,13 +270,18 @@ class ChatResponse(Response):
     eval_duration: int | None = None
 
 
-class EmbedRequest(Request):
+class _ModelRequest(Request):
+    """A request that runs on a model: which one, how long to keep it, its options."""
+
     model: str = ""
+    keep_alive: Any = None
+    options: dict[str, Any] | None = None
+
+
+class EmbedRequest(_ModelRequest):
     input: Any = None
     truncate: bool | None = None
     dimensions: int | None = None
-    keep_alive: Any = None
-    options: dict[str, Any] | None = None
 
 
 class EmbedResponse(Response):
@@ -287,23 +292,17 @@ class EmbedResponse(Response):
     prompt_eval_count: int | None = None
 
 
-class EmbeddingsRequest(Request):
-    model: str = ""
+class EmbeddingsRequest(_ModelRequest):
     prompt: str = ""
-    keep_alive: Any = None
-    options: dict[str, Any] | None = None
 
 
 class EmbeddingsResponse(Response):
     embedding: list[float]
 
 
-class TokenizeRequest(Request):
-    model: str = ""
+class TokenizeRequest(_ModelRequest):
     content: str = ""
     add_special: bool = False
-    keep_alive: Any = None
-    options: dict[str, Any] | None = None
 
 
 class TokenizeResponse(Response):
@@ -311,11 +310,8 @@ class TokenizeResponse(Response):
     tokens: list[int]
 
 
-class DetokenizeRequest(Request):
-    model: str = ""
+class DetokenizeRequest(_ModelRequest):
     tokens: list[int] = Field(default_factory=list)
-    keep_alive: Any = None
-    options: dict[str, Any] | None = None
 
 
 class DetokenizeResponse(Response):

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
@@ -21,7 +21,7 @@ from pollama.durations import parse_keep_alive
 from pollama.errors import APIError
 from pollama.names import InvalidModelName, ModelName, parse_model_ref
 from pollama.runtime.options import Resolved, resolve
-from pollama.runtime.process import RunnerError
+from pollama.runtime.process import RunnerError, RunnerProcess
 from pollama.scheduler import LoadedRunner
 from pollama.server.state import ServerState
 from pollama.store import CorruptManifest
@@ -33,12 +33,15 @@ __all__ = [
     "complete",
     "find_model",
     "keep_alive_of",
+    "on_runner",
     "until_disconnected",
     "use_runner",
     "validate_think",
 ]
 
 THINK_LEVELS = ("high", "medium", "low", "max")
+
+Result = TypeVar("Result")
 
 
 class ClientGone(APIError):
@@ -102,6 +105,28 @@ async def use_runner(
     resolved = resolve(state.settings, model, options)
     async with state.scheduler.runner(model.short_name, resolved.config, keep_alive) as runner:
         yield runner, resolved
+
+
+async def on_runner(
+    state: ServerState,
+    body: Any,
+    action: Callable[[RunnerProcess], Awaitable[Result]],
+    *,
+    missing: str | None = None,
+    error_status: int | None = None,
+) -> Result:
+    """Run one call on the runner of ``body.model`` (loading it), for requests that are not completions.
+
+    Runner errors keep their status unless ``error_status`` says what Ollama answers instead.
+    """
+    if not body.model:
+        raise APIError(400, "model is required")
+    model = await find_model(state, body.model, missing=missing)
+    async with use_runner(state, model, body.options, keep_alive_of(body.keep_alive)) as (runner, _resolved):
+        try:
+            return await action(runner.process)
+        except RunnerError as error:
+            raise APIError(error_status or error.status, error.message) from None
 
 
 async def complete(

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Request
 
 from pollama.api.native import EmbeddingsRequest, EmbeddingsResponse, EmbedRequest, EmbedResponse
 from pollama.errors import APIError
-from pollama.runtime.process import RunnerError
+from pollama.runtime.process import RunnerError, RunnerProcess
 from pollama.server.bodies import read_body
-from pollama.server.inference import find_model, keep_alive_of, use_runner
+from pollama.server.inference import find_model, keep_alive_of, on_runner, use_runner
 from pollama.server.responses import JSON
 from pollama.server.state import state
 
@@ -79,16 +79,9 @@ async def embed(request: Request) -> JSON:
 @router.post("/api/embeddings")
 async def embeddings(request: Request) -> JSON:
     body = await read_body(request, EmbeddingsRequest)
-    st = state(request)
-    if not body.model:
-        raise APIError(400, "model is required")
-    model = await find_model(st, body.model, missing=_not_found(body.model))
-    keep_alive = keep_alive_of(body.keep_alive)
-    async with use_runner(st, model, body.options, keep_alive) as (runner, _resolved):
-        if not body.prompt:
-            return JSON(EmbeddingsResponse(embedding=[]).dump())
-        try:
-            result = await runner.process.embed(body.prompt)
-        except RunnerError as error:
-            raise APIError(500, error.message) from None
-    return JSON(EmbeddingsResponse(embedding=result["embedding"]).dump())
+
+    async def embed_prompt(runner: RunnerProcess) -> list[float]:
+        return (await runner.embed(body.prompt))["embedding"] if body.prompt else []
+
+    vector = await on_runner(state(request), body, embed_prompt, missing=_not_found(body.model), error_status=500)
+    return JSON(EmbeddingsResponse(embedding=vector).dump())

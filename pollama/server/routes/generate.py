@@ -51,11 +51,15 @@ def _runner_options(body: GenerateRequest | ChatRequest, options: dict[str, Any]
     }
 
 
-async def _load_only(
+async def _load_or_unload(
     st: ServerState, body: GenerateRequest | ChatRequest, model: StoredModel, keep_alive: int | None
-) -> None:
+) -> Chunk:
+    """An empty prompt loads the model, or with ``keep_alive: 0`` unloads it without loading."""
+    if keep_alive == 0:
+        await st.scheduler.unload(model.model_path)
+        return Chunk(done=True, done_reason="unload")
     async with use_runner(st, model, body.options, keep_alive):
-        pass
+        return Chunk(done=True, done_reason="load")
 
 
 @router.post("/api/generate")
@@ -67,8 +71,7 @@ async def generate(request: Request) -> Response:
     model = await find_model(st, body.model)
     keep_alive = keep_alive_of(body.keep_alive)
     if not body.prompt and keep_alive == 0:
-        await st.scheduler.unload(model.model_path)
-        return JSON(_generate_line(body.model, Chunk(done=True, done_reason="unload")))
+        return JSON(_generate_line(body.model, await _load_or_unload(st, body, model, keep_alive)))
     capabilities = model.capabilities()
     if body.raw and (body.template or body.system or body.context):
         raise APIError(400, RAW_CONFLICT)
@@ -80,8 +83,7 @@ async def generate(request: Request) -> Response:
     if body.template:
         raise APIError(501, "request templates (Go text/template) are not supported yet")
     if not body.prompt:
-        await _load_only(st, body, model, keep_alive)
-        return JSON(_generate_line(body.model, Chunk(done=True, done_reason="load")))
+        return JSON(_generate_line(body.model, await _load_or_unload(st, body, model, keep_alive)))
 
     if body.raw:
         prompt = body.prompt
@@ -120,8 +122,7 @@ async def chat(request: Request) -> Response:
     model = await find_model(st, body.model)
     keep_alive = keep_alive_of(body.keep_alive)
     if not body.messages and keep_alive == 0:
-        await st.scheduler.unload(model.model_path)
-        return JSON(_chat_line(body.model, Chunk(done=True, done_reason="unload")))
+        return JSON(_chat_line(body.model, await _load_or_unload(st, body, model, keep_alive)))
     capabilities = model.capabilities()
     if "completion" not in capabilities:
         raise APIError(400, f'"{body.model}" does not support chat')
@@ -129,8 +130,7 @@ async def chat(request: Request) -> Response:
         raise APIError(400, f"{model.name} does not support tools")
     think = validate_think(model, body.think, capabilities)
     if not body.messages:
-        await _load_only(st, body, model, keep_alive)
-        return JSON(_chat_line(body.model, Chunk(done=True, done_reason="load")))
+        return JSON(_chat_line(body.model, await _load_or_unload(st, body, model, keep_alive)))
 
     requested = [message.dump() for message in body.messages]
     messages = [*model.messages, *requested]
