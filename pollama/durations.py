@@ -163,4 +163,4 @@ def parse_keep_alive(value: object) -> int | None:
         )
         raise ValueError(f"Unsupported type: '{kind}'")
     nanoseconds = parse_go_duration(value) if isinstance(value, str) else int(value * SECOND)
-    return FOREVER if nanoseconds < 0 else nanoseconds
+    return FOREVER if nanoseconds < 0 or nanoseconds > FOREVER else nanoseconds

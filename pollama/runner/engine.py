@@ -21,7 +21,7 @@ import numpy as np
 
 from pollama.runner.model import LoadedModel
 from pollama.runner.sampling import GrammarError, Sampler, SamplingOptions, token_logprobs
-from pollama.runner.slots import Slot, choose_slot, shift_amount, truncate_prompt
+from pollama.runner.slots import Slot, choose_slot, common_prefix_length, shift_amount, truncate_prompt
 from pollama.runner.text import TextStream
 
 __all__ = ["Engine", "PROMPT_TOO_LONG"]
@@ -156,7 +156,7 @@ class Engine:
             job.tokens = truncate_prompt(
                 job.tokens, model.n_ctx_seq, int(job.options.get("num_keep", 4)), model.add_bos
             )
-            reusable = min(reusable, len(job.tokens))
+            reusable = common_prefix_length(slot.cached, job.tokens)
         if not job.embed:
             try:
                 job.sampler = Sampler(
@@ -198,6 +198,8 @@ class Engine:
             if wants_logits:
                 job.batch_index = index
 
+        # The context's batch holds at least one token per sequence (see model.load), so every
+        # generating sequence gets its next token in; prompt chunks fill the room that is left.
         for job in self.active:
             job.batch_index = -1
             if job.next_token is not None:

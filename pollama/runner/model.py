@@ -118,8 +118,8 @@ def load(options: LoadOptions) -> LoadedModel:
     params = llama_cpp.llama_context_default_params()
     params.n_ctx = options.num_ctx * options.num_parallel
     params.n_seq_max = options.num_parallel
-    params.n_batch = options.num_batch
-    params.n_ubatch = options.num_batch
+    # Every sequence may need an output in one batch; llama.cpp asserts there is room for them.
+    params.n_batch = params.n_ubatch = max(options.num_batch, options.num_parallel)
     params.n_threads = options.num_thread
     params.n_threads_batch = options.num_thread
     params.flash_attn_type = flash

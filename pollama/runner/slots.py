@@ -53,17 +53,16 @@ def _kept_head(num_keep: int, prompt_length: int, has_bos: bool, limit: int) -> 
 
 
 def truncate_prompt(prompt: Sequence[int], n_ctx: int, num_keep: int, has_bos: bool) -> list[int]:
-    """Cut a prompt that does not fit the context as llama.cpp's server does with context shift on.
+    """Cut a prompt that does not fit the context, as Ollama does with context shift on.
 
-    The first ``num_keep`` tokens (after BOS) stay; whole blocks of half the remaining context are
-    dropped after them until about half of the context is free for the answer.
+    The first ``num_keep`` tokens (after BOS) stay, then the most recent tokens, so that about half
+    of the context is left free for the answer.
     """
     if len(prompt) < n_ctx:
         return list(prompt)
     keep = _kept_head(num_keep, len(prompt), has_bos, n_ctx // 2)
-    block = max(1, (n_ctx - keep) // 2)
-    erased = max(1, (len(prompt) - keep - block) // block) * block
-    return list(prompt[:keep]) + list(prompt[keep + erased :])
+    tail = max(1, (n_ctx - keep) // 2)
+    return list(prompt[:keep]) + list(prompt[len(prompt) - tail :])
 
 
 def shift_amount(n_past: int, num_keep: int, has_bos: bool) -> tuple[int, int]:

@@ -45,6 +45,7 @@ class TextStream:
         matches = [index for stop in self._stops if (index := self._held.find(stop)) >= 0]
         if matches:
             text, self._held = self._held[: min(matches)], ""
+            self._decoder.reset()  # bytes after the stop are never shown, not even as U+FFFD
             return Emission(text, stopped=True)
         keep = partial_stop_length(self._held, self._stops)
         ready = self._held[: len(self._held) - keep]

@@ -38,6 +38,14 @@ DEFAULT_OPTIONS: dict[str, Any] = {
 }
 CPU_CONTEXT_LENGTH = 4096  # Ollama's tier for machines without 23 GiB of VRAM
 MIN_CONTEXT_LENGTH = 4
+MIN_VISION_CONTEXT_LENGTH = 2048  # an image alone takes hundreds of tokens
+# Architectures whose llama.cpp memory cannot hold several sequences well (Ollama's list).
+SINGLE_SEQUENCE_ARCHITECTURES = frozenset(
+    {
+        "mllama", "qwen3vl", "qwen3vlmoe", "qwen35", "qwen35moe", "qwen3next", "lfm2", "lfm2moe",
+        "nemotron_h", "nemotron_h_moe", "nemotron_h_omni",
+    }
+)  # fmt: skip
 _KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
 
 
@@ -61,18 +69,20 @@ def resolve(settings: Settings, model: StoredModel, request_options: dict[str, A
         raise APIError(500, f"{model.short_name} has no model weights to load")
     gguf = model.gguf()
     trained = int(gguf.get("context_length", 0) or 0) if gguf else 0
-    embedding = "embedding" in model.capabilities() and "completion" not in model.capabilities()
+    capabilities = model.capabilities()
+    embedding = "embedding" in capabilities and "completion" not in capabilities
     num_ctx = int(options.get("num_ctx") or settings.context_length or CPU_CONTEXT_LENGTH)
     if trained:
         num_ctx = min(num_ctx, trained)
-    num_ctx = max(num_ctx, MIN_CONTEXT_LENGTH)
+    num_ctx = max(num_ctx, MIN_VISION_CONTEXT_LENGTH if "vision" in capabilities else MIN_CONTEXT_LENGTH)
+    single = embedding or (gguf is not None and gguf.architecture in SINGLE_SEQUENCE_ARCHITECTURES)
     options["num_ctx"] = num_ctx
     num_batch = int(options.get("num_batch") or (min(2048, num_ctx) if embedding else 512))
     kv_cache_type = settings.kv_cache_type.lower() if settings.kv_cache_type.lower() in _KV_CACHE_TYPES else "f16"
     config = RunnerConfig(
         model_path=model.model_path,
         num_ctx=num_ctx,
-        num_parallel=1 if embedding else max(1, settings.num_parallel),
+        num_parallel=1 if single else max(1, settings.num_parallel),
         num_batch=max(1, num_batch),
         num_thread=int(options.get("num_thread") or physical_cores()),
         num_gpu=int(options.get("num_gpu", -1)),
