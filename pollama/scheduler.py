@@ -26,6 +26,7 @@ __all__ = ["LoadedRunner", "Scheduler"]
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_RUNNERS = 3  # 3 x GPUs, at least 3: Ollama's automatic OLLAMA_MAX_LOADED_MODELS
+HEALTH_TIMEOUT = 10.0  # seconds; an idle runner answers at once
 
 
 @dataclass(eq=False)
@@ -85,6 +86,8 @@ class Scheduler:
     async def _obtain(self, model_name: str, config: RunnerConfig, keep_alive: int | None) -> LoadedRunner:
         async with self._load_lock:
             loaded = self.runners.get(config.model_path)
+            if loaded is not None and loaded.refcount == 0 and not await _responds(loaded):
+                log.warning("runner for %s stopped responding; starting a new one", loaded.model_name)
             if loaded is not None and (not loaded.process.alive or loaded.config != config):
                 if loaded.refcount and loaded.process.alive:
                     await self._wait_idle(loaded)
@@ -159,6 +162,16 @@ class Scheduler:
             del self.runners[loaded.config.model_path]
         log.info("unloading %s", loaded.model_name)
         await loaded.process.close()
+
+
+async def _responds(loaded: LoadedRunner) -> bool:
+    """Ping an idle runner before handing it out: it may have died a moment ago, unnoticed yet."""
+    try:
+        await asyncio.wait_for(loaded.process.health(), HEALTH_TIMEOUT)
+    except (RunnerError, TimeoutError):
+        loaded.process.kill()
+        return False
+    return True
 
 
 def _sort_duration(loaded: LoadedRunner) -> int:

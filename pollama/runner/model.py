@@ -47,7 +47,8 @@ class LoadedModel:
         self.vocab = llama_cpp.llama_model_get_vocab(model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
         self.memory = llama_cpp.llama_get_memory(context)
-        self.n_ctx_seq = llama_cpp.llama_n_ctx_seq(context)
+        # llama.cpp pads the context up (to 256); the limits users set are the ones that count.
+        self.n_ctx_seq = min(llama_cpp.llama_n_ctx_seq(context), options.num_ctx)
         self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(model)
         self.n_batch = llama_cpp.llama_n_batch(context)
         self.n_embd = llama_cpp.llama_model_n_embd(model)
@@ -108,7 +109,7 @@ def load(options: LoadOptions) -> LoadedModel:
     model_params.use_mmap = options.use_mmap
     model = llama_cpp.llama_model_load_from_file(str(options.path).encode(), model_params)
     if not model:
-        raise LoadError(f"unable to load model: {options.path}")
+        raise LoadError("error loading model")
 
     flash = _FLASH[options.flash_attention]
     kv_type = _KV_TYPES.get(options.kv_cache_type, llama_cpp.GGML_TYPE_F16)

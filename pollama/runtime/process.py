@@ -167,6 +167,7 @@ class RunnerProcess:
         self._fail_all("llama runner was stopped")
 
     def kill(self) -> None:
+        self._failure = self._failure or "llama runner was killed"
         if self._process is not None and self._process.returncode is None:
             self._process.send_signal(signal.SIGKILL)
 
@@ -209,7 +210,7 @@ class RunnerProcess:
         with contextlib.suppress(TimeoutError):  # the reason should name the cause the runner printed
             await asyncio.wait_for(asyncio.shield(self._tasks[1]), 1.0)
         if self._load_error is not None:
-            self._fail_all(self._with_detail(self._load_error))
+            self._fail_all(self._with_detail(f"llama runner process has terminated: {self._load_error}"))
         self._fail_all(self._exit_reason(returncode))
 
     def _dispatch(self, event: dict[str, Any]) -> None:
@@ -247,6 +248,10 @@ class RunnerProcess:
         return f"{message}: {detail}" if detail else message
 
     def _last_error_line(self) -> str:
+        """The most telling line llama.cpp printed before failing."""
+        for text in reversed(self._stderr):
+            if "error loading model: " in text:
+                return text.split("error loading model: ", 1)[1]
         for text in reversed(self._stderr):
             if "error" in text.lower() or "failed" in text.lower():
                 return text.split(": ", 1)[-1] if text.startswith(("llama_", "gguf_")) else text

@@ -86,15 +86,15 @@ def keep_alive_of(value: Any) -> int | None:
         raise APIError(400, str(error)) from None
 
 
-def validate_think(model: StoredModel, think: Any, capabilities: list[str]) -> bool | str | None:
-    """The request's ``think``, checked against the model as Ollama checks it."""
+def validate_think(name: str, think: Any, capabilities: list[str]) -> bool | str | None:
+    """The request's ``think``, checked against the model (``name`` as the request gave it) as Ollama does."""
     if think is None:
         return True if "thinking" in capabilities else None
     if not isinstance(think, bool) and think not in THINK_LEVELS:
         shown = f'"{think}"' if isinstance(think, str) else str(think)
         raise APIError(400, f'invalid think value: {shown} (must be "high", "medium", "low", "max", true, or false)')
     if think and "thinking" not in capabilities:
-        raise APIError(400, f'"{model.short_name}" does not support thinking')
+        raise APIError(400, f'"{name}" does not support thinking')
     return think
 
 
@@ -161,16 +161,18 @@ async def complete(
 
 
 async def until_disconnected(request: Request, items: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """Pass ``items`` through until the client disconnects; then close them (cancelling the work)."""
+    """Pass ``items`` through until the client disconnects; then close them (cancelling the work).
+
+    Whoever notices the disconnect first — this watcher, or the response cancelling its body
+    task — the pending step is cancelled, so the work below lets go of its runner slot at once.
+    """
     gone = asyncio.ensure_future(_disconnected(request))
+    step: asyncio.Future[Any] | None = None
     try:
         while True:
             step = asyncio.ensure_future(anext(items))
             await asyncio.wait({step, gone}, return_when=asyncio.FIRST_COMPLETED)
             if not step.done():
-                step.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await step
                 raise ClientGone
             try:
                 item = step.result()
@@ -179,6 +181,10 @@ async def until_disconnected(request: Request, items: AsyncIterator[Any]) -> Asy
             yield item
     finally:
         gone.cancel()
+        if step is not None and not step.done():
+            step.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
+                await step
         with contextlib.suppress(RuntimeError):
             await items.aclose()
 

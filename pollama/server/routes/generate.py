@@ -68,6 +68,8 @@ async def generate(request: Request) -> Response:
     body = await read_body(request, GenerateRequest)
     st = state(request)
     _check_common(body)
+    if not body.model:
+        raise APIError(404, "model '' not found")
     model = await find_model(st, body.model)
     keep_alive = keep_alive_of(body.keep_alive)
     if not body.prompt and keep_alive == 0:
@@ -75,7 +77,7 @@ async def generate(request: Request) -> Response:
     capabilities = model.capabilities()
     if body.raw and (body.template or body.system or body.context):
         raise APIError(400, RAW_CONFLICT)
-    think = validate_think(model, body.think, capabilities)
+    think = validate_think(body.model, body.think, capabilities)
     if "completion" not in capabilities:
         raise APIError(400, f'"{body.model}" does not support generate')
     if body.suffix and "insert" not in capabilities:
@@ -128,7 +130,7 @@ async def chat(request: Request) -> Response:
         raise APIError(400, f'"{body.model}" does not support chat')
     if body.tools and "tools" not in capabilities:
         raise APIError(400, f"{model.name} does not support tools")
-    think = validate_think(model, body.think, capabilities)
+    think = validate_think(body.model, body.think, capabilities)
     if not body.messages:
         return JSON(_chat_line(body.model, await _load_or_unload(st, body, model, keep_alive)))
 
