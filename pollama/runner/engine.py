@@ -182,43 +182,48 @@ class Engine:
         self.active.append(job)
 
     def _fill_batch(self) -> list[Job]:
-        batch = self._batch
-        batch.n_tokens = 0
-        members: list[Job] = []
+        """Choose this step's tokens and write them into the batch, sequence by sequence in seq-id order.
 
-        def add(job: Job, token: int, wants_logits: bool) -> None:
-            index = batch.n_tokens
-            batch.token[index] = token
-            batch.pos[index] = len(job.slot.cached)
-            batch.n_seq_id[index] = 1
-            batch.seq_id[index][0] = job.slot.seq_id
-            batch.logits[index] = wants_logits
-            batch.n_tokens += 1
-            job.slot.cached.append(token)
-            if wants_logits:
-                job.batch_index = index
-
+        The order matters: with a KV cache split per sequence, llama.cpp decodes a batch whose
+        sequences are out of order in several pieces, which costs a third of the batching gain.
+        """
         # The context's batch holds at least one token per sequence (see model.load), so every
         # generating sequence gets its next token in; prompt chunks fill the room that is left.
+        planned: list[tuple[Job, list[int]]] = []
         for job in self.active:
             job.batch_index = -1
             if job.next_token is not None:
-                add(job, job.next_token, True)
+                planned.append((job, [job.next_token]))
                 job.next_token = None
-                members.append(job)
-        room = self.model.n_batch - batch.n_tokens
+        room = self.model.n_batch - len(planned)
         for job in self.active:
             if room <= 0:
                 break
             if job.embed or not job.pending:
                 continue
             chunk, job.pending = job.pending[:room], job.pending[room:]
-            for position, token in enumerate(chunk):
-                add(job, token, not job.pending and position == len(chunk) - 1)
             job.prompt_evaluated += len(chunk)
             room -= len(chunk)
-            members.append(job)
-        return members
+            planned.append((job, chunk))
+
+        batch = self._batch
+        batch.n_tokens = 0
+        planned.sort(key=lambda entry: entry[0].slot.seq_id)
+        for job, tokens in planned:
+            wants_logits = not job.pending  # a generated token, or the end of the prompt
+            for token in tokens:
+                index = batch.n_tokens
+                batch.token[index] = token
+                batch.pos[index] = len(job.slot.cached)
+                batch.n_seq_id[index] = 1
+                batch.seq_id[index][0] = job.slot.seq_id
+                batch.logits[index] = False
+                batch.n_tokens += 1
+                job.slot.cached.append(token)
+            if wants_logits:
+                batch.logits[batch.n_tokens - 1] = True
+                job.batch_index = batch.n_tokens - 1
+        return [job for job, _tokens in planned]
 
     # --- after a decode --------------------------------------------------------------------------
 

@@ -163,28 +163,39 @@ async def complete(
 async def until_disconnected(request: Request, items: AsyncIterator[Any]) -> AsyncIterator[Any]:
     """Pass ``items`` through until the client disconnects; then close them (cancelling the work).
 
-    Whoever notices the disconnect first — this watcher, or the response cancelling its body
-    task — the pending step is cancelled, so the work below lets go of its runner slot at once.
+    One watcher task per request cancels whichever task is waiting for the next item — the handler
+    while the first line or a whole answer is pending, the response while it streams — so a runner
+    slot is let go at once, even mid-prompt. No per-item tasks: this sits on every token's path.
     """
-    gone = asyncio.ensure_future(_disconnected(request))
-    step: asyncio.Future[Any] | None = None
+    waiting: asyncio.Task[Any] | None = None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        await _disconnected(request)
+        gone = True
+        if waiting is not None:
+            waiting.cancel()
+
+    watcher = asyncio.ensure_future(watch())
     try:
-        while True:
-            step = asyncio.ensure_future(anext(items))
-            await asyncio.wait({step, gone}, return_when=asyncio.FIRST_COMPLETED)
-            if not step.done():
-                raise ClientGone
+        while not gone:
+            waiting = asyncio.current_task()
             try:
-                item = step.result()
+                item = await anext(items)
             except StopAsyncIteration:
                 return
+            except asyncio.CancelledError:
+                if gone and waiting is not None:
+                    waiting.uncancel()
+                    raise ClientGone from None
+                raise
+            finally:
+                waiting = None
             yield item
+        raise ClientGone
     finally:
-        gone.cancel()
-        if step is not None and not step.done():
-            step.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
-                await step
+        watcher.cancel()
         with contextlib.suppress(RuntimeError):
             await items.aclose()
 
