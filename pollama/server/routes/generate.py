@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -41,14 +42,49 @@ def _check_common(body: GenerateRequest | ChatRequest) -> None:
         raise APIError(400, f'invalid format: {shown}; expected "json" or a valid JSON Schema object')
 
 
-def _runner_options(body: GenerateRequest | ChatRequest, options: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **options,
-        "format": body.format or None,
-        "logprobs": body.logprobs or body.top_logprobs > 0,
-        "top_logprobs": body.top_logprobs,
-        "shift": body.shift is not False,
-    }
+@dataclass(frozen=True)
+class Answer:
+    """A prompt ready to run, and what the request asked of the run."""
+
+    body: GenerateRequest | ChatRequest
+    model: StoredModel
+    keep_alive: int | None
+    started_ns: int
+    prompt: str
+    extra_options: dict[str, Any] = field(default_factory=dict)
+    context: list[int] = field(default_factory=list)  # generate's deprecated token history, put before the prompt
+
+
+async def _answer(
+    request: Request,
+    answer: Answer,
+    *,
+    line: Callable[[str, Chunk], dict[str, Any]],
+    combine: Callable[[list[dict[str, Any]]], dict[str, Any]],
+) -> Response:
+    """Run the prompt on a runner slot and answer with NDJSON lines (or one combined object)."""
+    body = answer.body
+
+    async def lines() -> AsyncIterator[dict[str, Any]]:
+        async with use_runner(state(request), answer.model, body.options, answer.keep_alive) as (runner, resolved):
+            prompt = answer.prompt
+            if answer.context:
+                prompt = await runner.process.detokenize(answer.context) + prompt
+            options = {
+                **resolved.options,
+                "format": body.format or None,
+                "logprobs": body.logprobs or body.top_logprobs > 0,
+                "top_logprobs": body.top_logprobs,
+                "shift": body.shift is not False,
+                **answer.extra_options,
+            }
+            load_ns = time.perf_counter_ns() - answer.started_ns
+            async for chunk in complete(runner, prompt, options, started_ns=answer.started_ns, load_ns=load_ns):
+                yield line(body.model, chunk)
+
+    return await progress_response(
+        until_disconnected(request, lines()), stream=body.stream is not False, combine=combine
+    )
 
 
 async def _load_or_unload(
@@ -98,18 +134,11 @@ async def generate(request: Request) -> Response:
         messages.append({"role": "user", "content": body.prompt})
         prompt = chat_prompt(model, messages, think=think if isinstance(think, bool) else None)
 
-    async def lines() -> AsyncIterator[dict[str, Any]]:
-        async with use_runner(st, model, body.options, keep_alive) as (runner, resolved):
-            text = prompt
-            if body.context:
-                text = await runner.process.detokenize(body.context) + prompt
-            options = {**_runner_options(body, resolved.options), "return_context": not body.raw}
-            load_ns = time.perf_counter_ns() - started
-            async for chunk in complete(runner, text, options, started_ns=started, load_ns=load_ns):
-                yield _generate_line(body.model, chunk)
-
-    return await progress_response(
-        until_disconnected(request, lines()), stream=body.stream is not False, combine=_combine_generate
+    return await _answer(
+        request,
+        Answer(body, model, keep_alive, started, prompt, {"return_context": not body.raw}, body.context or []),
+        line=_generate_line,
+        combine=_combine_generate,
     )
 
 
@@ -140,15 +169,8 @@ async def chat(request: Request) -> Response:
         messages.insert(0, {"role": "system", "content": model.system})
     prompt = chat_prompt(model, messages, tools=body.tools or None, think=think if isinstance(think, bool) else None)
 
-    async def lines() -> AsyncIterator[dict[str, Any]]:
-        async with use_runner(st, model, body.options, keep_alive) as (runner, resolved):
-            options = _runner_options(body, resolved.options)
-            load_ns = time.perf_counter_ns() - started
-            async for chunk in complete(runner, prompt, options, started_ns=started, load_ns=load_ns):
-                yield _chat_line(body.model, chunk)
-
-    return await progress_response(
-        until_disconnected(request, lines()), stream=body.stream is not False, combine=_combine_chat
+    return await _answer(
+        request, Answer(body, model, keep_alive, started, prompt), line=_chat_line, combine=_combine_chat
     )
 
 
