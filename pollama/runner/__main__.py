@@ -114,7 +114,9 @@ class Runner:
         if len(tokens) > limit:
             if not command.get("truncate", True):
                 raise ValueError("the input length exceeds the context length")
-            tokens = tokens[:limit]
+            # The end-of-text token the tokenizer added (BERT's [SEP]) stays at the end.
+            kept_end = [tokens[-1]] if self.model.add_eos and tokens[-1] == self.model.eos else []
+            tokens = tokens[: limit - len(kept_end)] + kept_end
         return tokens
 
     def health(self) -> dict[str, Any]:

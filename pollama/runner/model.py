@@ -53,6 +53,7 @@ class LoadedModel:
         self.n_batch = llama_cpp.llama_n_batch(context)
         self.n_embd = llama_cpp.llama_model_n_embd(model)
         self.bos = llama_cpp.llama_vocab_bos(self.vocab)
+        self.eos = llama_cpp.llama_vocab_eos(self.vocab)
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
         self.add_eos = bool(llama_cpp.llama_vocab_get_add_eos(self.vocab))
         self.encoder_only = bool(llama_cpp.llama_model_has_encoder(model)) and not llama_cpp.llama_model_has_decoder(
