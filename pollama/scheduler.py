@@ -50,6 +50,7 @@ class Scheduler:
         self.settings = settings
         self.runners: dict[Path, LoadedRunner] = {}
         self._load_lock = asyncio.Lock()
+        self._stopping: set[asyncio.Task[None]] = set()  # held so the loop does not drop them mid-way
 
     @asynccontextmanager
     async def runner(
@@ -138,7 +139,7 @@ class Scheduler:
             return
         if not loaded.process.alive or loaded.keep_alive <= 0:
             loaded.expires_at = time.time()
-            asyncio.get_running_loop().create_task(self._stop(loaded))
+            self._stop_soon(loaded)
             return
         if loaded.keep_alive >= FOREVER:
             loaded.expires_at = None
@@ -149,7 +150,12 @@ class Scheduler:
 
     def _expire(self, loaded: LoadedRunner) -> None:
         if loaded.refcount == 0:
-            asyncio.get_running_loop().create_task(self._stop(loaded))
+            self._stop_soon(loaded)
+
+    def _stop_soon(self, loaded: LoadedRunner) -> None:
+        task = asyncio.get_running_loop().create_task(self._stop(loaded))
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
 
     def _cancel_timer(self, loaded: LoadedRunner) -> None:
         if loaded.timer is not None:

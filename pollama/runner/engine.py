@@ -132,7 +132,8 @@ class Engine:
     def _admit(self) -> None:
         while self.waiting:
             job = self.waiting[0]
-            choice = choose_slot(self.slots, job.tokens)
+            # An embedding clears its slot's cache afterwards: give it the least recently used one.
+            choice = choose_slot(self.slots, [] if job.embed else job.tokens)
             if choice is None:
                 return
             self.waiting.popleft()

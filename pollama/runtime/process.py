@@ -159,8 +159,9 @@ class RunnerProcess:
                 self._send({"op": "shutdown"})
                 process.stdin.close()
                 await asyncio.wait_for(process.wait(), grace)
-            except (TimeoutError, ConnectionError, RuntimeError):
-                process.kill()
+            except (TimeoutError, ConnectionError, RuntimeError, RunnerError):
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
                 await process.wait()
         for task in self._tasks:
             task.cancel()
