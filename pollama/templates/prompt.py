@@ -1,8 +1,8 @@
 """Messages to prompt text: the one place that decides how a model's prompt is built.
 
-A model's own GGUF chat template (jinja) renders chats here. Go ``TEMPLATE`` layers arrive with
-the prompt-rendering work (issue 4); until then a model that only has a Go template other than
-the trivial ``{{ .Prompt }}`` cannot be prompted, and says so.
+A model's Go ``TEMPLATE`` (a Modelfile or registry layer) renders as Ollama renders it; without
+one, the GGUF's jinja chat template does (or always, with ``OLLAMA_GO_TEMPLATE=0``); a model
+with neither sees Ollama's default ``{{ .Prompt }}``. A request's own ``template`` wins over all.
 """
 
 from __future__ import annotations
@@ -14,11 +14,17 @@ from typing import Any
 from pollama.errors import APIError
 from pollama.store.gguf import GGUFError, read_gguf
 from pollama.store.models import StoredModel
+from pollama.templates.gotemplate import ExecError, TemplateSyntaxError
 from pollama.templates.jinja import ChatTemplateError, render_chat_template
+from pollama.templates.model_template import DEFAULT_TEMPLATE, ModelTemplate, TemplateValues
 
-__all__ = ["chat_prompt", "plain_prompt"]
+__all__ = ["chat_prompt", "fill_in_middle_prompt", "parse_template"]
 
-_TRIVIAL_GO_TEMPLATES = ("{{ .Prompt }}", "{{.Prompt}}")
+
+@functools.lru_cache(maxsize=64)
+def parse_template(text: str) -> ModelTemplate:
+    """A parsed Go template, cached by its text; ``TemplateSyntaxError`` when it does not parse."""
+    return ModelTemplate(text)
 
 
 def chat_prompt(
@@ -26,26 +32,44 @@ def chat_prompt(
     messages: list[dict[str, Any]],
     *,
     tools: list[dict[str, Any]] | None = None,
-    think: bool | None = None,
+    think: bool | str | None = None,
+    template: str = "",
+    go_template: bool = True,
 ) -> str:
     """The prompt for a conversation, ending where the assistant's answer begins."""
     gguf = model.gguf()
-    source = gguf.chat_template if gguf else ""
-    if model.template is not None and model.template.strip() not in _TRIVIAL_GO_TEMPLATES and not source:
-        raise APIError(501, "rendering Go TEMPLATEs is not supported yet; this model has no GGUF chat template")
-    if not source:
-        return plain_prompt(messages)
+    chat_template = gguf.chat_template if gguf else ""
+    if template or (model.template is not None and go_template) or not chat_template:
+        values = TemplateValues(messages=messages, tools=tools, **_think_values(think))
+        return _execute(template or model.template or DEFAULT_TEMPLATE, values)
     bos, eos = _special_token_texts(model.model_path)
-    variables = {} if think is None else {"enable_thinking": think}
+    variables = {} if not isinstance(think, bool) else {"enable_thinking": think}
     try:
-        return render_chat_template(source, messages, tools=tools, bos_token=bos, eos_token=eos, variables=variables)
+        return render_chat_template(
+            chat_template, messages, tools=tools, bos_token=bos, eos_token=eos, variables=variables
+        )
     except ChatTemplateError as error:
         raise APIError(500, str(error)) from None
 
 
-def plain_prompt(messages: list[dict[str, Any]]) -> str:
-    """A model without any template sees its user turns as plain text (Ollama's ``{{ .Prompt }}``)."""
-    return "".join(str(message.get("content", "")) for message in messages if message.get("role") != "system")
+def fill_in_middle_prompt(model: StoredModel, prompt: str, suffix: str, *, template: str = "") -> str:
+    """Generate's ``suffix``: the template sees only ``.Prompt`` and ``.Suffix``."""
+    return _execute(template or model.template or DEFAULT_TEMPLATE, TemplateValues(prompt=prompt, suffix=suffix))
+
+
+def _think_values(think: bool | str | None) -> dict[str, Any]:
+    return {
+        "think": think is not None and think is not False,
+        "think_level": think if isinstance(think, str) else "",
+        "is_think_set": think is not None,
+    }
+
+
+def _execute(text: str, values: TemplateValues) -> str:
+    try:
+        return parse_template(text).execute(values)
+    except (TemplateSyntaxError, ExecError) as error:
+        raise APIError(500, str(error)) from None
 
 
 @functools.lru_cache(maxsize=32)

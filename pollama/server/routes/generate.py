@@ -26,7 +26,7 @@ from pollama.server.responses import JSON
 from pollama.server.state import ServerState, state
 from pollama.server.streaming import progress_response
 from pollama.store.models import StoredModel
-from pollama.templates.prompt import chat_prompt
+from pollama.templates.prompt import chat_prompt, fill_in_middle_prompt
 from pollama.timefmt import rfc3339_nano
 
 router = APIRouter()
@@ -64,6 +64,11 @@ async def _answer(
 ) -> Response:
     """Run the prompt on a runner slot and answer with NDJSON lines (or one combined object)."""
     body = answer.body
+    if body.debug_render_only:
+        # One object even when streaming, and no model loaded: the rendered prompt is the answer.
+        rendered = line(body.model, Chunk())
+        rendered["_debug_info"] = {"rendered_template": answer.prompt}
+        return JSON(rendered)
 
     async def lines() -> AsyncIterator[dict[str, Any]]:
         async with use_runner(state(request), answer.model, body.options, answer.keep_alive) as (runner, resolved):
@@ -118,13 +123,13 @@ async def generate(request: Request) -> Response:
         raise APIError(400, f'"{body.model}" does not support generate')
     if body.suffix and "insert" not in capabilities:
         raise APIError(400, f"{model.name} does not support insert")
-    if body.template:
-        raise APIError(501, "request templates (Go text/template) are not supported yet")
     if not body.prompt:
         return JSON(_generate_line(body.model, await _load_or_unload(st, body, model, keep_alive)))
 
     if body.raw:
         prompt = body.prompt
+    elif body.suffix:
+        prompt = fill_in_middle_prompt(model, body.prompt, body.suffix, template=body.template)
     else:
         messages: list[dict[str, Any]] = []
         if system := body.system or model.system:
@@ -132,7 +137,8 @@ async def generate(request: Request) -> Response:
         if not body.context:
             messages.extend(model.messages)
         messages.append({"role": "user", "content": body.prompt})
-        prompt = chat_prompt(model, messages, think=think if isinstance(think, bool) else None)
+        go_template = st.settings.go_template is not False
+        prompt = chat_prompt(model, messages, think=think, template=body.template, go_template=go_template)
 
     return await _answer(
         request,
@@ -167,7 +173,8 @@ async def chat(request: Request) -> Response:
     messages = [*model.messages, *requested]
     if model.system and requested[0]["role"] != "system":
         messages.insert(0, {"role": "system", "content": model.system})
-    prompt = chat_prompt(model, messages, tools=body.tools or None, think=think if isinstance(think, bool) else None)
+    go_template = st.settings.go_template is not False
+    prompt = chat_prompt(model, messages, tools=body.tools or None, think=think, go_template=go_template)
 
     return await _answer(
         request, Answer(body, model, keep_alive, started, prompt), line=_chat_line, combine=_combine_chat

@@ -1,0 +1,327 @@
+"""Running a parsed template over data, with Go's text/template semantics and ``missingkey=zero``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pollama.templates.gotemplate.fmt import go_string, type_name
+from pollama.templates.gotemplate.nodes import (
+    ActionNode,
+    BoolNode,
+    BranchNode,
+    BreakNode,
+    ChainNode,
+    CommandNode,
+    CommentNode,
+    ContinueNode,
+    DotNode,
+    FieldNode,
+    IdentifierNode,
+    IfNode,
+    ListNode,
+    NilNode,
+    Node,
+    NumberNode,
+    PipeNode,
+    RangeNode,
+    StringNode,
+    TemplateNode,
+    TextNode,
+    VariableNode,
+    WithNode,
+)  # fmt: skip
+from pollama.templates.gotemplate.parse import Tree
+
+__all__ = ["ExecError", "Function", "LazyFunction", "execute", "is_true"]
+
+Function = Callable[..., Any]
+MAX_DEPTH = 100_000  # Go's maxExecDepth for nested template calls
+
+
+class ExecError(ValueError):
+    """A failure while executing; the message is Go's (``template: name:line:col: executing ...``)."""
+
+
+@dataclass(frozen=True)
+class LazyFunction:
+    """A builtin whose arguments are evaluated on demand (``and``/``or`` short-circuit)."""
+
+    call: Callable[[list[Callable[[], Any]]], Any]
+
+
+class _Break(Exception):
+    pass
+
+
+class _Continue(Exception):
+    pass
+
+
+class _Failure(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def is_true(value: Any) -> bool:
+    """Go's truth: false, 0, nil, and empty strings, lists and maps are false; anything else is true."""
+    if value is None:
+        return False
+    if isinstance(value, bool | int | float | complex | str | list | tuple | dict):
+        return bool(value)
+    return True
+
+
+def execute(tree: Tree, data: Any, functions: dict[str, Function | LazyFunction]) -> str:
+    state = _State(tree, functions)
+    state.variables = [("$", data)]
+    try:
+        state.walk(data, tree.root)
+    except _Failure as failure:
+        raise ExecError(failure.message) from None
+    except RecursionError:
+        raise ExecError(f"template: {tree.name}: exceeded maximum template depth ({MAX_DEPTH})") from None
+    return "".join(state.out)
+
+
+class _State:
+    def __init__(self, tree: Tree, functions: dict[str, Function | LazyFunction]):
+        self.tree = tree
+        self.functions = functions
+        self.out: list[str] = []
+        self.variables: list[tuple[str, Any]] = []
+        self.node: Node | None = None
+        self.depth = 0
+
+    def fail(self, message: str) -> _Failure:
+        node = self.node
+        location = f"{self.tree.name}:{getattr(node, 'line', 0)}" if node is not None else self.tree.name
+        context = f' executing "{self.tree.name}" at <{node}>:' if node is not None else ""
+        return _Failure(f"template: {location}:{context} {message}")
+
+    # --- variables --------------------------------------------------------------------------------
+
+    def push(self, name: str, value: Any) -> None:
+        self.variables.append((name, value))
+
+    def set_variable(self, name: str, value: Any) -> None:
+        for index in range(len(self.variables) - 1, -1, -1):
+            if self.variables[index][0] == name:
+                self.variables[index] = (name, value)
+                return
+        raise self.fail(f"undefined variable: {name}")
+
+    def variable(self, name: str) -> Any:
+        for index in range(len(self.variables) - 1, -1, -1):
+            if self.variables[index][0] == name:
+                return self.variables[index][1]
+        raise self.fail(f"undefined variable: {name}")
+
+    # --- statements -------------------------------------------------------------------------------
+
+    def walk(self, dot: Any, node: Node) -> None:
+        self.node = node
+        if isinstance(node, ListNode):
+            for child in node.nodes:
+                self.walk(dot, child)
+        elif isinstance(node, TextNode):
+            self.out.append(node.text)
+        elif isinstance(node, ActionNode):
+            value = self.pipeline(dot, node.pipe)
+            if not node.pipe.decl:
+                self.node = node
+                self.out.append(self.printable(value))
+        elif isinstance(node, IfNode | WithNode):
+            self.branch(dot, node)
+        elif isinstance(node, RangeNode):
+            self.range(dot, node)
+        elif isinstance(node, TemplateNode):
+            self.template(dot, node)
+        elif isinstance(node, BreakNode):
+            raise _Break
+        elif isinstance(node, ContinueNode):
+            raise _Continue
+        elif isinstance(node, CommentNode):
+            pass
+        else:
+            raise self.fail(f"unknown node: {node}")
+
+    def printable(self, value: Any) -> str:
+        if value is None:
+            return "<no value>"
+        if callable(value) and not hasattr(value, "__go_str__"):
+            raise self.fail(f"can't print {self.node} of type {type_name(value)}")
+        return go_string(value)
+
+    def branch(self, dot: Any, node: BranchNode) -> None:
+        mark = len(self.variables)
+        value = self.pipeline(dot, node.pipe)
+        if is_true(value):
+            self.walk(value if isinstance(node, WithNode) else dot, node.list)
+        elif node.else_list is not None:
+            self.walk(dot, node.else_list)
+        del self.variables[mark:]
+
+    def range(self, dot: Any, node: RangeNode) -> None:
+        mark = len(self.variables)
+        value = self.pipeline(dot, node.pipe)
+        self.node = node
+        if value is None:
+            pairs: list[tuple[Any, Any]] = []
+        elif isinstance(value, list | tuple):
+            pairs = list(enumerate(value))
+        elif isinstance(value, dict):
+            pairs = [(key, value[key]) for key in sorted(value, key=_sort_key)]
+        elif isinstance(value, int) and not isinstance(value, bool):
+            pairs = [(index, index) for index in range(value)]
+        else:
+            raise self.fail(f"range can't iterate over {go_string(value)}")
+        if not pairs:
+            if node.else_list is not None:
+                self.walk(dot, node.else_list)
+            del self.variables[mark:]
+            return
+        for key, element in pairs:
+            # The declared variables are set afresh for each element; an outer "$x =" sticks.
+            if node.pipe.decl:
+                if node.pipe.is_assign:
+                    self._assign_range(node.pipe, key, element)
+                elif len(node.pipe.decl) == 1:
+                    self.variables[mark : mark + 1] = [(node.pipe.decl[0].ident[0], element)]
+                else:
+                    self.variables[mark : mark + 2] = [
+                        (node.pipe.decl[0].ident[0], key),
+                        (node.pipe.decl[1].ident[0], element),
+                    ]
+            inner = len(self.variables)
+            try:
+                self.walk(element, node.list)
+            except _Break:
+                del self.variables[inner:]
+                break
+            except _Continue:
+                pass
+            del self.variables[inner:]
+        del self.variables[mark:]
+
+    def _assign_range(self, pipe: PipeNode, key: Any, element: Any) -> None:
+        if len(pipe.decl) == 1:
+            self.set_variable(pipe.decl[0].ident[0], element)
+        else:
+            self.set_variable(pipe.decl[0].ident[0], key)
+            self.set_variable(pipe.decl[1].ident[0], element)
+
+    def template(self, dot: Any, node: TemplateNode) -> None:
+        body = self.tree.templates.get(node.name)
+        if body is None:
+            raise self.fail(f'no such template "{node.name}"')
+        value = self.pipeline(dot, node.pipe) if node.pipe is not None else None
+        self.depth += 1
+        if self.depth >= MAX_DEPTH:
+            raise self.fail(f"exceeded maximum template depth ({MAX_DEPTH})")
+        saved = self.variables
+        self.variables = [("$", value)]
+        try:
+            self.walk(value, body)
+        finally:
+            self.variables = saved
+            self.depth -= 1
+
+    # --- expressions ------------------------------------------------------------------------------
+
+    def pipeline(self, dot: Any, pipe: PipeNode) -> Any:
+        value: Any = _NO_FINAL
+        for command in pipe.cmds:
+            value = self.command(dot, command, value)
+        for variable in pipe.decl:
+            if pipe.is_assign:
+                self.set_variable(variable.ident[0], value)
+            else:
+                self.push(variable.ident[0], value)
+        return value
+
+    def command(self, dot: Any, command: CommandNode, final: Any) -> Any:
+        first = command.args[0]
+        self.node = first
+        if isinstance(first, IdentifierNode):
+            return self.call(dot, first.name, command.args[1:], final)
+        if len(command.args) > 1 or final is not _NO_FINAL:
+            shown = first.ident[-1] if isinstance(first, FieldNode) else str(first)
+            if isinstance(first, FieldNode | ChainNode):
+                raise self.fail(f"{shown} has arguments but cannot be invoked as function")
+            raise self.fail(f"can't give argument to non-function {shown}")
+        return self.argument(dot, first)
+
+    def argument(self, dot: Any, node: Node) -> Any:
+        self.node = node
+        if isinstance(node, DotNode):
+            return dot
+        if isinstance(node, NilNode):
+            raise self.fail("nil is not a command")
+        if isinstance(node, BoolNode):
+            return node.value
+        if isinstance(node, NumberNode):
+            return node.value
+        if isinstance(node, StringNode):
+            return node.text
+        if isinstance(node, FieldNode):
+            return self.fields(dot, node.ident, node)
+        if isinstance(node, VariableNode):
+            value = self.variable(node.ident[0])
+            return self.fields(value, node.ident[1:], node)
+        if isinstance(node, PipeNode):
+            return self.pipeline(dot, node)
+        if isinstance(node, ChainNode):
+            value = self.argument(dot, node.node)
+            self.node = node
+            return self.fields(value, node.fields, node)
+        if isinstance(node, IdentifierNode):
+            return self.call(dot, node.name, [], _NO_FINAL)
+        raise self.fail(f"can't evaluate {node}")
+
+    def fields(self, value: Any, names: list[str], node: Node) -> Any:
+        for name in names:
+            self.node = node
+            if isinstance(value, dict):
+                value = value.get(name)
+            elif value is None:
+                raise self.fail(f"nil pointer evaluating interface {{}}.{name}")
+            elif not isinstance(value, bool | int | float | str | list | tuple) and hasattr(value, name):
+                value = getattr(value, name)
+            else:
+                raise self.fail(f"can't evaluate field {name} in type {type_name(value)}")
+        return value
+
+    def call(self, dot: Any, name: str, args: list[Node], final: Any) -> Any:
+        function = self.functions.get(name)
+        if function is None:
+            raise self.fail(f'"{name}" is not a defined function')
+        node = self.node
+        thunks: list[Callable[[], Any]] = [lambda arg=arg: self.argument(dot, arg) for arg in args]
+        if final is not _NO_FINAL:
+            thunks.append(lambda: final)
+        try:
+            if isinstance(function, LazyFunction):
+                result = function.call(thunks)
+            else:
+                result = function(*(thunk() for thunk in thunks))
+        except _Failure:
+            raise
+        except (TypeError, ValueError, IndexError, KeyError, ZeroDivisionError) as error:
+            self.node = node
+            raise self.fail(f"error calling {name}: {error}") from None
+        return result
+
+
+class _NoFinal:
+    def __repr__(self) -> str:
+        return "<no final value>"
+
+
+_NO_FINAL: Any = _NoFinal()
+
+
+def _sort_key(key: Any) -> Any:
+    return (0, key) if isinstance(key, int | float) and not isinstance(key, bool) else (1, str(key))

@@ -1,0 +1,168 @@
+"""Values printed as Go's ``fmt`` prints them: ``%v`` for template output, and ``Sprintf``'s common verbs."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+__all__ = ["format_float", "go_string", "sprint", "sprintf", "sprintln", "type_name"]
+
+
+def format_float(value: float, *, threshold: int = 6) -> str:
+    """``strconv.FormatFloat(v, 'g', -1, 64)``: shortest digits, exponent form outside [1e-4, 1e``threshold``)."""
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == 0:
+        return "-0" if str(value).startswith("-") else "0"
+    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
+    text = "".join(map(str, digits))
+    point = len(text) + int(exponent)  # position of the decimal point in the digit string
+    exp = point - 1
+    prefix = "-" if sign else ""
+    if exp < -4 or exp >= threshold:
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        return f"{prefix}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    if point <= 0:
+        return f"{prefix}0.{'0' * -point}{text}"
+    if point >= len(text):
+        return prefix + text + "0" * (point - len(text))
+    return f"{prefix}{text[:point]}.{text[point:]}"
+
+
+def type_name(value: Any) -> str:
+    """The Go type a value stands for, in error messages."""
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float64"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "[]interface {}"
+    if isinstance(value, dict):
+        return "map[string]interface {}"
+    return type(value).__name__
+
+
+def go_string(value: Any, *, nil: str = "<nil>") -> str:
+    """``%v`` of a value; objects offering ``__go_str__`` are Go Stringers."""
+    if value is None:
+        return nil
+    if hasattr(value, "__go_str__"):
+        return value.__go_str__()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return format_float(value)
+    if isinstance(value, complex):
+        return f"({format_float(value.real)}{'+' if value.imag >= 0 else ''}{format_float(value.imag)}i)"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple):
+        return "[" + " ".join(go_string(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{go_string(k)}:{go_string(value[k])}" for k in sorted(value, key=_key)) + "]"
+    return str(value)
+
+
+def _key(key: Any) -> Any:
+    return (0, key) if isinstance(key, int | float) and not isinstance(key, bool) else (1, str(key))
+
+
+def sprint(*args: Any) -> str:
+    """``fmt.Sprint``: a space between operands when neither side is a string."""
+    out: list[str] = []
+    for index, arg in enumerate(args):
+        if index and not isinstance(arg, str) and not isinstance(args[index - 1], str):
+            out.append(" ")
+        out.append(go_string(arg))
+    return "".join(out)
+
+
+def sprintln(*args: Any) -> str:
+    return " ".join(go_string(arg) for arg in args) + "\n"
+
+
+_VERB = re.compile(r"%([-+# 0]*)(\d+|\*)?(?:\.(\d+|\*)?)?([a-zA-Z%])")
+
+
+def sprintf(template: str, *args: Any) -> str:
+    """``fmt.Sprintf`` for the verbs templates use: %v %s %q %d %x %X %o %b %c %f %F %e %E %g %G %t %T %%."""
+    out: list[str] = []
+    position = 0
+    arg_index = 0
+    for match in _VERB.finditer(template):
+        out.append(template[position : match.start()])
+        position = match.end()
+        flags, width, precision, verb = match.groups()
+        if verb == "%":
+            out.append("%")
+            continue
+        if width == "*" or precision == "*":
+            out.append(f"%!{verb}(BADWIDTH)")
+            continue
+        if arg_index >= len(args):
+            out.append(f"%!{verb}(MISSING)")
+            continue
+        arg = args[arg_index]
+        arg_index += 1
+        has_precision = match.group(0).count(".") > 0
+        out.append(_pad(_format_one(arg, verb, flags, precision, has_precision), flags, width))
+    out.append(template[position:])
+    if arg_index < len(args):
+        extra = ", ".join(f"{type_name(arg)}={go_string(arg)}" for arg in args[arg_index:])
+        out.append(f"%!(EXTRA {extra})")
+    return "".join(out)
+
+
+def _pad(text: str, flags: str, width: str | None) -> str:
+    if not width or len(text) >= int(width):
+        return text
+    if "-" in flags:
+        return text.ljust(int(width))
+    if "0" in flags and text[:1] in "+-" and text[1:2].isdigit():
+        return text[0] + text[1:].rjust(int(width) - 1, "0")
+    return text.rjust(int(width), "0" if "0" in flags and (text[:1].isdigit()) else " ")
+
+
+def _format_one(arg: Any, verb: str, flags: str, precision: str | None, has_precision: bool) -> str:
+    number = isinstance(arg, int | float) and not isinstance(arg, bool)
+    sign = "+" if "+" in flags else " " if " " in flags else ""
+    if verb == "T":
+        return type_name(arg)
+    if verb == "v" or (verb == "s" and not number and not isinstance(arg, bool)):
+        text = go_string(arg)
+        return text[: int(precision or 0)] if verb == "s" and has_precision else text
+    if verb == "q" and isinstance(arg, str):
+        return '"' + arg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'
+    if verb == "t" and isinstance(arg, bool):
+        return "true" if arg else "false"
+    if isinstance(arg, int) and not isinstance(arg, bool):
+        if verb == "d":
+            return f"{arg:{sign}d}"
+        if verb in "xXob":
+            return format(arg, verb if verb != "X" else "X")
+        if verb == "c":
+            return chr(arg)
+        if verb == "q":
+            return "'" + chr(arg) + "'"
+    if isinstance(arg, str) and verb in "xX":
+        return arg.encode().hex() if verb == "x" else arg.encode().hex().upper()
+    if number and verb in "fFeEgG":
+        value = float(arg)
+        if verb in "gG" and not has_precision:
+            text = format_float(value, threshold=21)
+            return (sign if value >= 0 else "") + (text.upper() if verb == "G" else text)
+        digits = int(precision) if has_precision and precision else (0 if has_precision else 6)
+        text = f"{value:{sign}.{digits}{verb}}"
+        return re.sub(r"e([+-])(\d)$", r"e\g<1>0\2", text) if verb in "eE" else text
+    return f"%!{verb}({type_name(arg)}={go_string(arg)})"

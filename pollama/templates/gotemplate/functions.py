@@ -1,0 +1,193 @@
+"""The functions a template can call: Go's builtins, and Ollama's ``json``, dates and ``toTypeScriptType``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html as html_module
+import urllib.parse
+from collections.abc import Callable
+from typing import Any
+
+from pollama import gojson
+from pollama.templates.gotemplate.execute import Function, LazyFunction, is_true
+from pollama.templates.gotemplate.fmt import sprint, sprintf, sprintln, type_name
+
+__all__ = ["BUILTINS", "ollama_functions"]
+
+
+def _and(args: list[Callable[[], Any]]) -> Any:
+    value = None
+    for arg in args:
+        value = arg()
+        if not is_true(value):
+            return value
+    return value
+
+
+def _or(args: list[Callable[[], Any]]) -> Any:
+    value = None
+    for arg in args:
+        value = arg()
+        if is_true(value):
+            return value
+    return value
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, complex):
+        return "complex"
+    if isinstance(value, str):
+        return "string"
+    return "other"
+
+
+def _eq(first: Any, *others: Any) -> bool:
+    if not others:
+        raise ValueError("missing argument for comparison")
+    for other in others:
+        if first is None or other is None:
+            if (first is None) != (other is None):
+                if _kind(first if other is None else other) != "other":
+                    raise ValueError("incompatible types for comparison")
+                return False
+            return True
+        if _kind(first) != _kind(other):
+            raise ValueError("incompatible types for comparison")
+        if _kind(first) == "other":
+            raise ValueError("non-comparable type " + type_name(first))
+        if first == other:
+            return True
+    return False
+
+
+def _lt(a: Any, b: Any) -> bool:
+    kind = _kind(a)
+    if kind != _kind(b):
+        raise ValueError("incompatible types for comparison")
+    if kind in ("bool", "complex", "other"):
+        raise ValueError("invalid type for comparison")
+    return a < b
+
+
+def _len(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value.encode("utf-8"))
+    if isinstance(value, list | tuple | dict):
+        return len(value)
+    raise ValueError(f"len of type {type_name(value)}")
+
+
+def _index(item: Any, *keys: Any) -> Any:
+    for key in keys:
+        if isinstance(item, list | tuple | str):
+            if not isinstance(key, int) or isinstance(key, bool):
+                raise ValueError(f"cannot index slice/array with type {type_name(key)}")
+            if not 0 <= key < len(item):
+                raise ValueError(f"index out of range: {key}")
+            item = item[key] if not isinstance(item, str) else item.encode()[key]
+        elif isinstance(item, dict):
+            item = item.get(key)
+        elif item is None:
+            raise ValueError("index of untyped nil")
+        else:
+            raise ValueError(f"can't index item of type {type_name(item)}")
+    return item
+
+
+def _slice(item: Any, *indexes: int) -> Any:
+    if not isinstance(item, list | tuple | str):
+        raise ValueError(f"can't slice item of type {type_name(item)}")
+    if len(indexes) > 3 or (isinstance(item, str) and len(indexes) > 2):
+        raise ValueError(f"too many slice indexes: {len(indexes)}")
+    size = len(item)
+    bounds = [indexes[0] if indexes else 0, indexes[1] if len(indexes) > 1 else size]
+    if not 0 <= bounds[0] <= bounds[1] <= size:
+        raise ValueError(
+            f"invalid slice index: {bounds[0]} > {bounds[1]}"
+            if bounds[0] > bounds[1]
+            else f"index out of range: {max(bounds)}"
+        )
+    return item[bounds[0] : bounds[1]]
+
+
+def _not(value: Any) -> bool:
+    return not is_true(value)
+
+
+def _js(*args: Any) -> str:
+    text = sprint(*args) if len(args) != 1 or not isinstance(args[0], str) else args[0]
+    replacements = {
+        "\\": "\\\\", "'": "\\'", '"': '\\"', "<": "\\u003C", ">": "\\u003E", "&": "\\u0026", "=": "\\u003D",
+        "\n": "\\n", "\r": "\\r", "\t": "\\t",
+    }  # fmt: skip
+    return "".join(replacements.get(char, char if char.isprintable() else f"\\u{ord(char):04X}") for char in text)
+
+
+def _html(*args: Any) -> str:
+    text = sprint(*args) if len(args) != 1 or not isinstance(args[0], str) else args[0]
+    return html_module.escape(text, quote=True).replace("&#x27;", "&#39;").replace("\x00", "\ufffd")
+
+
+def _urlquery(*args: Any) -> str:
+    text = sprint(*args) if len(args) != 1 or not isinstance(args[0], str) else args[0]
+    return urllib.parse.quote_plus(text, safe="")
+
+
+def _call(function: Any, *args: Any) -> Any:
+    if not callable(function):
+        raise ValueError(f"non-function of type {type_name(function)}")
+    return function(*args)
+
+
+BUILTINS: dict[str, Function | LazyFunction] = {
+    "and": LazyFunction(_and),
+    "or": LazyFunction(_or),
+    "not": _not,
+    "len": _len,
+    "index": _index,
+    "slice": _slice,
+    "eq": _eq,
+    "ne": lambda a, b: not _eq(a, b),
+    "lt": _lt,
+    "le": lambda a, b: _lt(a, b) or _eq(a, b),
+    "gt": lambda a, b: not _lt(a, b) and not _eq(a, b),
+    "ge": lambda a, b: not _lt(a, b),
+    "print": sprint,
+    "printf": sprintf,
+    "println": sprintln,
+    "html": _html,
+    "js": _js,
+    "urlquery": _urlquery,
+    "call": _call,
+}
+
+
+def _json(value: Any) -> str:
+    """``json.Marshal``: plain dicts are Go maps (sorted keys); a value offering ``__go_json__`` encodes itself."""
+    if hasattr(value, "__go_json__"):
+        return value.__go_json__()
+    return gojson.dumps(_as_go_map(value)).decode()
+
+
+def _as_go_map(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _as_go_map(value[key]) for key in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [_as_go_map(item) for item in value]
+    return value
+
+
+def ollama_functions(today: Callable[[], dt.date] = dt.date.today) -> dict[str, Function | LazyFunction]:
+    """Ollama's additions (template/template.go ``funcs``); ``today`` is injectable for tests."""
+    return {
+        "json": _json,
+        "currentDate": lambda *_format: today().strftime("%Y-%m-%d"),
+        "yesterdayDate": lambda *_format: (today() - dt.timedelta(days=1)).strftime("%Y-%m-%d"),
+        "toTypeScriptType": lambda value=None: value.to_typescript() if hasattr(value, "to_typescript") else "any",
+    }
