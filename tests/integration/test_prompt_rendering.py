@@ -1,0 +1,119 @@
+"""How prompts are rendered, seen through ``_debug_render_only`` on a real server (Ollama's routes tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import ollama
+import pytest
+
+from tests.servers import ServerProcess
+
+pytestmark = pytest.mark.timeout(60)
+
+LEGACY = "{{ if .System }}System: {{ .System }} {{ end }}{{ if .Prompt }}User: {{ .Prompt }} {{ end }}"
+FIM = "{{- if .Suffix }}<PRE> {{ .Prompt }} <SUF>{{ .Suffix }} <MID>{{- else }}{{ .Prompt }}{{- end }}"
+ROLES = "{{ range .Messages }}{{ .Role }}: {{ .Content }}\n{{ end }}"
+TOOLS = "{{ if .Tools }}TOOLS {{ .Tools }}\n{{ end }}" + ROLES
+
+
+@pytest.fixture(scope="module")
+def models(server: ServerProcess, smollm2_path: Any) -> Iterator[dict[str, str]]:
+    api = ollama.Client(host=server.url)
+    digest = api.create_blob(smollm2_path)
+    files = {"model.gguf": digest}
+    api.create("legacy", files=files, template=LEGACY)
+    api.create("legacy-system", files=files, template=LEGACY, system="You are a helpful assistant.")
+    api.create("fim", files=files, template=FIM)
+    api.create("roles", files=files, template=ROLES, system="Be brief.")
+    api.create("tools", files=files, template=TOOLS)
+    api.create("native", files=files)
+    yield {}
+
+
+def rendered(http: httpx.Client, path: str, body: dict[str, Any]) -> str:
+    reply = http.post(path, json={**body, "_debug_render_only": True})
+    assert reply.status_code == 200, reply.text
+    data = reply.json()
+    assert data["done"] is False
+    return data["_debug_info"]["rendered_template"]
+
+
+def test_generate_renders_the_model_template(http: httpx.Client, models: dict[str, str]) -> None:
+    assert rendered(http, "/api/generate", {"model": "legacy", "prompt": "Hello!"}) == "User: Hello! "
+    assert rendered(http, "/api/generate", {"model": "legacy-system", "prompt": "Hello!"}) == (
+        "System: You are a helpful assistant. User: Hello! "
+    )
+    assert rendered(http, "/api/generate", {"model": "legacy-system", "prompt": "Hello!", "system": "Other."}) == (
+        "System: Other. User: Hello! "
+    )
+
+
+def test_request_template_overrides_the_model_template(http: httpx.Client, models: dict[str, str]) -> None:
+    body = {
+        "model": "legacy",
+        "prompt": "Help me write tests.",
+        "system": "You can perform magic tricks.",
+        "template": "{{ .System }} ### USER {{ .Prompt }} ",
+    }
+    assert rendered(http, "/api/generate", body) == "You can perform magic tricks. ### USER Help me write tests. "
+
+
+def test_suffix_uses_fill_in_the_middle(http: httpx.Client, models: dict[str, str]) -> None:
+    body = {"model": "fim", "prompt": "def add(", "suffix": "    return c"}
+    assert rendered(http, "/api/generate", body) == "<PRE> def add( <SUF>    return c <MID>"
+    assert rendered(http, "/api/generate", {"model": "fim", "prompt": "def add("}) == "def add("
+
+
+def test_suffix_needs_a_template_that_uses_it(http: httpx.Client, models: dict[str, str]) -> None:
+    reply = http.post("/api/generate", json={"model": "legacy", "prompt": "a", "suffix": "b"})
+    assert reply.status_code == 400
+    assert reply.json() == {"error": "registry.ollama.ai/library/legacy:latest does not support insert"}
+
+
+def test_chat_injects_the_model_system_unless_the_request_has_one(http: httpx.Client, models: dict[str, str]) -> None:
+    hello = [{"role": "user", "content": "Hello!"}]
+    assert rendered(http, "/api/chat", {"model": "roles", "messages": hello}) == "system: Be brief.\nuser: Hello!\n"
+    own = [{"role": "system", "content": "Mine."}, *hello]
+    assert rendered(http, "/api/chat", {"model": "roles", "messages": own}) == "system: Mine.\nuser: Hello!\n"
+    middle = [*hello, {"role": "system", "content": "Later."}, {"role": "user", "content": "Again"}]
+    assert rendered(http, "/api/chat", {"model": "roles", "messages": middle}) == (
+        "system: Be brief.\nuser: Hello!\nsystem: Later.\nuser: Again\n"
+    )
+
+
+def test_chat_tools_reach_the_template_as_json(http: httpx.Client, models: dict[str, str]) -> None:
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Get the weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        },
+    }
+    body = {"model": "tools", "messages": [{"role": "user", "content": "Paris?"}], "tools": [tool]}
+    assert rendered(http, "/api/chat", body) == (
+        'TOOLS [{"type":"function","function":{"name":"get_weather","description":"Get the weather",'
+        '"parameters":{"type":"object","required":["city"],"properties":{"city":{"type":"string"}}}}}]\n'
+        "user: Paris?\n"
+    )
+
+
+def test_a_model_without_go_template_uses_its_gguf_chat_template(http: httpx.Client, models: dict[str, str]) -> None:
+    text = rendered(http, "/api/chat", {"model": "native", "messages": [{"role": "user", "content": "Hi"}]})
+    assert text.startswith("<|im_start|>system\n") and text.endswith(
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    )
+
+
+def test_go_template_models_generate_for_real(client: ollama.Client, models: dict[str, str]) -> None:
+    reply = client.generate("roles", "Say hi", options={"num_predict": 4, "temperature": 0})
+    assert reply.done and reply.eval_count == 4
+
+
+def test_a_bad_request_template_is_an_error(http: httpx.Client, models: dict[str, str]) -> None:
+    reply = http.post("/api/generate", json={"model": "legacy", "prompt": "x", "template": "{{ .Prompt "})
+    assert reply.status_code == 500
+    assert reply.json()["error"].startswith("template: :1: ")
