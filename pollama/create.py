@@ -25,6 +25,8 @@ from pollama.store import InvalidDigest, Layer, Manifest, MediaType, ModelConfig
 from pollama.store.gguf import GGUFFile, is_gguf
 from pollama.store.layers import CONFIG_MEDIA_TYPE, messages_blob, params_blob
 from pollama.store.models import read_gguf_header
+from pollama.templates.gotemplate import TemplateSyntaxError
+from pollama.templates.prompt import parse_template
 
 __all__ = ["CreateTarget", "create_model", "validate_create_request"]
 
@@ -76,6 +78,11 @@ def validate_create_request(request: CreateRequest, store: Store) -> CreateTarge
     name = ModelName.parse(request.model or request.name)
     if not name.is_valid():
         raise APIError(400, "invalid model name")
+    if request.template:
+        try:
+            parse_template(request.template)
+        except TemplateSyntaxError as error:
+            raise APIError(400, f"template error: {error}") from None
     return CreateTarget(store.manifests.resolve(name), _typed_parameters(request.parameters or {}))
 
 

@@ -117,3 +117,21 @@ def test_a_bad_request_template_is_an_error(http: httpx.Client, models: dict[str
     reply = http.post("/api/generate", json={"model": "legacy", "prompt": "x", "template": "{{ .Prompt "})
     assert reply.status_code == 500
     assert reply.json()["error"].startswith("template: :1: ")
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{{ .Prompt ", "template error: template: :1: unclosed action"),
+        ("{{ if .X }}", "template error: template: :1: unexpected EOF"),
+        ("{{ nope .X }}", 'template error: template: :1: function "nope" not defined'),
+    ],
+)
+def test_create_refuses_a_template_that_does_not_parse(
+    http: httpx.Client, smollm2_path: Any, template: str, message: str
+) -> None:
+    digest = ollama.Client(host=str(http.base_url)).create_blob(smollm2_path)
+    reply = http.post("/api/create", json={"model": "broken", "files": {"m.gguf": digest}, "template": template})
+    assert reply.status_code == 400
+    assert reply.json() == {"error": message}
+    assert http.post("/api/show", json={"model": "broken"}).status_code == 404
