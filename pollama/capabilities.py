@@ -6,10 +6,12 @@ prompts: the model's Go TEMPLATE when it has one, else the GGUF chat template.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from pollama.store.gguf import GGUFFile
-from pollama.templates.identifiers import template_identifiers
+from pollama.templates.gotemplate import Template, TemplateSyntaxError
+from pollama.templates.model_template import template_vars
 
 __all__ = ["chat_template_capabilities", "model_capabilities"]
 
@@ -28,8 +30,16 @@ def chat_template_capabilities(chat_template: str) -> list[str]:
     return found
 
 
+@functools.lru_cache(maxsize=256)
+def _template_identifiers(template: str) -> frozenset[str]:
+    try:
+        return frozenset(template_vars(Template(template)))
+    except TemplateSyntaxError:
+        return frozenset()
+
+
 def go_template_capabilities(template: str) -> list[str]:
-    identifiers = template_identifiers(template)
+    identifiers = _template_identifiers(template)
     found = []
     if "tools" in identifiers:
         found.append("tools")

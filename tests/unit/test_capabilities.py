@@ -10,7 +10,8 @@ import pytest
 
 from pollama.capabilities import chat_template_capabilities, go_template_capabilities, model_capabilities
 from pollama.store.gguf import GGUFFile
-from pollama.templates.identifiers import template_identifiers
+from pollama.templates.gotemplate import Template
+from pollama.templates.model_template import template_vars
 
 
 def gguf(arch: str = "llama", chat_template: str | None = None, **kv: Any) -> GGUFFile:
@@ -23,8 +24,13 @@ def gguf(arch: str = "llama", chat_template: str | None = None, **kv: Any) -> GG
 
 # --- template identifiers (Template.Vars) ---------------------------------------------------------
 
+
+def template_identifiers(template: str) -> set[str]:
+    return set(template_vars(Template(template)))
+
+
 # TestParse; Ollama's Parse also appends {{ .Response }} to templates without .Messages or .Response,
-# which is where its extra "response" comes from. template_identifiers sees only the text given.
+# which is where its extra "response" comes from. template_vars sees only the text given.
 PARSE_CASES = {
     "PromptOnly": ("{{ .Prompt }}", {"prompt"}),
     "SystemAndPrompt": ("{{ .System }} {{ .Prompt }}", {"prompt", "system"}),
