@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from pollama.store.gguf import GGUFFile
 from pollama.templates.gotemplate import Template, TemplateSyntaxError
-from pollama.templates.model_template import template_vars
+from pollama.templates.model_template import infer_thinking_tags, template_vars
 
 __all__ = ["chat_template_capabilities", "model_capabilities"]
 
@@ -31,20 +31,20 @@ def chat_template_capabilities(chat_template: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=256)
-def _template_identifiers(template: str) -> frozenset[str]:
-    try:
-        return frozenset(template_vars(Template(template)))
-    except TemplateSyntaxError:
-        return frozenset()
-
-
 def go_template_capabilities(template: str) -> list[str]:
-    identifiers = _template_identifiers(template)
+    try:
+        parsed = Template(template)
+    except TemplateSyntaxError:
+        return []
+    identifiers = template_vars(parsed)
     found = []
     if "tools" in identifiers:
         found.append("tools")
     if "suffix" in identifiers:
         found.append("insert")
+    opening, closing = infer_thinking_tags(parsed.tree.root)
+    if opening and closing:
+        found.append("thinking")
     return found
 
 

@@ -54,6 +54,7 @@ class Chunk:
     """One piece of an answer: new text, its logprobs, and on the last one the totals."""
 
     text: str = ""
+    thinking: str = ""
     logprobs: list[dict[str, Any]] | None = None
     done: bool = False
     done_reason: str | None = None

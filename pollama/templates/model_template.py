@@ -23,11 +23,13 @@ from pollama.templates.gotemplate.nodes import (
     ListNode,
     Node,
     PipeNode,
+    RangeNode,
     TemplateNode,
+    TextNode,
     VariableNode,
 )  # fmt: skip
 
-__all__ = ["DEFAULT_TEMPLATE", "ModelTemplate", "TemplateValues", "template_vars"]
+__all__ = ["DEFAULT_TEMPLATE", "ModelTemplate", "TemplateValues", "infer_thinking_tags", "template_vars"]
 
 DEFAULT_TEMPLATE = "{{ .Prompt }}"
 
@@ -97,6 +99,7 @@ class ModelTemplate:
         self.raw = text
         self.template = Template(text)
         self.vars = template_vars(self.template)
+        self.thinking_tags = infer_thinking_tags(self.template.tree.root)
         if "messages" not in self.vars and "response" not in self.vars:
             # Ollama appends {{ .Response }} so legacy templates continue an answer.
             self.template.tree.root.nodes.append(ActionNode(PipeNode([], [_response_command()])))
@@ -149,6 +152,53 @@ def template_vars(template: Template) -> list[str]:
     """Ollama's ``Template.Vars``: lower-cased identifiers over the template and those it defines, sorted."""
     roots = [template.tree.root, *template.tree.templates.values()]
     return sorted({name.lower() for root in roots for name in identifiers(root)})
+
+
+def infer_thinking_tags(root: ListNode) -> tuple[str, str]:
+    """Ollama's ``thinking.InferTags``: around a ``.Thinking`` inside ``range .Messages``, the text that opens
+    and closes it (first and last text nodes of the nearest enclosing list), e.g. ``<think>``/``</think>``."""
+    opening = closing = ""
+    ancestors: list[Any] = []
+
+    def visit(node: Any) -> None:
+        nonlocal opening, closing
+        if node is None:
+            return
+        ancestors.append(node)
+        if isinstance(node, FieldNode) and node.ident[0] == "Thinking":
+            nearest_range = next((a for a in reversed(ancestors) if isinstance(a, RangeNode)), None)
+            if nearest_range is not None and _mentions(nearest_range.pipe, "Messages"):
+                enclosing = next(a for a in reversed(ancestors) if isinstance(a, ListNode))
+                if isinstance(enclosing.nodes[0], TextNode):
+                    opening = enclosing.nodes[0].text.strip()
+                if isinstance(enclosing.nodes[-1], TextNode):
+                    closing = enclosing.nodes[-1].text.strip()
+        for child in _children(node):
+            visit(child)
+        ancestors.pop()
+
+    visit(root)
+    return opening, closing
+
+
+def _children(node: Any) -> list[Any]:
+    if isinstance(node, ListNode):
+        return list(node.nodes)
+    if isinstance(node, BranchNode):
+        return [node.pipe, node.list, node.else_list]
+    if isinstance(node, ActionNode | TemplateNode):
+        return [node.pipe]
+    if isinstance(node, PipeNode):
+        return list(node.cmds)
+    if isinstance(node, CommandNode):
+        return list(node.args)
+    return []
+
+
+def _mentions(pipe: PipeNode, name: str) -> bool:
+    return any(
+        isinstance(arg, FieldNode) and arg.ident[0] == name for command in pipe.cmds for arg in command.args
+    ) or any(_mentions(arg, name) for command in pipe.cmds for arg in command.args if isinstance(arg, PipeNode))
 
 
 def collate(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:

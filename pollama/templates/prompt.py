@@ -8,6 +8,7 @@ with neither sees Ollama's default ``{{ .Prompt }}``. A request's own ``template
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,15 @@ from pollama.templates.gotemplate import ExecError, TemplateSyntaxError
 from pollama.templates.jinja import ChatTemplateError, render_chat_template
 from pollama.templates.model_template import DEFAULT_TEMPLATE, ModelTemplate, TemplateValues
 
-__all__ = ["chat_prompt", "fill_in_middle_prompt", "parse_template"]
+__all__ = ["RenderedPrompt", "chat_prompt", "fill_in_middle_prompt", "parse_template"]
+
+JINJA_THINKING_TAGS = ("<think>", "</think>")
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    text: str
+    thinking_tags: tuple[str, str] = ("", "")  # the tags a thinking answer opens and closes with, if known
 
 
 @functools.lru_cache(maxsize=64)
@@ -35,26 +44,31 @@ def chat_prompt(
     think: bool | str | None = None,
     template: str = "",
     go_template: bool = True,
-) -> str:
+) -> RenderedPrompt:
     """The prompt for a conversation, ending where the assistant's answer begins."""
     gguf = model.gguf()
     chat_template = gguf.chat_template if gguf else ""
     if template or (model.template is not None and go_template) or not chat_template:
         values = TemplateValues(messages=messages, tools=tools, **_think_values(think))
-        return _execute(template or model.template or DEFAULT_TEMPLATE, values)
+        parsed = _parse(template or model.template or DEFAULT_TEMPLATE)
+        return RenderedPrompt(_execute(parsed, values), parsed.thinking_tags)
     bos, eos = _special_token_texts(model.model_path)
     variables = {} if not isinstance(think, bool) else {"enable_thinking": think}
     try:
-        return render_chat_template(
+        text = render_chat_template(
             chat_template, messages, tools=tools, bos_token=bos, eos_token=eos, variables=variables
         )
     except ChatTemplateError as error:
         raise APIError(500, str(error)) from None
+    thinks = all(tag in chat_template for tag in JINJA_THINKING_TAGS)
+    return RenderedPrompt(text, JINJA_THINKING_TAGS if thinks else ("", ""))
 
 
 def fill_in_middle_prompt(model: StoredModel, prompt: str, suffix: str, *, template: str = "") -> str:
     """Generate's ``suffix``: the template sees only ``.Prompt`` and ``.Suffix``."""
-    return _execute(template or model.template or DEFAULT_TEMPLATE, TemplateValues(prompt=prompt, suffix=suffix))
+    return _execute(
+        _parse(template or model.template or DEFAULT_TEMPLATE), TemplateValues(prompt=prompt, suffix=suffix)
+    )
 
 
 def _think_values(think: bool | str | None) -> dict[str, Any]:
@@ -65,10 +79,17 @@ def _think_values(think: bool | str | None) -> dict[str, Any]:
     }
 
 
-def _execute(text: str, values: TemplateValues) -> str:
+def _parse(text: str) -> ModelTemplate:
     try:
-        return parse_template(text).execute(values)
-    except (TemplateSyntaxError, ExecError) as error:
+        return parse_template(text)
+    except TemplateSyntaxError as error:
+        raise APIError(500, str(error)) from None
+
+
+def _execute(template: ModelTemplate, values: TemplateValues) -> str:
+    try:
+        return template.execute(values)
+    except ExecError as error:
         raise APIError(500, str(error)) from None
 
 

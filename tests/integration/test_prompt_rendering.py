@@ -135,3 +135,38 @@ def test_create_refuses_a_template_that_does_not_parse(
     assert reply.status_code == 400
     assert reply.json() == {"error": message}
     assert http.post("/api/show", json={"model": "broken"}).status_code == 404
+
+
+# A Go template that records thinking in history (so its tags are inferred) and opens <think> for the answer:
+# whatever SmolLM2 writes is then thinking until it closes the tag.
+THINKING = (
+    "{{ range .Messages }}<|im_start|>{{ .Role }}\n{{ if .Thinking }}<think>{{ .Thinking }}</think>{{ end }}"
+    "{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n{{ if .Think }}<think>\n{{ end }}"
+)
+
+
+@pytest.fixture(scope="module")
+def thinker(server: ServerProcess, smollm2_path: Any) -> str:
+    api = ollama.Client(host=server.url)
+    api.create("thinker", files={"m.gguf": api.create_blob(smollm2_path)}, template=THINKING)
+    return "thinker"
+
+
+def test_inferred_thinking_tags_make_a_thinking_model(client: ollama.Client, thinker: str) -> None:
+    assert "thinking" in (client.show(thinker).capabilities or [])
+
+
+def test_thinking_is_on_by_default_and_returned_apart(client: ollama.Client, thinker: str) -> None:
+    messages = [{"role": "user", "content": "Why is the sky blue?"}]
+    reply = client.chat(thinker, messages=messages, options={"num_predict": 12, "temperature": 0})
+    assert reply.message.thinking and not reply.message.content
+    streamed = list(client.chat(thinker, messages=messages, stream=True, options={"num_predict": 12, "temperature": 0}))
+    assert "".join(part.message.thinking or "" for part in streamed) == reply.message.thinking
+    generated = client.generate(thinker, "Why is the sky blue?", options={"num_predict": 12, "temperature": 0})
+    assert generated.thinking and not generated.response
+
+
+def test_think_false_leaves_the_answer_as_content(client: ollama.Client, thinker: str) -> None:
+    messages = [{"role": "user", "content": "Why is the sky blue?"}]
+    reply = client.chat(thinker, messages=messages, think=False, options={"num_predict": 12, "temperature": 0})
+    assert reply.message.content and not reply.message.thinking

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
 from pollama.api.native import ChatRequest, ChatResponse, GenerateRequest, GenerateResponse
 from pollama.errors import APIError
+from pollama.parsers.thinking import ThinkingParser
 from pollama.server.bodies import read_body
 from pollama.server.inference import (
     Chunk,
@@ -26,7 +27,7 @@ from pollama.server.responses import JSON
 from pollama.server.state import ServerState, state
 from pollama.server.streaming import progress_response
 from pollama.store.models import StoredModel
-from pollama.templates.prompt import chat_prompt, fill_in_middle_prompt
+from pollama.templates.prompt import RenderedPrompt, chat_prompt, fill_in_middle_prompt
 from pollama.timefmt import rfc3339_nano
 
 router = APIRouter()
@@ -50,7 +51,8 @@ class Answer:
     model: StoredModel
     keep_alive: int | None
     started_ns: int
-    prompt: str
+    prompt: RenderedPrompt
+    think: bool | str | None
     extra_options: dict[str, Any] = field(default_factory=dict)
     context: list[int] = field(default_factory=list)  # generate's deprecated token history, put before the prompt
 
@@ -67,12 +69,12 @@ async def _answer(
     if body.debug_render_only:
         # One object even when streaming, and no model loaded: the rendered prompt is the answer.
         rendered = line(body.model, Chunk())
-        rendered["_debug_info"] = {"rendered_template": answer.prompt}
+        rendered["_debug_info"] = {"rendered_template": answer.prompt.text}
         return JSON(rendered)
 
     async def lines() -> AsyncIterator[dict[str, Any]]:
         async with use_runner(state(request), answer.model, body.options, answer.keep_alive) as (runner, resolved):
-            prompt = answer.prompt
+            prompt = answer.prompt.text
             if answer.context:
                 prompt = await runner.process.detokenize(answer.context) + prompt
             options = {
@@ -84,12 +86,31 @@ async def _answer(
                 **answer.extra_options,
             }
             load_ns = time.perf_counter_ns() - answer.started_ns
-            async for chunk in complete(runner, prompt, options, started_ns=answer.started_ns, load_ns=load_ns):
+            chunks = complete(runner, prompt, options, started_ns=answer.started_ns, load_ns=load_ns)
+            async for chunk in _split_thinking(chunks, answer):
                 yield line(body.model, chunk)
 
     return await progress_response(
         until_disconnected(request, lines()), stream=body.stream is not False, combine=combine
     )
+
+
+async def _split_thinking(chunks: AsyncIterator[Chunk], answer: Answer) -> AsyncIterator[Chunk]:
+    """Move a thinking model's thinking out of the content, when thinking is on and its tags are known."""
+    opening, closing = answer.prompt.thinking_tags
+    if not (answer.think and opening and closing):
+        async for chunk in chunks:
+            yield chunk
+        return
+    parser = ThinkingParser(opening, closing, opened=answer.prompt.text.rstrip().endswith(opening))
+    async for chunk in chunks:
+        thinking, content = parser.add(chunk.text)
+        if chunk.done:
+            rest_thinking, rest_content = parser.finish()
+            thinking, content = thinking + rest_thinking, content + rest_content
+        elif not (thinking or content or chunk.logprobs):
+            continue
+        yield replace(chunk, text=content, thinking=thinking)
 
 
 async def _load_or_unload(
@@ -127,9 +148,9 @@ async def generate(request: Request) -> Response:
         return JSON(_generate_line(body.model, await _load_or_unload(st, body, model, keep_alive)))
 
     if body.raw:
-        prompt = body.prompt
+        prompt = RenderedPrompt(body.prompt)
     elif body.suffix:
-        prompt = fill_in_middle_prompt(model, body.prompt, body.suffix, template=body.template)
+        prompt = RenderedPrompt(fill_in_middle_prompt(model, body.prompt, body.suffix, template=body.template))
     else:
         messages: list[dict[str, Any]] = []
         if system := body.system or model.system:
@@ -142,7 +163,7 @@ async def generate(request: Request) -> Response:
 
     return await _answer(
         request,
-        Answer(body, model, keep_alive, started, prompt, {"return_context": not body.raw}, body.context or []),
+        Answer(body, model, keep_alive, started, prompt, think, {"return_context": not body.raw}, body.context or []),
         line=_generate_line,
         combine=_combine_generate,
     )
@@ -177,7 +198,7 @@ async def chat(request: Request) -> Response:
     prompt = chat_prompt(model, messages, tools=body.tools or None, think=think, go_template=go_template)
 
     return await _answer(
-        request, Answer(body, model, keep_alive, started, prompt), line=_chat_line, combine=_combine_chat
+        request, Answer(body, model, keep_alive, started, prompt, think), line=_chat_line, combine=_combine_chat
     )
 
 
@@ -189,6 +210,7 @@ def _generate_line(model: str, chunk: Chunk) -> dict[str, Any]:
         model=model,
         created_at=rfc3339_nano(),
         response=chunk.text,
+        thinking=chunk.thinking or None,
         done=chunk.done,
         done_reason=chunk.done_reason,
         context=chunk.context,
@@ -201,7 +223,11 @@ def _chat_line(model: str, chunk: Chunk) -> dict[str, Any]:
     return ChatResponse(
         model=model,
         created_at=rfc3339_nano(),
-        message={"role": "assistant", "content": chunk.text},
+        message={
+            "role": "assistant",
+            "content": chunk.text,
+            **({"thinking": chunk.thinking} if chunk.thinking else {}),
+        },
         done=chunk.done,
         done_reason=chunk.done_reason,
         logprobs=chunk.logprobs,
@@ -217,6 +243,8 @@ def _joined_logprobs(lines: list[dict[str, Any]]) -> list[dict[str, Any]] | None
 def _combine_generate(lines: list[dict[str, Any]]) -> dict[str, Any]:
     combined = dict(lines[-1])
     combined["response"] = "".join(line.get("response", "") for line in lines)
+    if thinking := "".join(line.get("thinking", "") for line in lines):
+        combined["thinking"] = thinking
     if logprobs := _joined_logprobs(lines):
         combined["logprobs"] = logprobs
     return combined
@@ -226,6 +254,8 @@ def _combine_chat(lines: list[dict[str, Any]]) -> dict[str, Any]:
     combined = dict(lines[-1])
     content = "".join(line["message"].get("content", "") for line in lines)
     combined["message"] = {**combined["message"], "content": content}
+    if thinking := "".join(line["message"].get("thinking", "") for line in lines):
+        combined["message"]["thinking"] = thinking
     if logprobs := _joined_logprobs(lines):
         combined["logprobs"] = logprobs
     return combined

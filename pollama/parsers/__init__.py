@@ -1,0 +1,1 @@
+"""Parsers of model output: thinking sections (and, with structured output, tool calls)."""
