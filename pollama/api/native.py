@@ -252,6 +252,7 @@ class GenerateResponse(Response):
     tool_calls: list[ToolCall] | None = None
     debug_info: dict[str, Any] | None = Field(None, alias="_debug_info")
     logprobs: list[dict[str, Any]] | None = None
+    truncated: bool | None = None  # beyond Ollama: older history was left out to fit num_ctx
 
 
 class ChatResponse(Response):
@@ -268,6 +269,7 @@ class ChatResponse(Response):
     prompt_eval_duration: int | None = None
     eval_count: int | None = None
     eval_duration: int | None = None
+    truncated: bool | None = None  # beyond Ollama: older history was left out to fit num_ctx
 
 
 class _ModelRequest(Request):

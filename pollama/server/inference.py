@@ -60,6 +60,7 @@ class Chunk:
     done_reason: str | None = None
     metrics: dict[str, int] = field(default_factory=dict)
     context: list[int] | None = None
+    truncated: bool = False  # beyond Ollama: the prompt lost older messages to fit the context
 
 
 def parse_name(text: str) -> ModelName:

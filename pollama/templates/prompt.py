@@ -8,6 +8,9 @@ with neither sees Ollama's default ``{{ .Prompt }}``. A request's own ``template
 from __future__ import annotations
 
 import functools
+import logging
+import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,10 @@ from pollama.templates.gotemplate import ExecError, TemplateSyntaxError
 from pollama.templates.jinja import ChatTemplateError, render_chat_template
 from pollama.templates.model_template import DEFAULT_TEMPLATE, ModelTemplate, TemplateValues
 
-__all__ = ["RenderedPrompt", "chat_prompt", "fill_in_middle_prompt", "parse_template"]
+__all__ = ["RenderedPrompt", "Tokenize", "chat_prompt", "fill_in_middle_prompt", "fitted_chat_prompt", "parse_template"]
+
+Tokenize = Callable[[str], Awaitable[list[int]]]
+IMAGE_TOKENS = 768  # what Ollama counts for an image when fitting history into the context
 
 JINJA_THINKING_TAGS = ("<think>", "</think>")
 
@@ -28,6 +34,73 @@ JINJA_THINKING_TAGS = ("<think>", "</think>")
 class RenderedPrompt:
     text: str
     thinking_tags: tuple[str, str] = ("", "")  # the tags a thinking answer opens and closes with, if known
+    truncated: bool = False  # older messages were left out to fit the context
+
+
+log = logging.getLogger(__name__)
+
+_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL)
+
+
+async def fitted_chat_prompt(
+    model: StoredModel,
+    messages: list[dict[str, Any]],
+    *,
+    num_ctx: int,
+    tokenize: Tokenize | None,
+    **render: Any,
+) -> RenderedPrompt:
+    """Ollama's ``chatPrompt``: with a tokenizer, drop the oldest messages until the prompt fits ``num_ctx``.
+
+    System messages that would be dropped are kept, and the last message always is. Images become
+    ``[img-N]`` tags in their message's text. Beyond Ollama, the result says when it was truncated.
+    """
+    messages = _without_old_thinking(model, messages)
+    start, kept_system = 0, []
+    if tokenize is not None:
+        for start in range(len(messages)):
+            kept_system = [m for m in messages[:start] if m.get("role") == "system"]
+            candidate = [*kept_system, *messages[start:]]
+            length = len(await tokenize(chat_prompt(model, candidate, **render).text))
+            if model.projector_paths:
+                length += IMAGE_TOKENS * sum(len(m.get("images") or ()) for m in messages[start:])
+            if length <= num_ctx:
+                break
+    if start:
+        log.warning(
+            "truncating input messages which exceed context length: kept %d of %d", len(messages) - start, len(messages)
+        )
+    rendered = chat_prompt(model, [*kept_system, *_image_tagged(messages)[start:]], **render)
+    return RenderedPrompt(rendered.text, rendered.thinking_tags, truncated=start > 0)
+
+
+def _image_tagged(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each image becomes ``[img-N]``, N counting across messages: in place of an ``[img]``, else before the text."""
+    tagged, count = [], 0
+    for message in messages:
+        content, prefix = message.get("content", ""), ""
+        for _image in message.get("images") or ():
+            tag = f"[img-{count}]"
+            count += 1
+            if "[img]" in content:
+                content = content.replace("[img]", tag, 1)
+            else:
+                prefix += tag
+        tagged.append({**message, "content": prefix + content} if message.get("images") else message)
+    return tagged
+
+
+def _without_old_thinking(model: StoredModel, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """qwen3 and deepseek-r1 drop the <think> blocks of assistant turns before the last user message (as Ollama)."""
+    if model.config.model_family != "qwen3" and "deepseek-r1" not in model.short_name:
+        return messages
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+    return [
+        {**m, "content": _THINK_BLOCK.sub("", m.get("content", ""))}
+        if m.get("role") == "assistant" and i < last_user
+        else m
+        for i, m in enumerate(messages)
+    ]
 
 
 @functools.lru_cache(maxsize=64)
@@ -59,7 +132,7 @@ def chat_prompt(
             chat_template, messages, tools=tools, bos_token=bos, eos_token=eos, variables=variables
         )
     except ChatTemplateError as error:
-        raise APIError(500, str(error)) from None
+        raise APIError(400, str(error)) from None
     thinks = all(tag in chat_template for tag in JINJA_THINKING_TAGS)
     return RenderedPrompt(text, JINJA_THINKING_TAGS if thinks else ("", ""))
 

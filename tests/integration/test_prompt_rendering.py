@@ -170,3 +170,43 @@ def test_think_false_leaves_the_answer_as_content(client: ollama.Client, thinker
     messages = [{"role": "user", "content": "Why is the sky blue?"}]
     reply = client.chat(thinker, messages=messages, think=False, options={"num_predict": 12, "temperature": 0})
     assert reply.message.content and not reply.message.thinking
+
+
+def test_history_is_truncated_to_fit_and_says_so(http: httpx.Client, models: dict[str, str]) -> None:
+    long = "word " * 200
+    messages = [
+        {"role": "system", "content": "Stay."},
+        {"role": "user", "content": long},
+        {"role": "assistant", "content": long},
+        {"role": "user", "content": "last question"},
+    ]
+    options = {"num_ctx": 64, "num_predict": 2, "temperature": 0}
+    cut = http.post("/api/chat", json={"model": "roles", "messages": messages, "stream": False, "options": options})
+    assert cut.status_code == 200, cut.text
+    assert cut.json()["truncated"] is True
+    # Only the system message and the last question remained.
+    assert cut.json()["prompt_eval_count"] < 64
+    whole = http.post(
+        "/api/chat",
+        json={"model": "roles", "messages": messages[-1:], "stream": False, "options": options},
+    )
+    assert "truncated" not in whole.json()
+
+
+def test_truncate_false_keeps_everything(http: httpx.Client, models: dict[str, str]) -> None:
+    messages = [{"role": "user", "content": "word " * 200}, {"role": "user", "content": "last"}]
+    body = {"model": "roles", "messages": messages, "stream": False, "truncate": False, "shift": False}
+    reply = http.post("/api/chat", json={**body, "options": {"num_ctx": 64, "num_predict": 2}})
+    assert reply.status_code == 400
+    assert "the prompt is longer than the context length" in reply.json()["error"]
+
+
+def test_images_become_tags(http: httpx.Client, models: dict[str, str]) -> None:
+    pixel = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    messages = [
+        {"role": "user", "content": "what is this?", "images": [pixel]},
+        {"role": "user", "content": "and [img] here", "images": [pixel]},
+    ]
+    assert rendered(http, "/api/chat", {"model": "roles", "messages": messages}) == (
+        "system: Be brief.\nuser: [img-0]what is this?\n\nand [img-1] here\n"
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -27,7 +27,7 @@ from pollama.server.responses import JSON
 from pollama.server.state import ServerState, state
 from pollama.server.streaming import progress_response
 from pollama.store.models import StoredModel
-from pollama.templates.prompt import RenderedPrompt, chat_prompt, fill_in_middle_prompt
+from pollama.templates.prompt import RenderedPrompt, Tokenize, fill_in_middle_prompt, fitted_chat_prompt
 from pollama.timefmt import rfc3339_nano
 
 router = APIRouter()
@@ -51,7 +51,7 @@ class Answer:
     model: StoredModel
     keep_alive: int | None
     started_ns: int
-    prompt: RenderedPrompt
+    render: Callable[[Tokenize | None, int], Awaitable[RenderedPrompt]]  # with a tokenizer, fitted to num_ctx
     think: bool | str | None
     extra_options: dict[str, Any] = field(default_factory=dict)
     context: list[int] = field(default_factory=list)  # generate's deprecated token history, put before the prompt
@@ -69,12 +69,14 @@ async def _answer(
     if body.debug_render_only:
         # One object even when streaming, and no model loaded: the rendered prompt is the answer.
         rendered = line(body.model, Chunk())
-        rendered["_debug_info"] = {"rendered_template": answer.prompt.text}
+        rendered["_debug_info"] = {"rendered_template": (await answer.render(None, 0)).text}
         return JSON(rendered)
 
     async def lines() -> AsyncIterator[dict[str, Any]]:
         async with use_runner(state(request), answer.model, body.options, answer.keep_alive) as (runner, resolved):
-            prompt = answer.prompt.text
+            tokenize = runner.process.tokenize if body.truncate is not False else None
+            rendered = await answer.render(tokenize, int(resolved.options["num_ctx"]))
+            prompt = rendered.text
             if answer.context:
                 prompt = await runner.process.detokenize(answer.context) + prompt
             options = {
@@ -87,7 +89,9 @@ async def _answer(
             }
             load_ns = time.perf_counter_ns() - answer.started_ns
             chunks = complete(runner, prompt, options, started_ns=answer.started_ns, load_ns=load_ns)
-            async for chunk in _split_thinking(chunks, answer):
+            async for chunk in _split_thinking(chunks, rendered, answer.think):
+                if chunk.done and rendered.truncated:
+                    chunk = replace(chunk, truncated=True)
                 yield line(body.model, chunk)
 
     return await progress_response(
@@ -95,14 +99,16 @@ async def _answer(
     )
 
 
-async def _split_thinking(chunks: AsyncIterator[Chunk], answer: Answer) -> AsyncIterator[Chunk]:
+async def _split_thinking(
+    chunks: AsyncIterator[Chunk], prompt: RenderedPrompt, think: bool | str | None
+) -> AsyncIterator[Chunk]:
     """Move a thinking model's thinking out of the content, when thinking is on and its tags are known."""
-    opening, closing = answer.prompt.thinking_tags
-    if not (answer.think and opening and closing):
+    opening, closing = prompt.thinking_tags
+    if not (think and opening and closing):
         async for chunk in chunks:
             yield chunk
         return
-    parser = ThinkingParser(opening, closing, opened=answer.prompt.text.rstrip().endswith(opening))
+    parser = ThinkingParser(opening, closing, opened=prompt.text.rstrip().endswith(opening))
     async for chunk in chunks:
         thinking, content = parser.add(chunk.text)
         if chunk.done:
@@ -147,23 +153,31 @@ async def generate(request: Request) -> Response:
     if not body.prompt:
         return JSON(_generate_line(body.model, await _load_or_unload(st, body, model, keep_alive)))
 
-    if body.raw:
-        prompt = RenderedPrompt(body.prompt)
-    elif body.suffix:
-        prompt = RenderedPrompt(fill_in_middle_prompt(model, body.prompt, body.suffix, template=body.template))
+    if body.raw or body.suffix:
+        fixed = RenderedPrompt(
+            body.prompt if body.raw else fill_in_middle_prompt(model, body.prompt, body.suffix, template=body.template)
+        )
+
+        async def render(_tokenize: Tokenize | None, _num_ctx: int) -> RenderedPrompt:
+            return fixed
     else:
         messages: list[dict[str, Any]] = []
         if system := body.system or model.system:
             messages.append({"role": "system", "content": system})
         if not body.context:
             messages.extend(model.messages)
-        messages.append({"role": "user", "content": body.prompt})
+        messages.append({"role": "user", "content": body.prompt, **({"images": body.images} if body.images else {})})
         go_template = st.settings.go_template is not False
-        prompt = chat_prompt(model, messages, think=think, template=body.template, go_template=go_template)
+
+        async def render(tokenize: Tokenize | None, num_ctx: int) -> RenderedPrompt:
+            return await fitted_chat_prompt(
+                model, messages, num_ctx=num_ctx, tokenize=tokenize, think=think, template=body.template,
+                go_template=go_template,
+            )  # fmt: skip
 
     return await _answer(
         request,
-        Answer(body, model, keep_alive, started, prompt, think, {"return_context": not body.raw}, body.context or []),
+        Answer(body, model, keep_alive, started, render, think, {"return_context": not body.raw}, body.context or []),
         line=_generate_line,
         combine=_combine_generate,
     )
@@ -195,10 +209,15 @@ async def chat(request: Request) -> Response:
     if model.system and requested[0]["role"] != "system":
         messages.insert(0, {"role": "system", "content": model.system})
     go_template = st.settings.go_template is not False
-    prompt = chat_prompt(model, messages, tools=body.tools or None, think=think, go_template=go_template)
+
+    async def render(tokenize: Tokenize | None, num_ctx: int) -> RenderedPrompt:
+        return await fitted_chat_prompt(
+            model, messages, num_ctx=num_ctx, tokenize=tokenize, tools=body.tools or None, think=think,
+            go_template=go_template,
+        )  # fmt: skip
 
     return await _answer(
-        request, Answer(body, model, keep_alive, started, prompt, think), line=_chat_line, combine=_combine_chat
+        request, Answer(body, model, keep_alive, started, render, think), line=_chat_line, combine=_combine_chat
     )
 
 
@@ -215,6 +234,7 @@ def _generate_line(model: str, chunk: Chunk) -> dict[str, Any]:
         done_reason=chunk.done_reason,
         context=chunk.context,
         logprobs=chunk.logprobs,
+        truncated=chunk.truncated or None,
         **chunk.metrics,
     ).dump()
 
@@ -231,6 +251,7 @@ def _chat_line(model: str, chunk: Chunk) -> dict[str, Any]:
         done=chunk.done,
         done_reason=chunk.done_reason,
         logprobs=chunk.logprobs,
+        truncated=chunk.truncated or None,
         **chunk.metrics,
     ).dump()
 
