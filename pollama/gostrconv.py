@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 
 import numpy as np
 
-__all__ = ["parse_bool", "parse_float32", "parse_int", "quote"]
+__all__ = ["format_float", "parse_bool", "parse_float32", "parse_int", "quote"]
 
 _DECIMAL_INT = re.compile(r"[+-]?[0-9]+")
 _DECIMAL_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -92,3 +93,26 @@ def quote(text: str) -> str:
 
 
 _ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+
+
+def format_float(value: float, *, threshold: int = 6) -> str:
+    """``strconv.FormatFloat(v, 'g', -1, 64)``: shortest digits, exponent form outside [1e-4, 1e``threshold``)."""
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == 0:
+        return "-0" if str(value).startswith("-") else "0"
+    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
+    text = "".join(map(str, digits))
+    point = len(text) + int(exponent)  # position of the decimal point in the digit string
+    exp = point - 1
+    prefix = "-" if sign else ""
+    if exp < -4 or exp >= threshold:
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        return f"{prefix}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    if point <= 0:
+        return f"{prefix}0.{'0' * -point}{text}"
+    if point >= len(text):
+        return prefix + text + "0" * (point - len(text))
+    return f"{prefix}{text[:point]}.{text[point:]}"

@@ -11,7 +11,6 @@ import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from pollama import gostrconv
@@ -165,7 +164,7 @@ def format_go_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return _go_float(value)
+        return gostrconv.format_float(value)
     return str(value)
 
 
@@ -174,18 +173,3 @@ def format_go_syntax(value: Any) -> str:
     if isinstance(value, str):
         return gostrconv.quote(value)
     return format_go_value(value)
-
-
-def _go_float(value: float) -> str:
-    """Go's ``%v`` of a float64: shortest digits, exponent form below 1e-4 and from 1e6 up."""
-    if value == 0:
-        return "-0" if math.copysign(1, value) < 0 else "0"
-    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
-    text = "".join(map(str, digits))
-    scientific_exponent = len(text) - 1 + int(exponent)
-    prefix = "-" if sign else ""
-    if scientific_exponent < -4 or scientific_exponent >= 6:
-        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
-        exp_sign = "-" if scientific_exponent < 0 else "+"
-        return f"{prefix}{mantissa}e{exp_sign}{abs(scientific_exponent):02d}"
-    return prefix + format(Decimal(repr(abs(value))).normalize(), "f")
