@@ -34,6 +34,10 @@ class OptionKind(enum.Enum):
     FLOAT = "float32"
     BOOL = "boolean"
     STRINGS = "array"
+    THINK = "think"  # true/false or a level: beyond Ollama, a model's default for ``think`` (ollama#10961)
+
+
+THINK_LEVELS = ("high", "medium", "low", "max")
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ OPTIONS: dict[str, OptionSpec] = {
     "use_mmap": OptionSpec(OptionKind.BOOL, load_time=True),
     "num_thread": OptionSpec(OptionKind.INT, load_time=True),
     "draft_num_predict": OptionSpec(OptionKind.INT, load_time=True),
+    "think": OptionSpec(OptionKind.THINK),
 }
 
 # Accepted in a Modelfile with a warning, and ignored.
@@ -103,6 +108,10 @@ def parse_parameter(name: str, text: str) -> Any:
             raise OptionError(f"invalid float value [{text}]")
         return number
     parsed = gostrconv.parse_bool(text)
+    if spec.kind is OptionKind.THINK and parsed is None:
+        if text not in THINK_LEVELS:
+            raise OptionError(f"invalid think value [{text}] (must be true, false, low, medium, high or max)")
+        return text
     if parsed is None:
         raise OptionError(f"invalid bool value [{text}]")
     return parsed
@@ -139,6 +148,10 @@ def coerce_option(name: str, value: Any) -> Any:
     if spec.kind is OptionKind.BOOL:
         if not isinstance(value, bool):
             raise OptionError(f'option "{name}" must be of type boolean')
+        return value
+    if spec.kind is OptionKind.THINK:
+        if not isinstance(value, bool) and value not in THINK_LEVELS:
+            raise OptionError(f'option "{name}" must be true, false, "low", "medium", "high" or "max"')
         return value
     if not isinstance(value, list):
         raise OptionError(f'option "{name}" must be of type array')

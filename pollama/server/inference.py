@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from pollama.durations import parse_keep_alive
 from pollama.errors import APIError
 from pollama.names import InvalidModelName, ModelName, parse_model_ref
+from pollama.options import THINK_LEVELS
 from pollama.runtime.options import Resolved, resolve
 from pollama.runtime.process import RunnerError, RunnerProcess
 from pollama.scheduler import LoadedRunner
@@ -39,7 +40,6 @@ __all__ = [
     "validate_think",
 ]
 
-THINK_LEVELS = ("high", "medium", "low", "max")
 
 Result = TypeVar("Result")
 
@@ -88,10 +88,15 @@ def keep_alive_of(value: Any) -> int | None:
         raise APIError(400, str(error)) from None
 
 
-def validate_think(name: str, think: Any, capabilities: list[str]) -> bool | str | None:
-    """The request's ``think``, checked against the model (``name`` as the request gave it) as Ollama does."""
+def validate_think(name: str, think: Any, capabilities: list[str], default: Any = None) -> bool | str | None:
+    """The request's ``think``, checked against the model (``name`` as the request gave it) as Ollama does.
+
+    Without one, a thinking model thinks; beyond Ollama, a ``PARAMETER think`` (``default``) decides instead.
+    """
     if think is None:
-        return True if "thinking" in capabilities else None
+        if "thinking" not in capabilities:
+            return None
+        return True if default is None else default
     if not isinstance(think, bool) and think not in THINK_LEVELS:
         shown = f'"{think}"' if isinstance(think, str) else str(think)
         raise APIError(400, f'invalid think value: {shown} (must be "high", "medium", "low", "max", true, or false)')

@@ -210,3 +210,19 @@ def test_images_become_tags(http: httpx.Client, models: dict[str, str]) -> None:
     assert rendered(http, "/api/chat", {"model": "roles", "messages": messages}) == (
         "system: Be brief.\nuser: [img-0]what is this?\n\nand [img-1] here\n"
     )
+
+
+def test_a_modelfile_think_parameter_sets_the_default(
+    server: ServerProcess, client: ollama.Client, smollm2_path: Any, tmp_path: Any
+) -> None:
+    modelfile = tmp_path / "Modelfile"
+    modelfile.write_text(f'FROM {smollm2_path}\nTEMPLATE """{THINKING}"""\nPARAMETER think false\n')
+    result = server.cli("create", "quiet-thinker", "-f", str(modelfile))
+    assert result.returncode == 0, result.stderr
+    assert client.show("quiet-thinker").parameters.split() == ["think", "false"]
+    messages = [{"role": "user", "content": "Why is the sky blue?"}]
+    options = {"num_predict": 8, "temperature": 0}
+    default = client.chat("quiet-thinker", messages=messages, options=options)
+    assert default.message.content and not default.message.thinking
+    asked = client.chat("quiet-thinker", messages=messages, think=True, options=options)
+    assert asked.message.thinking and not asked.message.content

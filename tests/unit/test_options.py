@@ -48,7 +48,8 @@ LOAD_TIME = {"num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thr
 
 
 def test_option_table_matches_ollama() -> None:
-    assert {name: spec.kind for name, spec in OPTIONS.items()} == EXPECTED_KINDS
+    # "think" is ours: a model's default for the request field (ollama#10961).
+    assert {name: spec.kind for name, spec in OPTIONS.items()} == {**EXPECTED_KINDS, "think": OptionKind.THINK}
     assert {name for name, spec in OPTIONS.items() if spec.load_time} == LOAD_TIME
 
 
@@ -409,3 +410,16 @@ def test_format_go_syntax(value: object, text: str) -> None:
 def test_go_quote(text: str, quoted: str) -> None:
     # strconv.Quote
     assert go_quote(text) == quoted
+
+
+@pytest.mark.parametrize(("text", "value"), [("true", True), ("false", False), ("high", "high"), ("max", "max")])
+def test_think_parameter(text: str, value: object) -> None:
+    assert parse_parameter("think", text) == value
+    assert coerce_option("think", value) == value
+
+
+def test_think_parameter_rejects_other_values() -> None:
+    with pytest.raises(OptionError, match=r"invalid think value \[loud\]"):
+        parse_parameter("think", "loud")
+    with pytest.raises(OptionError, match='option "think" must be'):
+        coerce_option("think", "loud")

@@ -145,7 +145,7 @@ async def generate(request: Request) -> Response:
     capabilities = model.capabilities()
     if body.raw and (body.template or body.system or body.context):
         raise APIError(400, RAW_CONFLICT)
-    think = validate_think(body.model, body.think, capabilities)
+    think = validate_think(body.model, body.think, capabilities, model.parameters.get("think"))
     if "completion" not in capabilities:
         raise APIError(400, f'"{body.model}" does not support generate')
     if body.suffix and "insert" not in capabilities:
@@ -200,7 +200,7 @@ async def chat(request: Request) -> Response:
         raise APIError(400, f'"{body.model}" does not support chat')
     if body.tools and "tools" not in capabilities:
         raise APIError(400, f"{model.name} does not support tools")
-    think = validate_think(body.model, body.think, capabilities)
+    think = validate_think(body.model, body.think, capabilities, model.parameters.get("think"))
     if not body.messages:
         return JSON(_chat_line(body.model, await _load_or_unload(st, body, model, keep_alive)))
 
