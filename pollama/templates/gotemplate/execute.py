@@ -65,9 +65,19 @@ class _Failure(Exception):
         self.message = message
 
 
+class _Invalid:
+    """No value at all (Go's invalid reflect.Value): what nil data is, and what fields of it give."""
+
+    def __repr__(self) -> str:
+        return "<no value>"
+
+
+NO_VALUE: Any = _Invalid()
+
+
 def is_true(value: Any) -> bool:
     """Go's truth: false, 0, nil, and empty strings, lists and maps are false; anything else is true."""
-    if value is None:
+    if value is None or value is NO_VALUE:
         return False
     if isinstance(value, bool | int | float | complex | str | list | tuple | dict):
         return bool(value)
@@ -76,9 +86,10 @@ def is_true(value: Any) -> bool:
 
 def execute(tree: Tree, data: Any, functions: dict[str, Function | LazyFunction]) -> str:
     state = _State(tree, functions)
-    state.variables = [("$", data)]
+    dot = NO_VALUE if data is None else data
+    state.variables = [("$", dot)]
     try:
-        state.walk(data, tree.root)
+        state.walk(dot, tree.root)
     except _Failure as failure:
         raise ExecError(failure.message) from None
     except RecursionError:
@@ -94,12 +105,20 @@ class _State:
         self.variables: list[tuple[str, Any]] = []
         self.node: Node | None = None
         self.depth = 0
+        self.template_name = tree.name  # the template being executed, for error messages
 
     def fail(self, message: str) -> _Failure:
         node = self.node
-        location = f"{self.tree.name}:{getattr(node, 'line', 0)}" if node is not None else self.tree.name
-        context = f' executing "{self.tree.name}" at <{node}>:' if node is not None else ""
-        return _Failure(f"template: {location}:{context} {message}")
+        if node is None:
+            return _Failure(f"template: {self.tree.name}: {message}")
+        text = self.tree.text
+        pos = min(getattr(node, "pos", 0), len(text))
+        line_start = text.rfind("\n", 0, pos) + 1
+        column = len(text[line_start:pos].encode())
+        line = text.count("\n", 0, pos) + 1
+        return _Failure(
+            f'template: {self.tree.name}:{line}:{column}: executing "{self.template_name}" at <{node}>: {message}'
+        )
 
     # --- variables --------------------------------------------------------------------------------
 
@@ -149,7 +168,7 @@ class _State:
             raise self.fail(f"unknown node: {node}")
 
     def printable(self, value: Any) -> str:
-        if value is None:
+        if value is None or value is NO_VALUE:
             return "<no value>"
         if callable(value) and not hasattr(value, "__go_str__"):
             raise self.fail(f"can't print {self.node} of type {type_name(value)}")
@@ -167,7 +186,7 @@ class _State:
     def range(self, dot: Any, node: RangeNode) -> None:
         mark = len(self.variables)
         value = self.pipeline(dot, node.pipe)
-        self.node = node
+        self.node = node.pipe
         if value is None:
             pairs: list[tuple[Any, Any]] = []
         elif isinstance(value, list | tuple):
@@ -216,17 +235,18 @@ class _State:
     def template(self, dot: Any, node: TemplateNode) -> None:
         body = self.tree.templates.get(node.name)
         if body is None:
-            raise self.fail(f'no such template "{node.name}"')
+            raise self.fail(f'template "{node.name}" not defined')
         value = self.pipeline(dot, node.pipe) if node.pipe is not None else None
         self.depth += 1
         if self.depth >= MAX_DEPTH:
             raise self.fail(f"exceeded maximum template depth ({MAX_DEPTH})")
-        saved = self.variables
+        saved, saved_name = self.variables, self.template_name
         self.variables = [("$", value)]
+        self.template_name = node.name
         try:
             self.walk(value, body)
         finally:
-            self.variables = saved
+            self.variables, self.template_name = saved, saved_name
             self.depth -= 1
 
     # --- expressions ------------------------------------------------------------------------------
@@ -245,13 +265,14 @@ class _State:
     def command(self, dot: Any, command: CommandNode, final: Any) -> Any:
         first = command.args[0]
         self.node = first
+        if isinstance(first, NilNode):
+            raise self.fail("nil is not a command")
         if isinstance(first, IdentifierNode):
-            return self.call(dot, first.name, command.args[1:], final)
+            return self.call(dot, command, final)
         if len(command.args) > 1 or final is not _NO_FINAL:
-            shown = first.ident[-1] if isinstance(first, FieldNode) else str(first)
-            if isinstance(first, FieldNode | ChainNode):
-                raise self.fail(f"{shown} has arguments but cannot be invoked as function")
-            raise self.fail(f"can't give argument to non-function {shown}")
+            if isinstance(first, FieldNode | ChainNode | VariableNode) and _field_name(first):
+                raise self.fail(f"{_field_name(first)} is not a method but has arguments")
+            raise self.fail(f"can't give argument to non-function {first}")
         return self.argument(dot, first)
 
     def argument(self, dot: Any, node: Node) -> Any:
@@ -259,7 +280,7 @@ class _State:
         if isinstance(node, DotNode):
             return dot
         if isinstance(node, NilNode):
-            raise self.fail("nil is not a command")
+            return None
         if isinstance(node, BoolNode):
             return node.value
         if isinstance(node, NumberNode):
@@ -284,6 +305,8 @@ class _State:
     def fields(self, value: Any, names: list[str], node: Node) -> Any:
         for name in names:
             self.node = node
+            if value is NO_VALUE:
+                return NO_VALUE
             if isinstance(value, dict):
                 value = value.get(name)
             elif value is None:
@@ -291,15 +314,25 @@ class _State:
             elif not isinstance(value, bool | int | float | str | list | tuple) and hasattr(value, name):
                 value = getattr(value, name)
             else:
-                raise self.fail(f"can't evaluate field {name} in type {type_name(value)}")
+                # Values held in maps and lists are Go interfaces, whichever value they hold.
+                raise self.fail(f"can't evaluate field {name} in type interface {{}}")
         return value
 
-    def call(self, dot: Any, name: str, args: list[Node], final: Any) -> Any:
+    def call(self, dot: Any, command: CommandNode, final: Any) -> Any:
+        identifier = command.args[0]
+        assert isinstance(identifier, IdentifierNode)
+        name, args = identifier.name, command.args[1:]
         function = self.functions.get(name)
         if function is None:
             raise self.fail(f'"{name}" is not a defined function')
-        node = self.node
-        thunks: list[Callable[[], Any]] = [lambda arg=arg: self.argument(dot, arg) for arg in args]
+        node = command
+        count = len(args) + (final is not _NO_FINAL)
+        least, most = ARITY.get(name, (0, None))
+        if count < least or (most is not None and count > most):
+            self.node = identifier
+            want = f"at least {least}" if most is None else str(least)
+            raise self.fail(f"wrong number of args for {name}: want {want} got {count}")
+        thunks: list[Callable[[], Any]] = [lambda arg=arg: _nil(self.argument(dot, arg)) for arg in args]
         if final is not _NO_FINAL:
             thunks.append(lambda: final)
         try:
@@ -313,6 +346,27 @@ class _State:
             self.node = node
             raise self.fail(f"error calling {name}: {error}") from None
         return result
+
+
+# Fixed and minimum argument counts of Go's builtins (and Ollama's json): (least, most or None).
+ARITY: dict[str, tuple[int, int | None]] = {
+    "and": (1, None), "or": (1, None), "not": (1, 1), "len": (1, 1), "index": (1, None), "slice": (1, None),
+    "eq": (1, None), "ne": (2, 2), "lt": (2, 2), "le": (2, 2), "gt": (2, 2), "ge": (2, 2), "printf": (1, None),
+    "call": (1, None), "json": (1, 1),
+}  # fmt: skip
+
+
+def _field_name(node: Node) -> str:
+    if isinstance(node, FieldNode):
+        return node.ident[-1]
+    if isinstance(node, VariableNode | ChainNode):
+        names = node.ident[1:] if isinstance(node, VariableNode) else node.fields
+        return names[-1] if names else ""
+    return ""
+
+
+def _nil(value: Any) -> Any:
+    return None if value is NO_VALUE else value
 
 
 class _NoFinal:

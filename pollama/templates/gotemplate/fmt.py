@@ -70,7 +70,7 @@ def sprintln(*args: Any) -> str:
     return " ".join(go_string(arg) for arg in args) + "\n"
 
 
-_VERB = re.compile(r"%([-+# 0]*)(\d+|\*)?(?:\.(\d+|\*)?)?([a-zA-Z%])")
+_VERB = re.compile(r"%([-+# 0]*)(\d+|\*)?(?:\.(\d+|\*)?)?([a-zA-Z%!])")
 
 
 def sprintf(template: str, *args: Any) -> str:
@@ -85,9 +85,15 @@ def sprintf(template: str, *args: Any) -> str:
         if verb == "%":
             out.append("%")
             continue
-        if width == "*" or precision == "*":
-            out.append(f"%!{verb}(BADWIDTH)")
+        if verb == "!":
+            out.append("%!!(NOVERB)" if arg_index >= len(args) else "%!!(NOVERB)")
             continue
+        if width == "*":
+            if arg_index >= len(args) or not isinstance(args[arg_index], int):
+                out.append(f"%!{verb}(BADWIDTH)")
+                continue
+            width = str(args[arg_index])
+            arg_index += 1
         if arg_index >= len(args):
             out.append(f"%!{verb}(MISSING)")
             continue
@@ -95,7 +101,10 @@ def sprintf(template: str, *args: Any) -> str:
         arg_index += 1
         has_precision = match.group(0).count(".") > 0
         out.append(_pad(_format_one(arg, verb, flags, precision, has_precision), flags, width))
-    out.append(template[position:])
+    tail = template[position:]
+    if tail.endswith("%") and not tail.endswith("%%"):
+        tail = tail[:-1] + "%!(NOVERB)"
+    out.append(tail)
     if arg_index < len(args):
         extra = ", ".join(f"{type_name(arg)}={go_string(arg)}" for arg in args[arg_index:])
         out.append(f"%!(EXTRA {extra})")
@@ -113,6 +122,11 @@ def _pad(text: str, flags: str, width: str | None) -> str:
 
 
 def _format_one(arg: Any, verb: str, flags: str, precision: str | None, has_precision: bool) -> str:
+    if arg is None:
+        return "<nil>" if verb == "v" else f"%!{verb}(<nil>)"
+    if isinstance(arg, list | tuple) and verb in "sqdxXobeEfFgGtc":
+        # Go formats a slice element by element.
+        return "[" + " ".join(_format_one(item, verb, flags, precision, has_precision) for item in arg) + "]"
     number = isinstance(arg, int | float) and not isinstance(arg, bool)
     sign = "+" if "+" in flags else " " if " " in flags else ""
     if verb == "T":
@@ -131,10 +145,13 @@ def _format_one(arg: Any, verb: str, flags: str, precision: str | None, has_prec
             return format(arg, verb if verb != "X" else "X")
         if verb == "c":
             return chr(arg)
+        if verb == "U":
+            return f"U+{arg:04X}"
         if verb == "q":
             return "'" + chr(arg) + "'"
     if isinstance(arg, str) and verb in "xX":
-        return arg.encode().hex() if verb == "x" else arg.encode().hex().upper()
+        digits = arg.encode().hex(" ") if " " in flags else arg.encode().hex()
+        return digits.upper() if verb == "X" else digits
     if number and verb in "fFeEgG":
         value = float(arg)
         if verb in "gG" and not has_precision:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import html as html_module
 import urllib.parse
 from collections.abc import Callable
 from typing import Any
@@ -52,13 +51,12 @@ def _eq(first: Any, *others: Any) -> bool:
         raise ValueError("missing argument for comparison")
     for other in others:
         if first is None or other is None:
-            if (first is None) != (other is None):
-                if _kind(first if other is None else other) != "other":
-                    raise ValueError("incompatible types for comparison")
-                return False
-            return True
+            # Go compares a nil with anything: equal only to another nil.
+            if first is None and other is None:
+                return True
+            continue
         if _kind(first) != _kind(other):
-            raise ValueError("incompatible types for comparison")
+            raise ValueError(f"incompatible types for comparison: {type_name(first)} and {type_name(other)}")
         if _kind(first) == "other":
             raise ValueError("non-comparable type " + type_name(first))
         if first == other:
@@ -68,8 +66,10 @@ def _eq(first: Any, *others: Any) -> bool:
 
 def _lt(a: Any, b: Any) -> bool:
     kind = _kind(a)
+    if kind in ("bool", "complex", "other") or _kind(b) in ("bool", "complex", "other"):
+        raise ValueError("invalid type for comparison")
     if kind != _kind(b):
-        raise ValueError("incompatible types for comparison")
+        raise ValueError(f"incompatible types for comparison: {type_name(a)} and {type_name(b)}")
     if kind in ("bool", "complex", "other"):
         raise ValueError("invalid type for comparison")
     return a < b
@@ -80,6 +80,8 @@ def _len(value: Any) -> int:
         return len(value.encode("utf-8"))
     if isinstance(value, list | tuple | dict):
         return len(value)
+    if value is None:
+        raise ValueError("len of nil pointer")
     raise ValueError(f"len of type {type_name(value)}")
 
 
@@ -92,6 +94,8 @@ def _index(item: Any, *keys: Any) -> Any:
                 raise ValueError(f"index out of range: {key}")
             item = item[key] if not isinstance(item, str) else item.encode()[key]
         elif isinstance(item, dict):
+            if not isinstance(key, str):
+                raise ValueError(f"value has type {type_name(key)}; should be string")
             item = item.get(key)
         elif item is None:
             raise ValueError("index of untyped nil")
@@ -103,9 +107,11 @@ def _index(item: Any, *keys: Any) -> Any:
 def _slice(item: Any, *indexes: int) -> Any:
     if not isinstance(item, list | tuple | str):
         raise ValueError(f"can't slice item of type {type_name(item)}")
-    if len(indexes) > 3 or (isinstance(item, str) and len(indexes) > 2):
+    if isinstance(item, str) and len(indexes) > 2:
+        raise ValueError("cannot 3-index slice a string")
+    if len(indexes) > 3:
         raise ValueError(f"too many slice indexes: {len(indexes)}")
-    size = len(item)
+    size = len(item.encode()) if isinstance(item, str) else len(item)
     bounds = [indexes[0] if indexes else 0, indexes[1] if len(indexes) > 1 else size]
     if not 0 <= bounds[0] <= bounds[1] <= size:
         raise ValueError(
@@ -113,6 +119,8 @@ def _slice(item: Any, *indexes: int) -> Any:
             if bounds[0] > bounds[1]
             else f"index out of range: {max(bounds)}"
         )
+    if isinstance(item, str):  # Go slices strings by bytes
+        return item.encode()[bounds[0] : bounds[1]].decode("utf-8", errors="replace")
     return item[bounds[0] : bounds[1]]
 
 
@@ -120,23 +128,32 @@ def _not(value: Any) -> bool:
     return not is_true(value)
 
 
+def _escaped_text(args: tuple[Any, ...]) -> str:
+    """What Go's escapers escape: a lone string as is, a lone missing value as ``<no value>``, else Sprint."""
+    if len(args) == 1 and isinstance(args[0], str):
+        return args[0]
+    if len(args) == 1 and args[0] is None:
+        return "<no value>"
+    return sprint(*args)
+
+
+_JS = {"\\": "\\\\", "'": "\\'", '"': '\\"', "<": "\\u003C", ">": "\\u003E", "&": "\\u0026", "=": "\\u003D"}
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;", "\x00": "\ufffd"}
+
+
 def _js(*args: Any) -> str:
-    text = sprint(*args) if len(args) != 1 or not isinstance(args[0], str) else args[0]
-    replacements = {
-        "\\": "\\\\", "'": "\\'", '"': '\\"', "<": "\\u003C", ">": "\\u003E", "&": "\\u0026", "=": "\\u003D",
-        "\n": "\\n", "\r": "\\r", "\t": "\\t",
-    }  # fmt: skip
-    return "".join(replacements.get(char, char if char.isprintable() else f"\\u{ord(char):04X}") for char in text)
+    return "".join(
+        _JS.get(char, char if char.isprintable() and char not in "\u2028\u2029" else f"\\u{ord(char):04X}")
+        for char in _escaped_text(args)
+    )
 
 
 def _html(*args: Any) -> str:
-    text = sprint(*args) if len(args) != 1 or not isinstance(args[0], str) else args[0]
-    return html_module.escape(text, quote=True).replace("&#x27;", "&#39;").replace("\x00", "\ufffd")
+    return "".join(_HTML.get(char, char) for char in _escaped_text(args))
 
 
 def _urlquery(*args: Any) -> str:
-    text = sprint(*args) if len(args) != 1 or not isinstance(args[0], str) else args[0]
-    return urllib.parse.quote_plus(text, safe="")
+    return urllib.parse.quote_plus(_escaped_text(args), safe="")
 
 
 def _call(function: Any, *args: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["Item", "Kind", "TemplateSyntaxError", "lex"]
 
@@ -126,6 +127,8 @@ def _lex_action(name: str, text: str, position: int, line: int, items: list[Item
 
     while True:
         if position >= len(text):
+            if line != start_line:
+                raise TemplateSyntaxError(f"template: {name}:{line}: unclosed action started at {name}:{start_line}")
             raise TemplateSyntaxError(f"template: {name}:{start_line}: unclosed action")
         char = text[position]
         if char in _SPACE:
@@ -207,6 +210,7 @@ def _lex_action(name: str, text: str, position: int, line: int, items: list[Item
             word = "$" + (match.group() if match else "")
             items.append(Item(Kind.VARIABLE, word, position, line))
             position += len(word)
+            _check_terminator(text, position, error)
         elif char == ".":
             if position + 1 < len(text) and text[position + 1].isdigit():
                 position = _lex_number(text, position, line, items, error)
@@ -215,6 +219,7 @@ def _lex_action(name: str, text: str, position: int, line: int, items: list[Item
             if match:
                 items.append(Item(Kind.FIELD, "." + match.group(), position, line))
                 position = match.end()
+                _check_terminator(text, position, error)
             else:
                 items.append(Item(Kind.DOT, ".", position, line))
                 position += 1
@@ -234,22 +239,31 @@ def _lex_action(name: str, text: str, position: int, line: int, items: list[Item
                 kind = Kind.IDENTIFIER
             items.append(Item(kind, word, position, line))
             position = match.end()
+            _check_terminator(text, position, error)
+        elif char.isascii() and char.isprintable():
+            raise error(f'unexpected "{char}" in operand')
         else:
-            raise error(f"unexpected {_quote_rune(char)} in command")
+            raise error(f"bad character {_go_rune(char)}")
 
 
 def _lex_number(text: str, position: int, line: int, items: list[Item], error: object) -> int:
     match = _NUMBER.match(text, position)
     end = match.end() if match else position
-    # A number runs into letters (e.g. "3x") is malformed, as in Go.
-    while end < len(text) and (text[end].isalnum() or text[end] in "._"):
-        end += 1
     word = text[position:end]
-    if not match or match.end() != end or not word.strip("+-"):
-        raise error(f"bad number syntax: {word!r}".replace("'", '"'))  # type: ignore[operator]
+    # A number running into a letter is malformed; Go's message shows it up to that letter.
+    if end < len(text) and (text[end].isalnum() or text[end] == "_") or not word.strip("+-"):
+        raise error(f'bad number syntax: "{text[position : end + 1]}"')  # type: ignore[operator]
     items.append(Item(Kind.NUMBER, word, position, line))
     return end
 
 
-def _quote_rune(char: str) -> str:
-    return f"<{char}>" if char.isprintable() else f"U+{ord(char):04X}"
+def _go_rune(char: str) -> str:
+    """Go's ``%#U``: ``U+002D '-'``."""
+    return f"U+{ord(char):04X} '{char}'" if char.isprintable() else f"U+{ord(char):04X}"
+
+
+def _check_terminator(text: str, end: int, error: Any) -> None:
+    """After a word, Go's lexer wants a space, an operator or the end of the action."""
+    if end >= len(text) or text[end] in _SPACE or text[end] in ".,|:)(" or text.startswith(RIGHT, end):
+        return
+    raise error(f"bad character {_go_rune(text[end])}")

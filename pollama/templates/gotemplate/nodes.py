@@ -15,6 +15,7 @@ __all__ = [
 class TextNode:
     text: str
     line: int = 0
+    pos: int = 0  # byte offset in the template text, for error positions
 
     def __str__(self) -> str:
         return repr(self.text)
@@ -24,6 +25,7 @@ class TextNode:
 class CommentNode:
     text: str
     line: int = 0
+    pos: int = 0  # byte offset in the template text, for error positions
 
     def __str__(self) -> str:
         return "{{" + self.text + "}}"
@@ -32,6 +34,7 @@ class CommentNode:
 @dataclass(eq=False)
 class DotNode:
     line: int = 0
+    pos: int = 0  # byte offset in the template text, for error positions
 
     def __str__(self) -> str:
         return "."
@@ -40,6 +43,7 @@ class DotNode:
 @dataclass(eq=False)
 class NilNode:
     line: int = 0
+    pos: int = 0  # byte offset in the template text, for error positions
 
     def __str__(self) -> str:
         return "nil"
@@ -49,6 +53,7 @@ class NilNode:
 class BoolNode:
     value: bool
     line: int = 0
+    pos: int = 0  # byte offset in the template text, for error positions
 
     def __str__(self) -> str:
         return "true" if self.value else "false"
@@ -60,6 +65,7 @@ class NumberNode:
     value: int | float | complex
     is_char: bool = False
     line: int = 0
+    pos: int = 0  # byte offset in the template text, for error positions
 
     def __str__(self) -> str:
         return self.text
@@ -70,6 +76,7 @@ class StringNode:
     quoted: str
     text: str
     line: int = 0
+    pos: int = 0  # byte offset in the template text, for error positions
 
     def __str__(self) -> str:
         return self.quoted
@@ -79,6 +86,7 @@ class StringNode:
 class IdentifierNode:
     name: str
     line: int = 0
+    pos: int = 0  # byte offset in the template text, for error positions
 
     def __str__(self) -> str:
         return self.name
@@ -88,6 +96,7 @@ class IdentifierNode:
 class FieldNode:
     ident: list[str]
     line: int = 0
+    pos: int = 0  # byte offset in the template text, for error positions
 
     def __str__(self) -> str:
         return "".join("." + name for name in self.ident)
@@ -97,6 +106,7 @@ class FieldNode:
 class VariableNode:
     ident: list[str]  # ["$x", "Field", ...]
     line: int = 0
+    pos: int = 0  # byte offset in the template text, for error positions
 
     def __str__(self) -> str:
         return ".".join(self.ident)
@@ -107,6 +117,7 @@ class ChainNode:
     node: Node
     fields: list[str]
     line: int = 0
+    pos: int = 0  # byte offset in the template text, for error positions
 
     def __str__(self) -> str:
         inner = f"({self.node})" if isinstance(self.node, PipeNode) else str(self.node)
@@ -117,6 +128,7 @@ class ChainNode:
 class CommandNode:
     args: list[Node]
     line: int = 0
+    pos: int = 0  # byte offset in the template text, for error positions
 
     def __str__(self) -> str:
         return " ".join(f"({arg})" if isinstance(arg, PipeNode) else str(arg) for arg in self.args)
@@ -128,6 +140,7 @@ class PipeNode:
     cmds: list[CommandNode]
     is_assign: bool = False
     line: int = 0
+    pos: int = 0  # byte offset in the template text, for error positions
 
     def __str__(self) -> str:
         text = ""
@@ -140,6 +153,7 @@ class PipeNode:
 class ActionNode:
     pipe: PipeNode
     line: int = 0
+    pos: int = 0  # byte offset in the template text, for error positions
 
     def __str__(self) -> str:
         return "{{" + str(self.pipe) + "}}"
@@ -149,6 +163,7 @@ class ActionNode:
 class ListNode:
     nodes: list[Node] = field(default_factory=list)
     line: int = 0
+    pos: int = 0  # byte offset in the template text, for error positions
 
     def __str__(self) -> str:
         return "".join(str(node) if not isinstance(node, TextNode) else node.text for node in self.nodes)
@@ -161,6 +176,7 @@ class BranchNode:
     list: ListNode
     else_list: ListNode | None = None
     line: int = 0
+    pos: int = 0  # byte offset in the template text, for error positions
 
     def __str__(self) -> str:
         text = "{{" + self.keyword + " " + str(self.pipe) + "}}" + str(self.list)
@@ -186,6 +202,7 @@ class TemplateNode:
     name: str
     pipe: PipeNode | None
     line: int = 0
+    pos: int = 0  # byte offset in the template text, for error positions
 
     def __str__(self) -> str:
         quoted = '"' + self.name + '"'
@@ -195,6 +212,7 @@ class TemplateNode:
 @dataclass(eq=False)
 class BreakNode:
     line: int = 0
+    pos: int = 0  # byte offset in the template text, for error positions
 
     def __str__(self) -> str:
         return "{{break}}"
@@ -203,6 +221,7 @@ class BreakNode:
 @dataclass(eq=False)
 class ContinueNode:
     line: int = 0
+    pos: int = 0  # byte offset in the template text, for error positions
 
     def __str__(self) -> str:
         return "{{continue}}"

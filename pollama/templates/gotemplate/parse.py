@@ -48,13 +48,14 @@ class Tree:
     name: str
     root: ListNode
     templates: dict[str, ListNode] = field(default_factory=dict)
+    text: str = ""
 
 
 def parse(name: str, text: str, functions: Iterable[str]) -> Tree:
     """Parse ``text``; ``functions`` are the names an identifier may call (Go checks them at parse time)."""
     parser = _Parser(name, lex(name, text), set(functions))
     root = parser.parse_root()
-    return Tree(name, root, parser.templates)
+    return Tree(name, root, parser.templates, text)
 
 
 class _Parser:
@@ -139,7 +140,15 @@ class _Parser:
         self.variables = saved
         if not isinstance(end, _End):
             raise self.error("unexpected {{else}} in define", end.item)
-        self.templates[name] = body
+        self.add_template(name, body, name_item)
+
+    def add_template(self, name: str, body: ListNode, item: Item) -> None:
+        """Go allows redefining a template only when one of the two definitions is empty."""
+        existing = self.templates.get(name)
+        if existing is not None and _has_content(existing) and _has_content(body):
+            raise self.error(f'template: multiple definition of template "{name}"', item)
+        if existing is None or _has_content(body):
+            self.templates[name] = body
 
     def item_list(self) -> tuple[ListNode, _End | _Else]:
         """Nodes up to ``{{end}}`` or ``{{else}}``, which is returned too."""
@@ -187,7 +196,7 @@ class _Parser:
                 return BreakNode(item.line) if keyword == "break" else ContinueNode(item.line)
             if keyword == "define":
                 raise self.error("unexpected <define> in command", item)
-        return ActionNode(self.pipeline("command", Kind.RIGHT), item.line)
+        return ActionNode(self.pipeline("command", Kind.RIGHT), item.line, item.pos)
 
     def else_control(self, item: Item) -> _Else:
         following = self.peek_non_space()
@@ -206,6 +215,8 @@ class _Parser:
             self.range_depth -= 1
         else_list: ListNode | None = None
         if isinstance(end, _Else):
+            if end.chained and keyword == "range":
+                raise self.error(f"unexpected <{end.chained}> in input", end.item)
             if end.chained:
                 # "{{else if x}}" is "{{else}}{{if x}}...{{end}}{{end}}" sharing the one {{end}}.
                 self.next_non_space()
@@ -237,15 +248,15 @@ class _Parser:
             self.variables = saved
             if not isinstance(end, _End):
                 raise self.error("unexpected {{else}} in block", end.item)
-            self.templates[name] = body
-        return TemplateNode(name, pipe, item.line)
+            self.add_template(name, body, name_item)
+        return TemplateNode(name, pipe, item.line, item.pos)
 
     # --- pipelines --------------------------------------------------------------------------------
 
     def pipeline(self, context: str, end: Kind) -> PipeNode:
-        line = self.peek_non_space().line
+        first = self.peek_non_space()
         decl, is_assign = self.declarations()
-        pipe = PipeNode(decl, [], is_assign, line)
+        pipe = PipeNode(decl, [], is_assign, first.line, first.pos)
         while True:
             item = self.peek_non_space()
             if item.kind is end:
@@ -274,22 +285,19 @@ class _Parser:
             names.append(second)
             following = self.peek_non_space()
             if following.kind not in (Kind.DECLARE, Kind.ASSIGN):
-                raise self.error("too many declarations", following)
+                raise self.error("too many declarations in range", following)
         if following.kind in (Kind.DECLARE, Kind.ASSIGN):
             self.next_non_space()
             is_assign = following.kind is Kind.ASSIGN
-            if is_assign:
-                for name in names:
-                    if name.value not in self.variables:
-                        raise self.error(f"undefined variable {name.value!r}".replace("'", '"'), name)
-            else:
+            if not is_assign:
                 self.variables.extend(name.value for name in names)
             return [VariableNode([name.value], name.line) for name in names], is_assign
         self.index = start
         return [], False
 
     def command(self, end: Kind) -> CommandNode:
-        command = CommandNode([], self.peek_non_space().line)
+        first = self.peek_non_space()
+        command = CommandNode([], first.line, first.pos)
         while True:
             self.peek_non_space()
             operand = self.operand()
@@ -313,17 +321,26 @@ class _Parser:
         if self.peek().kind is not Kind.FIELD:
             return node
         chain: list[str] = []
+        last = self.peek()
         while self.peek().kind is Kind.FIELD:
-            chain.append(self.next().value[1:])
+            last = self.next()
+            chain.append(last.value[1:])
+        # Go places a field chain at its last field.
         if isinstance(node, FieldNode):
-            return FieldNode(node.ident + chain, node.line)
+            return FieldNode(node.ident + chain, node.line, last.pos)
         if isinstance(node, VariableNode):
-            return VariableNode(node.ident + chain, node.line)
+            return VariableNode(node.ident + chain, node.line, last.pos)
         if isinstance(node, BoolNode | StringNode | NumberNode | NilNode | DotNode):
             raise self.error(f"unexpected . after term {str(node)!r}".replace("'", '"'))
-        return ChainNode(node, chain, node.line)
+        return ChainNode(node, chain, node.line, node.pos)
 
     def term(self) -> Node:
+        item = self.peek_non_space()
+        node = self._term()
+        node.pos = item.pos
+        return node
+
+    def _term(self) -> Node:
         item = self.next_non_space()
         kind = item.kind
         if kind is Kind.IDENTIFIER:
@@ -353,6 +370,22 @@ class _Parser:
             pipe = self.pipeline("parenthesized pipeline", Kind.RIGHT_PAREN)
             return pipe
         raise self.unexpected(item, "operand")
+
+
+def _has_content(body: ListNode) -> bool:
+    return any(not isinstance(node, TextNode) or node.text.strip() for node in body.nodes)
+
+
+def _shown(item: Item) -> str:
+    """An item as Go's ``item.String`` shows it in errors: keywords in angle brackets, the rest quoted."""
+    if item.kind is Kind.EOF:
+        return "EOF"
+    if item.kind is Kind.KEYWORD:
+        return f"<{item.value}>"
+    quoted = '"' + item.value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if len(item.value) > 10:
+        return '"' + item.value[:10].replace("\\", "\\\\").replace('"', '\\"') + '"...'
+    return quoted
 
 
 @dataclass
