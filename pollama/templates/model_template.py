@@ -324,6 +324,27 @@ class _PropertyType(list):
         return str(self[0]) if len(self) == 1 else "[" + " ".join(self) + "]"
 
 
+_TYPESCRIPT = {
+    "string": "string", "number": "number", "integer": "number", "boolean": "boolean", "array": "any[]",
+    "object": "Record<string, any>", "null": "null",
+}  # fmt: skip
+
+
+class _Property(GoJSON):
+    """An ``api.ToolProperty``; ``toTypeScriptType`` asks it for its TypeScript type."""
+
+    def to_typescript(self) -> str:
+        return _typescript(self._encoded)
+
+
+def _typescript(schema: dict[str, Any]) -> str:
+    if schema.get("anyOf"):
+        return " | ".join(_typescript(option) for option in schema["anyOf"])
+    types = schema.get("type")
+    types = types if isinstance(types, list) else [types] if types else []
+    return " | ".join(_TYPESCRIPT.get(name, "any") for name in types) if types else "any"
+
+
 def _template_property(encoded: dict[str, Any]) -> GoJSON:
     types = encoded.get("type")
     fields = {
@@ -335,7 +356,7 @@ def _template_property(encoded: dict[str, Any]) -> GoJSON:
         "Properties": encoded.get("properties"),
         "Required": encoded.get("required"),
     }
-    return GoJSON(fields, encoded)
+    return _Property(fields, encoded)
 
 
 def _response_command() -> CommandNode:

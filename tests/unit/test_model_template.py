@@ -142,3 +142,39 @@ def test_think_values_reach_the_template() -> None:
     )
     assert render(template, messages=[user("x")]) == "unset"
     assert render(template, messages=[user("x")], think=True, think_level="high", is_think_set=True) == "set:true:high"
+
+
+def test_to_typescript_type_of_tool_properties() -> None:
+    template = (
+        "{{ range .Tools }}{{ range $name, $p := .Function.Parameters.Properties }}"
+        "{{ $name }}: {{ toTypeScriptType $p }}; {{ end }}{{ end }}{{ toTypeScriptType 1 }}" + MESSAGES
+    )
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "f",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "a": {"type": "integer"},
+                    "b": {"type": ["string", "null"]},
+                    "c": {"anyOf": [{"type": "array"}, {"type": "object"}]},
+                    "d": {"description": "untyped"},
+                },
+            },
+        },
+    }
+    assert render(template, messages=[user("hi")], tools=[tool]) == (
+        "a: number; b: string | null; c: any[] | Record<string, any>; d: any; any"
+    )
+
+
+def test_date_functions() -> None:
+    import datetime as dt
+
+    from pollama.templates.gotemplate import Template
+    from pollama.templates.gotemplate.functions import ollama_functions
+
+    functions = ollama_functions(today=lambda: dt.date(2026, 3, 1))
+    template = Template('{{ currentDate }} {{ yesterdayDate }} {{ currentDate "%Y" }}', functions=functions)
+    assert template.execute({}) == "2026-03-01 2026-02-28 2026-03-01"
