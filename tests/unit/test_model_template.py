@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
-from pollama.templates.gotemplate import TemplateSyntaxError
+from pollama.templates.gotemplate import Template, TemplateSyntaxError
+from pollama.templates.gotemplate.functions import ollama_functions
 from pollama.templates.model_template import ModelTemplate, TemplateValues, collate
 
 LEGACY = (
@@ -170,11 +173,6 @@ def test_to_typescript_type_of_tool_properties() -> None:
 
 
 def test_date_functions() -> None:
-    import datetime as dt
-
-    from pollama.templates.gotemplate import Template
-    from pollama.templates.gotemplate.functions import ollama_functions
-
     functions = ollama_functions(today=lambda: dt.date(2026, 3, 1))
     template = Template('{{ currentDate }} {{ yesterdayDate }} {{ currentDate "%Y" }}', functions=functions)
     assert template.execute({}) == "2026-03-01 2026-02-28 2026-03-01"
