@@ -226,3 +226,30 @@ def test_a_modelfile_think_parameter_sets_the_default(
     assert default.message.content and not default.message.thinking
     asked = client.chat("quiet-thinker", messages=messages, think=True, options=options)
     assert asked.message.thinking and not asked.message.content
+
+
+def test_modelfile_template_system_and_messages(
+    server: ServerProcess, client: ollama.Client, http: httpx.Client, smollm2_path: Any, tmp_path: Any
+) -> None:
+    modelfile = tmp_path / "Modelfile"
+    modelfile.write_text(
+        f"FROM {smollm2_path}\n"
+        f'TEMPLATE """{ROLES}"""\n'
+        "SYSTEM You answer in one word.\n"
+        "MESSAGE user Is the sky blue?\n"
+        "MESSAGE assistant Yes.\n"
+    )
+    assert server.cli("create", "historian", "-f", str(modelfile)).returncode == 0
+    question = [{"role": "user", "content": "Is grass green?"}]
+    assert rendered(http, "/api/chat", {"model": "historian", "messages": question}) == (
+        "system: You answer in one word.\nuser: Is the sky blue?\nassistant: Yes.\nuser: Is grass green?\n"
+    )
+    assert rendered(http, "/api/generate", {"model": "historian", "prompt": "Is grass green?"}) == (
+        "system: You answer in one word.\nuser: Is the sky blue?\nassistant: Yes.\nuser: Is grass green?\n"
+    )
+    # A deprecated context continuation leaves the model's history out.
+    assert rendered(http, "/api/generate", {"model": "historian", "prompt": "And snow?", "context": [1, 2]}) == (
+        "system: You answer in one word.\nuser: And snow?\n"
+    )
+    reply = client.chat("historian", messages=question, options={"num_predict": 4, "temperature": 0})
+    assert reply.done and reply.eval_count and reply.prompt_eval_count > 20
