@@ -173,16 +173,7 @@ def _lex_action(name: str, text: str, position: int, line: int, items: list[Item
             items.append(Item(Kind.COMMA, char, position, line))
             position += 1
         elif char == '"':
-            end = position + 1
-            while True:
-                if end >= len(text) or text[end] == "\n":
-                    raise error("unterminated quoted string")
-                if text[end] == "\\":
-                    end += 2
-                    continue
-                if text[end] == '"':
-                    break
-                end += 1
+            end = _quoted_end(text, position, "unterminated quoted string", error)
             items.append(Item(Kind.STRING, text[position : end + 1], position, line))
             position = end + 1
         elif char == "`":
@@ -193,16 +184,7 @@ def _lex_action(name: str, text: str, position: int, line: int, items: list[Item
             line += text.count("\n", position, end)
             position = end + 1
         elif char == "'":
-            end = position + 1
-            while True:
-                if end >= len(text) or text[end] == "\n":
-                    raise error("unterminated character constant")
-                if text[end] == "\\":
-                    end += 2
-                    continue
-                if text[end] == "'":
-                    break
-                end += 1
+            end = _quoted_end(text, position, "unterminated character constant", error)
             items.append(Item(Kind.CHAR, text[position : end + 1], position, line))
             position = end + 1
         elif char == "$":
@@ -244,6 +226,19 @@ def _lex_action(name: str, text: str, position: int, line: int, items: list[Item
             raise error(f'unexpected "{char}" in operand')
         else:
             raise error(f"bad character {_go_rune(char)}")
+
+
+def _quoted_end(text: str, position: int, unterminated: str, error: Any) -> int:
+    """Where the quote opened at ``position`` closes; backslash escapes skip a character, lines may not end."""
+    quote, end = text[position], position + 1
+    while end < len(text) and text[end] != "\n":
+        if text[end] == "\\":
+            end += 2
+        elif text[end] == quote:
+            return end
+        else:
+            end += 1
+    raise error(unterminated)
 
 
 def _lex_number(text: str, position: int, line: int, items: list[Item], error: object) -> int:

@@ -134,13 +134,17 @@ class _Parser:
             raise self.unexpected(name_item, "define clause")
         name = unquote(name_item.value)
         self.expect(Kind.RIGHT, "define clause")
+        self.template_body("define", name, name_item)
+
+    def template_body(self, keyword: str, name: str, item: Item) -> None:
+        """The body of a ``define`` or ``block``, up to its ``{{end}}``: a template of its own, with its own ``$``."""
         saved = self.variables
         self.variables = ["$"]
         body, end = self.item_list()
         self.variables = saved
         if not isinstance(end, _End):
-            raise self.error("unexpected {{else}} in define", end.item)
-        self.add_template(name, body, name_item)
+            raise self.error(f"unexpected {{{{else}}}} in {keyword}", end.item)
+        self.add_template(name, body, item)
 
     def add_template(self, name: str, body: ListNode, item: Item) -> None:
         """Go allows redefining a template only when one of the two definitions is empty."""
@@ -242,13 +246,7 @@ class _Parser:
         else:
             self.next_non_space()
         if keyword == "block":
-            saved = self.variables
-            self.variables = ["$"]
-            body, end = self.item_list()
-            self.variables = saved
-            if not isinstance(end, _End):
-                raise self.error("unexpected {{else}} in block", end.item)
-            self.add_template(name, body, name_item)
+            self.template_body("block", name, name_item)
         return TemplateNode(name, pipe, item.line, item.pos)
 
     # --- pipelines --------------------------------------------------------------------------------
