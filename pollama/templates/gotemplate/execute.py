@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pollama.templates.gotemplate.fmt import go_string, type_name
+from pollama.templates.gotemplate.fmt import go_string, map_key_order, type_name
 from pollama.templates.gotemplate.nodes import (
     ActionNode,
     BoolNode,
@@ -192,7 +192,7 @@ class _State:
         elif isinstance(value, list | tuple):
             pairs = list(enumerate(value))
         elif isinstance(value, dict):
-            pairs = [(key, value[key]) for key in sorted(value, key=_sort_key)]
+            pairs = [(key, value[key]) for key in sorted(value, key=map_key_order)]
         elif isinstance(value, int) and not isinstance(value, bool):
             pairs = [(index, index) for index in range(value)]
         else:
@@ -375,7 +375,3 @@ class _NoFinal:
 
 
 _NO_FINAL: Any = _NoFinal()
-
-
-def _sort_key(key: Any) -> Any:
-    return (0, key) if isinstance(key, int | float) and not isinstance(key, bool) else (1, str(key))

@@ -7,7 +7,7 @@ from typing import Any
 
 from pollama.gostrconv import format_float
 
-__all__ = ["go_string", "sprint", "sprintf", "sprintln", "type_name"]
+__all__ = ["go_string", "map_key_order", "sprint", "sprintf", "sprintln", "type_name"]
 
 
 def type_name(value: Any) -> str:
@@ -48,11 +48,14 @@ def go_string(value: Any, *, nil: str = "<nil>") -> str:
     if isinstance(value, list | tuple):
         return "[" + " ".join(go_string(item) for item in value) + "]"
     if isinstance(value, dict):
-        return "map[" + " ".join(f"{go_string(k)}:{go_string(value[k])}" for k in sorted(value, key=_key)) + "]"
+        return (
+            "map[" + " ".join(f"{go_string(k)}:{go_string(value[k])}" for k in sorted(value, key=map_key_order)) + "]"
+        )
     return str(value)
 
 
-def _key(key: Any) -> Any:
+def map_key_order(key: Any) -> Any:
+    """Go's order of map keys (fmt and range sort them): numbers by value, strings by their bytes."""
     return (0, key) if isinstance(key, int | float) and not isinstance(key, bool) else (1, str(key))
 
 
