@@ -38,10 +38,6 @@ KNOWN_DIFFERENCES = {
     "lit_int_overflow": "integer literals beyond int64 are not refused",
     "lit_int_overflow_big": "integer literals beyond int64 are not refused",
     "printf_types": "printf %T of template values",
-    "printf_bad_verb": "printf's %! handling",
-    "printf_v_flags": "printf %#v (Go syntax) is not implemented",
-    "printf_indexed_args": "printf %[n] argument indexes are not implemented",
-    "printf_q_unicode": "printf %+q (ASCII-only quoting) is not implemented",
     "err_ollama_func_not_registered": "Ollama registers currentDate; the oracle's FuncMap has only json",
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pollama.gostrconv import format_float
+from pollama.gostrconv import format_float, quote
 
 __all__ = ["go_string", "map_key_order", "sprint", "sprintf", "sprintln", "type_name"]
 
@@ -73,7 +73,7 @@ def sprintln(*args: Any) -> str:
     return " ".join(go_string(arg) for arg in args) + "\n"
 
 
-_VERB = re.compile(r"%([-+# 0]*)(\d+|\*)?(?:\.(\d+|\*)?)?([a-zA-Z%!])")
+_VERB = re.compile(r"%([-+# 0]*)(\d+|\*)?(?:\.(\d+|\*)?)?(?:\[(\d+)\])?([a-zA-Z%!]|$)")
 
 
 def sprintf(template: str, *args: Any) -> str:
@@ -84,13 +84,15 @@ def sprintf(template: str, *args: Any) -> str:
     for match in _VERB.finditer(template):
         out.append(template[position : match.start()])
         position = match.end()
-        flags, width, precision, verb = match.groups()
+        flags, width, precision, argument, verb = match.groups()
         if verb == "%":
             out.append("%")
             continue
-        if verb == "!":
-            out.append("%!!(NOVERB)" if arg_index >= len(args) else "%!!(NOVERB)")
+        if not verb:
+            out.append("%!(NOVERB)")
             continue
+        if argument is not None:  # %[n]v: explicit argument index, counting from 1
+            arg_index = int(argument) - 1
         if width == "*":
             if arg_index >= len(args) or not isinstance(args[arg_index], int):
                 out.append(f"%!{verb}(BADWIDTH)")
@@ -104,14 +106,33 @@ def sprintf(template: str, *args: Any) -> str:
         arg_index += 1
         has_precision = match.group(0).count(".") > 0
         out.append(_pad(_format_one(arg, verb, flags, precision, has_precision), flags, width))
-    tail = template[position:]
-    if tail.endswith("%") and not tail.endswith("%%"):
-        tail = tail[:-1] + "%!(NOVERB)"
-    out.append(tail)
-    if arg_index < len(args):
+    out.append(template[position:])
+    if arg_index < len(args) and not any(match.group(4) for match in _VERB.finditer(template)):
         extra = ", ".join(f"{type_name(arg)}={go_string(arg)}" for arg in args[arg_index:])
         out.append(f"%!(EXTRA {extra})")
     return "".join(out)
+
+
+def quote_ascii(text: str) -> str:
+    """``strconv.QuoteToASCII``: like ``quote``, with every non-ASCII character escaped."""
+    quoted = quote(text)
+    return "".join(
+        c if c.isascii() else (f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}") for c in quoted
+    )
+
+
+def go_syntax(value: Any) -> str:
+    """``%#v`` of template values: Go syntax for strings, lists and maps of ``interface {}``."""
+    if isinstance(value, str):
+        return quote(value)
+    if isinstance(value, list | tuple):
+        return "[]interface {}{" + ", ".join(go_syntax(item) for item in value) + "}"
+    if isinstance(value, dict):
+        items = (f"{go_syntax(key)}:{go_syntax(value[key])}" for key in sorted(value, key=map_key_order))
+        return "map[string]interface {}{" + ", ".join(items) + "}"
+    if value is None:
+        return "interface {}(nil)"
+    return go_string(value)
 
 
 def _pad(text: str, flags: str, width: str | None) -> str:
@@ -134,11 +155,13 @@ def _format_one(arg: Any, verb: str, flags: str, precision: str | None, has_prec
     sign = "+" if "+" in flags else " " if " " in flags else ""
     if verb == "T":
         return type_name(arg)
+    if verb == "v" and "#" in flags:
+        return go_syntax(arg)
     if verb == "v" or (verb == "s" and not number and not isinstance(arg, bool)):
         text = go_string(arg)
         return text[: int(precision or 0)] if verb == "s" and has_precision else text
     if verb == "q" and isinstance(arg, str):
-        return '"' + arg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'
+        return quote_ascii(arg) if "+" in flags else quote(arg)
     if verb == "t" and isinstance(arg, bool):
         return "true" if arg else "false"
     if isinstance(arg, int) and not isinstance(arg, bool):
