@@ -37,7 +37,6 @@ KNOWN_DIFFERENCES = {
     "ollama_name_template_undefined": "the error column of a {{template}} call differs",
     "lit_int_overflow": "integer literals beyond int64 are not refused",
     "lit_int_overflow_big": "integer literals beyond int64 are not refused",
-    "printf_types": "printf %T of template values",
     "err_ollama_func_not_registered": "Ollama registers currentDate; the oracle's FuncMap has only json",
 }
 

@@ -147,7 +147,7 @@ def _pad(text: str, flags: str, width: str | None) -> str:
 
 def _format_one(arg: Any, verb: str, flags: str, precision: str | None, has_precision: bool) -> str:
     if arg is None:
-        return "<nil>" if verb == "v" else f"%!{verb}(<nil>)"
+        return "<nil>" if verb in "vT" else f"%!{verb}(<nil>)"
     if isinstance(arg, list | tuple) and verb in "sqdxXobeEfFgGtc":
         # Go formats a slice element by element.
         return "[" + " ".join(_format_one(item, verb, flags, precision, has_precision) for item in arg) + "]"
