@@ -35,6 +35,7 @@ __all__ = [
     "find_model",
     "keep_alive_of",
     "on_runner",
+    "parse_name",
     "until_disconnected",
     "use_runner",
     "validate_think",
@@ -63,11 +64,12 @@ class Chunk:
     truncated: bool = False  # beyond Ollama: the prompt lost older messages to fit the context
 
 
-def parse_name(text: str) -> ModelName:
+def parse_name(text: str, invalid_message: str | None = None) -> ModelName:
+    """A request's model reference; a 400 with Ollama's message when it is not a name."""
     try:
         return parse_model_ref(text)
     except InvalidModelName:
-        raise APIError(400, "invalid model name") from None
+        raise APIError(400, invalid_message or "invalid model name") from None
     except ValueError as error:
         raise APIError(400, str(error)) from None
 

@@ -56,12 +56,12 @@ async def fitted_chat_prompt(
     ``[img-N]`` tags in their message's text. Beyond Ollama, the result says when it was truncated.
     """
     messages = _without_old_thinking(model, messages)
-    start, kept_system = 0, []
+    start, kept_system, rendered = 0, [], None
     if tokenize is not None:
         for start in range(len(messages)):
             kept_system = [m for m in messages[:start] if m.get("role") == "system"]
-            candidate = [*kept_system, *messages[start:]]
-            length = len(await tokenize(chat_prompt(model, candidate, **render).text))
+            rendered = chat_prompt(model, [*kept_system, *messages[start:]], **render)
+            length = len(await tokenize(rendered.text))
             if model.projector_paths:
                 length += IMAGE_TOKENS * sum(len(m.get("images") or ()) for m in messages[start:])
             if length <= num_ctx:
@@ -70,7 +70,10 @@ async def fitted_chat_prompt(
         log.warning(
             "truncating input messages which exceed context length: kept %d of %d", len(messages) - start, len(messages)
         )
-    rendered = chat_prompt(model, [*kept_system, *_image_tagged(messages)[start:]], **render)
+    kept = messages[start:]
+    # Image tags number the images of the kept messages from 0; without images the fitted render is final.
+    if rendered is None or any(m.get("images") for m in kept):
+        rendered = chat_prompt(model, [*kept_system, *_image_tagged(kept)], **render)
     return RenderedPrompt(rendered.text, rendered.thinking_tags, truncated=start > 0)
 
 

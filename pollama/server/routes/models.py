@@ -9,24 +9,16 @@ from pollama.api.native import CopyRequest, DeleteRequest, ListResponse, ShowReq
 from pollama.errors import APIError
 from pollama.gostrconv import quote as go_quote
 from pollama.model_info import show_response
-from pollama.names import InvalidModelName, ModelName, parse_model_ref
+from pollama.names import ModelName
 from pollama.options import OptionError, coerce_options
 from pollama.server.bodies import read_body
+from pollama.server.inference import parse_name
 from pollama.server.responses import JSON
 from pollama.server.state import state
 from pollama.store import CorruptManifest, Manifest, gc
 from pollama.store.models import load_model
 
 router = APIRouter()
-
-
-def _parse_ref(text: str, invalid_message: str | None = None) -> ModelName:
-    try:
-        return parse_model_ref(text)
-    except InvalidModelName:
-        raise APIError(400, invalid_message or "invalid model name") from None
-    except ValueError as err:
-        raise APIError(400, str(err)) from None
 
 
 @router.api_route("/api/tags", methods=["GET", "HEAD"])
@@ -42,7 +34,7 @@ async def show(request: Request) -> JSON:
     if not requested:
         raise APIError(400, "model is required")
     server = state(request)
-    name = server.store.manifests.resolve(_parse_ref(requested))
+    name = server.store.manifests.resolve(parse_name(requested))
     try:
         options, _unknown = coerce_options(body.options or {})
     except OptionError as err:
@@ -105,7 +97,7 @@ async def delete(request: Request) -> Response:
     body = await read_body(request, DeleteRequest)
     requested = body.model or body.name
     server = state(request)
-    name = server.store.manifests.resolve(_parse_ref(requested, f"name {go_quote(requested)} is invalid"))
+    name = server.store.manifests.resolve(parse_name(requested, f"name {go_quote(requested)} is invalid"))
 
     def remove() -> None:
         try:
