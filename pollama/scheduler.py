@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from pollama.config import Settings
@@ -37,7 +37,6 @@ class LoadedRunner:
     keep_alive: int  # nanoseconds
     refcount: int = 0
     expires_at: float | None = None  # unix time
-    loaded_at: float = field(default_factory=time.time)
     timer: asyncio.TimerHandle | None = None
 
     @property
