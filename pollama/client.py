@@ -110,6 +110,9 @@ class Client:
     def list(self) -> dict[str, Any]:
         return self._json("GET", "/api/tags")
 
+    def running(self) -> dict[str, Any]:
+        return self._json("GET", "/api/ps")
+
     def show(self, model: str, *, verbose: bool = False) -> dict[str, Any]:
         return self._json("POST", "/api/show", {"model": model, "verbose": verbose})
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-__all__ = ["human_bytes", "human_duration", "human_number", "human_time"]
+__all__ = ["human_bytes", "human_bytes2", "round_half_away", "human_duration", "human_number", "human_time"]
 
 _BYTE_UNITS = (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("KB", 10**3))
 
@@ -34,6 +34,14 @@ def human_bytes(size: int) -> str:
     return f"{value:.1f} {unit}"
 
 
+def human_bytes2(size: int) -> str:
+    """Binary units with one decimal, Ollama's ``format.HumanBytes2``: ``1.5 GiB``, ``92.1 MiB``."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
+
+
 def human_duration(delta: dt.timedelta) -> str:
     seconds = int(delta.total_seconds())
     if seconds < 1:
@@ -47,7 +55,7 @@ def human_duration(delta: dt.timedelta) -> str:
         return "About a minute"
     if minutes < 60:
         return f"{minutes} minutes"
-    hours = _round_half_away(delta.total_seconds() / 3600)
+    hours = round_half_away(delta.total_seconds() / 3600)
     if hours == 1:
         return "About an hour"
     if hours < 48:
@@ -80,6 +88,6 @@ def _years_truncated(delta: dt.timedelta) -> int:
     return int(int(hours / 24) / 365)
 
 
-def _round_half_away(value: float) -> int:
-    # Go's math.Round rounds half away from zero; Python's round() rounds half to even.
+def round_half_away(value: float) -> int:
+    """Go's ``math.Round``: halves away from zero (Python's ``round`` goes to even)."""
     return int(math.floor(value + 0.5)) if value >= 0 else -int(math.floor(-value + 0.5))

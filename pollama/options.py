@@ -67,6 +67,8 @@ OPTIONS: dict[str, OptionSpec] = {
     "use_mmap": OptionSpec(OptionKind.BOOL, load_time=True),
     "num_thread": OptionSpec(OptionKind.INT, load_time=True),
     "draft_num_predict": OptionSpec(OptionKind.INT, load_time=True),
+    # Beyond Ollama (ollama#8842): parallel sequences for this model, over OLLAMA_NUM_PARALLEL.
+    "num_parallel": OptionSpec(OptionKind.INT, load_time=True),
     "think": OptionSpec(OptionKind.THINK),
 }
 

@@ -1,141 +1,409 @@
-"""Which runners live, who gets one, and when they go.
+"""Which runners live, who gets one, who waits, and when runners go.
 
-A runner is keyed by its model weights: two names for one blob share it. A request takes one of
-the runner's ``num_parallel`` slots for as long as it runs; the keep-alive timer starts when the
-last request finishes. A runner that died, or whose load-time options differ from what a request
-needs, is replaced. Loads happen one at a time.
+A runner is keyed by its model weights: two names for one blob share it. A request holds one of
+the runner's ``num_parallel`` slots while it runs; requests beyond that wait in FIFO order. A
+request for a loaded, compatible runner takes it at once; anything else (a first load, a reload
+after a load-time option changed, a model that needs room) goes through one load at a time.
+
+At most ``OLLAMA_MAX_QUEUE`` requests wait at once, whether for a load or for a slot of a runner
+that is already loaded (Ollama counts only the former, ollama#7758); the next one is refused with
+503 at once. A waiting request whose client leaves is dropped from its queue.
+
+Before a load the memory is checked (``runtime.memory``): when the model does not fit beside the
+loaded ones, or the runner count is at its limit, a runner is evicted as in Ollama — idle before
+busy, shortest keep-alive first — and the check is repeated. A model that cannot fit even alone is
+an error, never a machine swapping itself to death. The keep-alive timer starts when a runner's
+last request finishes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 from pollama.config import Settings
 from pollama.durations import FOREVER, SECOND
 from pollama.errors import APIError
+from pollama.human import human_bytes2
+from pollama.runtime.devices import GpuDevice, Hardware, SystemMemory, default_context_length, physical_cores
+from pollama.runtime.memory import Placement, estimate, model_shape, place
 from pollama.runtime.process import RunnerConfig, RunnerError, RunnerProcess
+from pollama.store.models import StoredModel
 
-__all__ = ["LoadedRunner", "Scheduler"]
+__all__ = ["BUSY", "LoadedRunner", "Scheduler", "Slots"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_RUNNERS = 3  # 3 x GPUs, at least 3: Ollama's automatic OLLAMA_MAX_LOADED_MODELS
+BUSY = "server busy, please try again.  maximum pending requests exceeded"
+MODELS_PER_GPU = 3  # Ollama's automatic OLLAMA_MAX_LOADED_MODELS: 3 x GPUs, at least 3
 HEALTH_TIMEOUT = 10.0  # seconds; an idle runner answers at once
+VRAM_RECOVERY_TIMEOUT = 5.0  # seconds to wait for a stopped runner's VRAM to show as free
+_OUT_OF_MEMORY = ("out of memory", "not enough memory", "failed to allocate", "unable to allocate")
+
+
+class Slots:
+    """A FIFO semaphore: permits go to waiters in arrival order, and a cancelled waiter leaves the line."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.in_use = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    @property
+    def available(self) -> bool:
+        return self.in_use < self.capacity and not self._waiters
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    async def acquire(self) -> None:
+        if self.available:
+            self.in_use += 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter  # release() hands its permit over: in_use stays as it is
+        except BaseException:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+            elif waiter.done() and not waiter.cancelled():
+                self.release()  # granted at the moment it was cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.in_use -= 1
 
 
 @dataclass(eq=False)
 class LoadedRunner:
     process: RunnerProcess
-    model_name: str
-    slots: asyncio.Semaphore
-    keep_alive: int  # nanoseconds
+    model: StoredModel  # the model whose request loaded it: /api/ps shows its name
+    requested: RunnerConfig  # what the loading request asked for; later requests are compared with it
+    placement: Placement
+    slots: Slots
+    keep_alive: int  # nanoseconds; FOREVER for "never unload"
     refcount: int = 0
-    expires_at: float | None = None  # unix time
+    expires_at: float | None = None  # unix time; None while in use for the first time, or forever
     timer: asyncio.TimerHandle | None = None
+    retiring: bool = False  # chosen for eviction or stopping: hand it to no one new
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def config(self) -> RunnerConfig:
         return self.process.config
 
+    @property
+    def size(self) -> int:
+        memory = self.process.memory
+        return memory[0] if memory else self.placement.total
+
+    @property
+    def size_vram(self) -> int:
+        memory = self.process.memory
+        return memory[1] if memory else self.placement.vram
+
+    def expires(self, now: float) -> float:
+        """When it unloads, as /api/ps shows it: a runner in use counts from now."""
+        if self.expires_at is not None:
+            return self.expires_at
+        return now + (FOREVER if self.keep_alive >= FOREVER else self.keep_alive) / SECOND
+
+
+class _Ticket:
+    """One request's place in the server-wide count of waiting requests."""
+
+    def __init__(self, scheduler: Scheduler):
+        self.scheduler = scheduler
+        self.counted = False
+
+    def wait(self) -> None:
+        if self.counted:
+            return
+        if self.scheduler.waiting >= self.scheduler.settings.max_queue:
+            raise APIError(503, BUSY)
+        self.counted = True
+        self.scheduler.waiting += 1
+
+    def done(self) -> None:
+        if self.counted:
+            self.counted = False
+            self.scheduler.waiting -= 1
+
 
 class Scheduler:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, hardware: Hardware | None = None):
         self.settings = settings
-        self.runners: dict[Path, LoadedRunner] = {}
-        self._load_lock = asyncio.Lock()
+        self.hardware = hardware or Hardware(settings)
+        self.runners: dict[str, LoadedRunner] = {}
+        self.waiting = 0  # requests waiting for a load or a slot, server-wide
+        self._load_lock = asyncio.Lock()  # FIFO: one load at a time, in arrival order
         self._stopping: set[asyncio.Task[None]] = set()  # held so the loop does not drop them mid-way
+        self._gpu_count = 0
+        self.default_num_ctx = default_context_length([], 0)
+
+    def start(self) -> None:
+        """Look at the hardware once: the GPUs decide the automatic model limit and default context."""
+        gpus = self.hardware.gpus()
+        self._gpu_count = len(gpus)
+        self.default_num_ctx = default_context_length(gpus, self.settings.gpu_overhead)
+        for gpu in gpus:
+            log.info(
+                "inference compute id=%s library=%s name=%s total=%s available=%s",
+                gpu.id, gpu.library, gpu.name, human_bytes2(gpu.total_memory), human_bytes2(gpu.free_memory),
+            )  # fmt: skip
+        if not gpus:
+            log.info("inference compute id=cpu library=cpu threads=%d", physical_cores())
+        log.info("default context length %d", self.default_num_ctx)
+
+    @property
+    def max_runners(self) -> int:
+        return self.settings.max_loaded_models or MODELS_PER_GPU * max(1, self._gpu_count)
 
     @asynccontextmanager
     async def runner(
-        self, model_name: str, config: RunnerConfig, keep_alive: int | None
+        self, model: StoredModel, config: RunnerConfig, keep_alive: int | None
     ) -> AsyncIterator[LoadedRunner]:
         """Hold a slot of a runner for ``config`` (loading it if needed) for the duration of a request."""
-        loaded = await self._obtain(model_name, config, keep_alive)
+        ticket = _Ticket(self)
         try:
-            await loaded.slots.acquire()
-        except BaseException:
-            self._release(loaded)
-            raise
+            loaded = await self._ready(config)
+            if loaded is not None:
+                self._take(loaded, keep_alive)
+            else:
+                loaded = await self._obtain(model, config, keep_alive, ticket)
+            try:
+                if not loaded.slots.available:
+                    ticket.wait()
+                await loaded.slots.acquire()
+            except BaseException:
+                self._release(loaded)
+                raise
+        finally:
+            ticket.done()
         try:
             yield loaded
         finally:
             loaded.slots.release()
             self._release(loaded)
 
-    async def unload(self, model_path: Path) -> None:
+    def loaded(self) -> list[LoadedRunner]:
+        return [loaded for loaded in self.runners.values() if not loaded.retiring]
+
+    async def unload(self, model_path: str | None) -> None:
         """Expire a model's runner now, or as soon as its requests finish."""
-        loaded = self.runners.get(model_path)
+        loaded = self.runners.get(str(model_path))
         if loaded is None:
             return
         loaded.keep_alive = 0
         loaded.expires_at = time.time()
+        self._cancel_timer(loaded)
         if loaded.refcount == 0:
             await self._stop(loaded)
 
     async def shutdown(self) -> None:
         await asyncio.gather(*(self._stop(loaded) for loaded in list(self.runners.values())))
+        await asyncio.gather(*self._stopping, return_exceptions=True)
 
-    # --- internals --------------------------------------------------------------------------------
+    # --- handing runners out ----------------------------------------------------------------------
 
-    async def _obtain(self, model_name: str, config: RunnerConfig, keep_alive: int | None) -> LoadedRunner:
+    async def _ready(self, config: RunnerConfig) -> LoadedRunner | None:
+        """A loaded runner the request can use as it is, without queueing for the load lock."""
+        loaded = self.runners.get(str(config.model_path))
+        if loaded is None or loaded.retiring or not _compatible(loaded.requested, config):
+            return None
+        if loaded.refcount == 0 and not await _responds(loaded):
+            log.warning("runner for %s stopped responding; starting a new one", loaded.model.short_name)
+            return None
+        return None if loaded.retiring or not loaded.process.alive else loaded
+
+    def _take(self, loaded: LoadedRunner, keep_alive: int | None) -> None:
+        if keep_alive is not None:
+            loaded.keep_alive = keep_alive
+        loaded.refcount += 1
+        loaded.idle.clear()
+        self._cancel_timer(loaded)
+
+    async def _obtain(
+        self, model: StoredModel, config: RunnerConfig, keep_alive: int | None, ticket: _Ticket
+    ) -> LoadedRunner:
+        if self._load_lock.locked():
+            ticket.wait()
         async with self._load_lock:
-            loaded = self.runners.get(config.model_path)
-            if loaded is not None and loaded.refcount == 0 and not await _responds(loaded):
-                log.warning("runner for %s stopped responding; starting a new one", loaded.model_name)
-            if loaded is not None and (not loaded.process.alive or loaded.config != config):
-                if loaded.refcount and loaded.process.alive:
-                    await self._wait_idle(loaded)
-                await self._stop(loaded)
-                loaded = None
-            if loaded is None:
-                await self._make_room()
-                loaded = await self._load(model_name, config, keep_alive)
-            elif keep_alive is not None:
-                loaded.keep_alive = keep_alive
-            loaded.refcount += 1
-            self._cancel_timer(loaded)
-            return loaded
+            ticket.done()  # being served now, no longer waiting
+            retried = False
+            while True:
+                loaded = self.runners.get(str(config.model_path))
+                if loaded is not None:
+                    if not loaded.retiring and await self._ready(config) is loaded:
+                        self._take(loaded, keep_alive)
+                        return loaded
+                    log.info("reloading %s", model.short_name)
+                    await self._evict(loaded)
+                    continue
+                if len(self.runners) >= self.max_runners:
+                    log.info("%d models loaded, the limit; unloading one", len(self.runners))
+                    await self._evict(self._victim())
+                    continue
+                gpus = await asyncio.to_thread(self.hardware.gpus) if config.num_gpu != 0 else []
+                system = self.hardware.system_memory()
+                placement, room = self._plan(model, config, gpus, system)
+                if not room:
+                    if self.runners:
+                        await self._evict(self._victim())
+                        continue
+                    raise APIError(
+                        500,
+                        f"model requires more system memory ({human_bytes2(placement.ram)}) "
+                        f"than is available ({human_bytes2(system.available)})",
+                    )
+                try:
+                    loaded = await self._load(model, config, placement, keep_alive)
+                except APIError as error:
+                    if self.runners and not retried and _out_of_memory(error.message):
+                        log.warning("loading %s ran out of memory; unloading every model and retrying", model.name)
+                        retried = True
+                        for other in list(self.runners.values()):
+                            await self._evict(other)
+                        continue
+                    raise
+                self._take(loaded, keep_alive)
+                return loaded
 
-    async def _load(self, model_name: str, config: RunnerConfig, keep_alive: int | None) -> LoadedRunner:
-        process = RunnerProcess(config)
+    def _plan(
+        self, model: StoredModel, config: RunnerConfig, devices: list[GpuDevice], system: SystemMemory
+    ) -> tuple[Placement, bool]:
+        """Where the model would go, and whether that fits beside what is loaded."""
+        if error := self.hardware.library_error():
+            raise APIError(500, error)
+        gguf = model.gguf()
+        if gguf is None:
+            raise APIError(500, f"{model.short_name}: the model weights are not a GGUF file pollama can load")
+        need = estimate(
+            model_shape(gguf),
+            num_ctx=config.num_ctx,
+            num_parallel=config.num_parallel,
+            num_batch=config.num_batch,
+            kv_cache_type=config.kv_cache_type,
+            flash_attention=config.flash_attention,
+            embedding=config.embedding,
+        )
+        gpus = self._free_gpus(devices)
+        placement = place(
+            need,
+            gpus,
+            num_gpu=config.num_gpu,
+            main_gpu=config.main_gpu if config.main_gpu >= 0 else None,
+            spread=self.settings.sched_spread,
+            overhead=self.settings.gpu_overhead,
+            max_vram=self.settings.max_vram,
+        )
+        in_use = sum(loaded.size - loaded.size_vram for loaded in self.runners.values())
+        available = min(system.available, max(0, system.total - in_use)) if system.total else placement.ram
+        fits = placement.ram <= available
+        # Beside other models a model must go wholly onto the GPUs (as Ollama requires), or room is made.
+        if self.runners and gpus and config.num_gpu < 0 and not placement.full(need.shape.block_count):
+            fits = False
+        log.info(
+            "%s needs %s (%s on GPUs, %d layers); %s of system memory available",
+            model.short_name,
+            human_bytes2(placement.total),
+            human_bytes2(placement.vram),
+            placement.layers,
+            human_bytes2(available),
+        )
+        return placement, fits
+
+    def _free_gpus(self, gpus: list[GpuDevice]) -> list[GpuDevice]:
+        """GPUs with the memory loaded runners hold taken off, where the driver has not caught up yet."""
+        used: dict[int, int] = collections.Counter()
+        for loaded in self.runners.values():
+            for index, size in loaded.placement.vram_by_gpu.items():
+                used[index] += size
+        return [
+            dataclasses.replace(gpu, free_memory=max(0, min(gpu.free_memory, gpu.total_memory - used[gpu.index])))
+            for gpu in gpus
+        ]
+
+    async def _load(
+        self, model: StoredModel, config: RunnerConfig, placement: Placement, keep_alive: int | None
+    ) -> LoadedRunner:
+        launch = dataclasses.replace(
+            config,
+            num_gpu=placement.layers,
+            main_gpu=placement.main_gpu,
+            tensor_split=placement.tensor_split,
+        )
+        process = RunnerProcess(launch)
         timeout = None if self.settings.load_timeout >= FOREVER else self.settings.load_timeout / SECOND
-        log.info("loading %s (ctx %d x %d)", model_name, config.num_ctx, config.num_parallel)
+        log.info("loading %s (ctx %d x %d)", model.short_name, config.num_ctx, config.num_parallel)
         try:
             await process.start(timeout)
         except RunnerError as error:
             raise APIError(500, error.message) from None
         loaded = LoadedRunner(
             process=process,
-            model_name=model_name,
-            slots=asyncio.Semaphore(config.num_parallel),
+            model=model,
+            requested=config,
+            placement=placement,
+            slots=Slots(config.num_parallel),
             keep_alive=self.settings.keep_alive if keep_alive is None else keep_alive,
         )
-        self.runners[config.model_path] = loaded
+        loaded.idle.set()
+        self.runners[str(config.model_path)] = loaded
         return loaded
 
-    async def _make_room(self) -> None:
-        limit = self.settings.max_loaded_models or DEFAULT_MAX_RUNNERS
-        while len(self.runners) >= limit:
-            victim = min(
-                self.runners.values(), key=lambda r: (r.refcount > 0, _sort_duration(r), str(r.config.model_path))
-            )
-            await self._wait_idle(victim)
-            await self._stop(victim)
+    def _victim(self) -> LoadedRunner:
+        """Ollama's choice: shortest keep-alive first (forever last), idle before busy."""
+        ordered = sorted(
+            self.runners.values(),
+            key=lambda r: (FOREVER if r.keep_alive < 0 else r.keep_alive, str(r.requested.model_path)),
+        )
+        return next((loaded for loaded in ordered if loaded.refcount == 0), ordered[0])
 
-    async def _wait_idle(self, loaded: LoadedRunner) -> None:
-        while loaded.refcount and loaded.process.alive:
-            await asyncio.sleep(0.05)
+    async def _evict(self, loaded: LoadedRunner) -> None:
+        """Unload ``loaded`` once its requests finish, then wait for its GPU memory to come back."""
+        loaded.retiring = True
+        loaded.keep_alive = 0
+        loaded.expires_at = time.time()
+        self._cancel_timer(loaded)
+        if loaded.process.alive:
+            await loaded.idle.wait()
+        await self._stop(loaded)
+        if loaded.placement.vram:
+            await self._wait_for_vram(loaded.placement)
+
+    async def _wait_for_vram(self, placement: Placement) -> None:
+        before = {gpu.index: gpu.free_memory for gpu in await asyncio.to_thread(self.hardware.gpus)}
+        deadline = time.monotonic() + VRAM_RECOVERY_TIMEOUT
+        while time.monotonic() < deadline:
+            now = {gpu.index: gpu.free_memory for gpu in await asyncio.to_thread(self.hardware.gpus)}
+            recovered = sum(max(0, now.get(index, 0) - before.get(index, 0)) for index in placement.vram_by_gpu)
+            if recovered >= placement.vram * 3 // 4:
+                return
+            await asyncio.sleep(0.25)
+
+    # --- giving runners back ----------------------------------------------------------------------
 
     def _release(self, loaded: LoadedRunner) -> None:
         loaded.refcount -= 1
         if loaded.refcount > 0:
             return
+        loaded.idle.set()
+        if loaded.retiring:
+            return  # whoever retired it is waiting for this moment
         if not loaded.process.alive or loaded.keep_alive <= 0:
             loaded.expires_at = time.time()
             self._stop_soon(loaded)
@@ -148,11 +416,13 @@ class Scheduler:
         loaded.timer = asyncio.get_running_loop().call_later(delay, self._expire, loaded)
 
     def _expire(self, loaded: LoadedRunner) -> None:
-        if loaded.refcount == 0:
+        loaded.timer = None
+        if loaded.refcount == 0 and not loaded.retiring:
             self._stop_soon(loaded)
 
     def _stop_soon(self, loaded: LoadedRunner) -> None:
-        task = asyncio.get_running_loop().create_task(self._stop(loaded))
+        self._detach(loaded)
+        task = asyncio.get_running_loop().create_task(loaded.process.close())
         self._stopping.add(task)
         task.add_done_callback(self._stopping.discard)
 
@@ -162,15 +432,35 @@ class Scheduler:
             loaded.timer = None
 
     async def _stop(self, loaded: LoadedRunner) -> None:
-        self._cancel_timer(loaded)
-        if self.runners.get(loaded.config.model_path) is loaded:
-            del self.runners[loaded.config.model_path]
-        log.info("unloading %s", loaded.model_name)
+        self._detach(loaded)
         await loaded.process.close()
+
+    def _detach(self, loaded: LoadedRunner) -> None:
+        """Take a runner out of service at once; its process is closed by the caller."""
+        loaded.retiring = True
+        self._cancel_timer(loaded)
+        key = str(loaded.requested.model_path)
+        if self.runners.get(key) is loaded:
+            del self.runners[key]
+            log.info("unloading %s", loaded.model.short_name)
+
+
+def _compatible(running: RunnerConfig, wanted: RunnerConfig) -> bool:
+    """Whether a runner started for ``running`` serves a request needing ``wanted`` (Ollama's needsReload).
+
+    ``num_gpu`` -1 asks for the automatic choice, which whatever is running already made.
+    """
+    if wanted.num_gpu < 0:
+        wanted = dataclasses.replace(wanted, num_gpu=running.num_gpu)
+    if wanted.main_gpu < 0:
+        wanted = dataclasses.replace(wanted, main_gpu=running.main_gpu)
+    return running == wanted
 
 
 async def _responds(loaded: LoadedRunner) -> bool:
     """Ping an idle runner before handing it out: it may have died a moment ago, unnoticed yet."""
+    if not loaded.process.alive:
+        return False
     try:
         await asyncio.wait_for(loaded.process.health(), HEALTH_TIMEOUT)
     except (RunnerError, TimeoutError):
@@ -179,5 +469,5 @@ async def _responds(loaded: LoadedRunner) -> bool:
     return True
 
 
-def _sort_duration(loaded: LoadedRunner) -> int:
-    return FOREVER if loaded.keep_alive < 0 else loaded.keep_alive
+def _out_of_memory(message: str) -> bool:
+    return any(marker in message.lower() for marker in _OUT_OF_MEMORY)

@@ -23,6 +23,8 @@ __all__ = [
     "EmbeddingsRequest",
     "EmbeddingsResponse",
     "GenerateRequest",
+    "ProcessModel",
+    "ProcessResponse",
     "GenerateResponse",
     "ListModel",
     "ListResponse",
@@ -118,6 +120,24 @@ class ListModel(Response):
 
 class ListResponse(Response):
     models: list[ListModel]
+
+    def dump(self) -> dict[str, Any]:
+        return {"models": [model.dump() | {"details": model.details.dump()} for model in self.models]}
+
+
+class ProcessModel(Response):
+    name: str
+    model: str
+    size: int
+    digest: str
+    details: ModelDetails
+    expires_at: str
+    size_vram: int
+    context_length: int
+
+
+class ProcessResponse(Response):
+    models: list[ProcessModel]
 
     def dump(self) -> dict[str, Any]:
         return {"models": [model.dump() | {"details": model.details.dump()} for model in self.models]}

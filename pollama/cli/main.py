@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import sys
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from pollama.cli.show import render_show_info
 from pollama.cli.tables import render_table
 from pollama.client import Client, ResponseError
 from pollama.config import Settings
-from pollama.human import human_bytes, human_time
+from pollama.human import human_bytes, human_time, round_half_away
 from pollama.names import ModelName
 from pollama.timefmt import parse_rfc3339
 from pollama.version import __version__
@@ -167,6 +168,51 @@ def list_models(client: Client, prefix: str | None) -> None:
         modified = human_time(parse_rfc3339(model["modified_at"]))
         rows.append([model["name"], model["digest"][:12], size, modified])
     click.echo(render_table(rows, ["NAME", "ID", "SIZE", "MODIFIED"]), nl=False)
+
+
+@cli.command("ps", epilog=env_help(CLIENT_ENV))
+@click.argument("prefix", required=False)
+@client_command
+def running(client: Client, prefix: str | None) -> None:
+    """List running models"""
+    rows = []
+    for model in client.running().get("models") or []:
+        if prefix and not model["name"].startswith(prefix):
+            continue
+        expires = parse_rfc3339(model["expires_at"])
+        stopping = expires < dt.datetime.now(dt.UTC)
+        until = "Stopping..." if stopping else human_time(expires)
+        size = int(model.get("size") or 0)
+        processor = processor_label(size, int(model.get("size_vram") or 0))
+        rows.append(
+            [model["name"], model["digest"][:12], human_bytes(size), processor, str(model["context_length"]), until]
+        )
+    click.echo(render_table(rows, ["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"]), nl=False)
+
+
+def processor_label(size: int, size_vram: int) -> str:
+    """Where a model runs, as ``ollama ps`` says it: ``100% CPU``, ``100% GPU`` or ``48%/52% CPU/GPU``."""
+    if size_vram == 0:
+        return "100% CPU"
+    if size_vram == size:
+        return "100% GPU"
+    if size_vram > size or size == 0:
+        return "Unknown"
+    cpu = round_half_away((size - size_vram) / size * 100)
+    return f"{cpu}%/{100 - cpu}% CPU/GPU"
+
+
+@cli.command(epilog=env_help(CLIENT_ENV))
+@click.argument("model")
+@client_command
+def stop(client: Client, model: str) -> None:
+    """Stop a running model"""
+    try:
+        unload(client, model)
+    except ResponseError as err:
+        if "not found" in err.message:
+            raise ResponseError(f'couldn\'t find model "{model}" to stop', err.status) from None
+        raise
 
 
 @cli.command("cp", epilog=env_help(CLIENT_ENV))

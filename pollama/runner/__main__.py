@@ -14,6 +14,7 @@ import llama_cpp
 
 from pollama.runner import protocol
 from pollama.runner.engine import Engine, Job
+from pollama.runner.logs import BufferLog
 from pollama.runner.model import LoadedModel, LoadError, LoadOptions, load
 
 
@@ -26,6 +27,7 @@ def parse_args(argv: list[str]) -> LoadOptions:
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--gpu-layers", type=int, default=-1)
     parser.add_argument("--main-gpu", type=int, default=0)
+    parser.add_argument("--tensor-split", default="", help="comma-separated share of layers per GPU index")
     parser.add_argument("--no-mmap", action="store_true")
     parser.add_argument("--flash-attn", choices=["auto", "on", "off"], default="auto")
     parser.add_argument("--kv-cache-type", default="f16")
@@ -39,6 +41,7 @@ def parse_args(argv: list[str]) -> LoadOptions:
         num_thread=args.threads,
         num_gpu=args.gpu_layers,
         main_gpu=args.main_gpu,
+        tensor_split=tuple(float(part) for part in args.tensor_split.split(",") if part),
         use_mmap=not args.no_mmap,
         flash_attention={"auto": None, "on": True, "off": False}[args.flash_attn],
         kv_cache_type=args.kv_cache_type,
@@ -140,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     # The protocol owns the real stdout; anything native code prints goes to stderr instead.
     output = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
+    buffers = BufferLog()
+    buffers.install()
     try:
         model = load(options)
     except LoadError as error:
@@ -147,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         output.flush()
         return 1
     runner = Runner(model, output)
+    total_bytes, vram_bytes = buffers.sizes()
     runner.send(
         {
             "event": "ready",
@@ -154,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             "n_ctx_train": model.n_ctx_train,
             "num_parallel": options.num_parallel,
             "weights_bytes": model.weights_bytes(),
+            "total_bytes": total_bytes,
+            "vram_bytes": vram_bytes,
             "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
         }
     )

@@ -31,6 +31,7 @@ class LoadOptions:
     num_thread: int
     num_gpu: int  # layers to offload; -1 = as many as fit (all)
     main_gpu: int = 0
+    tensor_split: tuple[float, ...] = ()  # per GPU index; empty: everything on main_gpu
     use_mmap: bool = True
     flash_attention: bool | None = None  # None = llama.cpp decides
     kv_cache_type: str = "f16"
@@ -107,6 +108,13 @@ def load(options: LoadOptions) -> LoadedModel:
     model_params = llama_cpp.llama_model_default_params()
     model_params.n_gpu_layers = 999 if options.num_gpu < 0 else options.num_gpu
     model_params.main_gpu = options.main_gpu
+    if options.tensor_split:
+        size = max(len(options.tensor_split), llama_cpp.llama_max_devices())  # llama.cpp reads that many
+        split = (ctypes.c_float * size)(*options.tensor_split)
+        model_params.split_mode = llama_cpp.LLAMA_SPLIT_MODE_LAYER
+        model_params.tensor_split = split
+    elif options.num_gpu != 0 and llama_cpp.llama_supports_gpu_offload():
+        model_params.split_mode = llama_cpp.LLAMA_SPLIT_MODE_NONE  # the whole model on main_gpu
     model_params.use_mmap = options.use_mmap
     model = llama_cpp.llama_model_load_from_file(str(options.path).encode(), model_params)
     if not model:

@@ -36,7 +36,6 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "presence_penalty": 0.0,
     "frequency_penalty": 0.0,
 }
-CPU_CONTEXT_LENGTH = 4096  # Ollama's tier for machines without 23 GiB of VRAM
 MIN_CONTEXT_LENGTH = 4
 MIN_VISION_CONTEXT_LENGTH = 2048  # an image alone takes hundreds of tokens
 # Architectures whose llama.cpp memory cannot hold several sequences well (Ollama's list).
@@ -55,8 +54,14 @@ class Resolved:
     options: dict[str, Any]  # every option, merged; what the runner's sampler reads
 
 
-def resolve(settings: Settings, model: StoredModel, request_options: dict[str, Any] | None) -> Resolved:
-    """Merge options and size the runner; wrong option types are errors with Ollama's messages."""
+def resolve(
+    settings: Settings, model: StoredModel, request_options: dict[str, Any] | None, *, default_num_ctx: int = 4096
+) -> Resolved:
+    """Merge options and size the runner; wrong option types are errors with Ollama's messages.
+
+    ``default_num_ctx`` is the hardware tier (4096 without a big GPU), used when neither the request,
+    the model nor ``OLLAMA_CONTEXT_LENGTH`` says otherwise.
+    """
     try:
         requested, unknown = coerce_options(request_options or {})
     except OptionError as error:
@@ -71,7 +76,7 @@ def resolve(settings: Settings, model: StoredModel, request_options: dict[str, A
     trained = int(gguf.get("context_length", 0) or 0) if gguf else 0
     capabilities = model.capabilities()
     embedding = "embedding" in capabilities and "completion" not in capabilities
-    num_ctx = int(options.get("num_ctx") or settings.context_length or CPU_CONTEXT_LENGTH)
+    num_ctx = int(options.get("num_ctx") or settings.context_length or default_num_ctx)
     if trained:
         num_ctx = min(num_ctx, trained)
     num_ctx = max(num_ctx, MIN_VISION_CONTEXT_LENGTH if "vision" in capabilities else MIN_CONTEXT_LENGTH)
@@ -82,11 +87,11 @@ def resolve(settings: Settings, model: StoredModel, request_options: dict[str, A
     config = RunnerConfig(
         model_path=model.model_path,
         num_ctx=num_ctx,
-        num_parallel=1 if single else max(1, settings.num_parallel),
+        num_parallel=1 if single else max(1, int(options.get("num_parallel") or settings.num_parallel)),
         num_batch=max(1, num_batch),
         num_thread=int(options.get("num_thread") or physical_cores()),
         num_gpu=int(options.get("num_gpu", -1)),
-        main_gpu=int(options.get("main_gpu") or 0),
+        main_gpu=int(options.get("main_gpu", -1)),
         use_mmap=bool(options.get("use_mmap", True)),
         flash_attention=settings.flash_attention,
         kv_cache_type=kv_cache_type,

@@ -12,6 +12,7 @@ import collections
 import contextlib
 import itertools
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -27,6 +28,12 @@ log = logging.getLogger(__name__)
 
 _LINE_LIMIT = 64 << 20  # an embedding or a long context array is one line
 _STDERR_LINES = 40
+
+
+def _runner_environment() -> dict[str, str]:
+    # CUDA numbers devices fastest-first unless told otherwise; nvidia-smi, which planned the placement,
+    # numbers them by PCI bus. The runner inherits everything else (CUDA_VISIBLE_DEVICES included).
+    return {**os.environ, "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
 
 
 class RunnerError(Exception):
@@ -45,8 +52,9 @@ class RunnerConfig:
     num_parallel: int = 1
     num_batch: int = 512
     num_thread: int = 1
-    num_gpu: int = -1
-    main_gpu: int = 0
+    num_gpu: int = -1  # layers to offload; -1: as many as fit (what a request asks; a launch has a count)
+    main_gpu: int = -1  # -1: the scheduler's choice
+    tensor_split: tuple[float, ...] = ()
     use_mmap: bool = True
     flash_attention: bool | None = None
     kv_cache_type: str = "f16"
@@ -61,10 +69,12 @@ class RunnerConfig:
             "--batch-size", str(self.num_batch),
             "--threads", str(self.num_thread),
             "--gpu-layers", str(self.num_gpu),
-            "--main-gpu", str(self.main_gpu),
+            "--main-gpu", str(max(0, self.main_gpu)),
             "--flash-attn", flash,
             "--kv-cache-type", self.kv_cache_type,
         ]  # fmt: skip
+        if self.tensor_split:
+            args += ["--tensor-split", ",".join(f"{part:g}" for part in self.tensor_split)]
         if not self.use_mmap:
             args.append("--no-mmap")
         if self.embedding:
@@ -97,12 +107,18 @@ class RunnerProcess:
     def context_length(self) -> int:
         return int(self.info.get("n_ctx", self.config.num_ctx))
 
+    @property
+    def memory(self) -> tuple[int, int] | None:
+        """``(total, on GPUs)`` bytes as llama.cpp reported them at load; None if it did not."""
+        total = int(self.info.get("total_bytes") or 0)
+        return (total, int(self.info.get("vram_bytes") or 0)) if total else None
+
     async def start(self, timeout: float | None) -> None:
         """Spawn the runner and wait until its model is loaded; RunnerError if it cannot be."""
         self._process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "pollama.runner", *self.config.arguments(),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            limit=_LINE_LIMIT, start_new_session=True,
+            limit=_LINE_LIMIT, start_new_session=True, env=_runner_environment(),
         )  # fmt: skip
         self._ready = asyncio.get_running_loop().create_future()
         self._tasks = [asyncio.create_task(self._read_events()), asyncio.create_task(self._read_stderr())]

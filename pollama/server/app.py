@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +17,7 @@ from pollama.model_info import ModelLister
 from pollama.scheduler import Scheduler
 from pollama.server.middleware import HostAndOriginMiddleware
 from pollama.server.responses import error_response
-from pollama.server.routes import create, embed, generate, meta, models, tokenize
+from pollama.server.routes import create, embed, generate, meta, models, ps, tokenize
 from pollama.server.state import ServerState
 from pollama.store import Store
 
@@ -32,12 +33,13 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         store.startup(prune=not settings.noprune)
+        await asyncio.to_thread(scheduler.start)
         yield
         await scheduler.shutdown()
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.pollama = ServerState(settings=settings, store=store, lister=ModelLister(store), scheduler=scheduler)
-    for module in (meta, models, create, generate, embed, tokenize):
+    for module in (meta, models, create, generate, embed, tokenize, ps):
         app.include_router(module.router)
 
     @app.exception_handler(APIError)

@@ -111,8 +111,8 @@ def validate_think(name: str, think: Any, capabilities: list[str], default: Any 
 async def use_runner(
     state: ServerState, model: StoredModel, options: dict[str, Any] | None, keep_alive: int | None
 ) -> AsyncIterator[tuple[LoadedRunner, Resolved]]:
-    resolved = resolve(state.settings, model, options)
-    async with state.scheduler.runner(model.short_name, resolved.config, keep_alive) as runner:
+    resolved = resolve(state.settings, model, options, default_num_ctx=state.scheduler.default_num_ctx)
+    async with state.scheduler.runner(model, resolved.config, keep_alive) as runner:
         yield runner, resolved
 
 

@@ -45,12 +45,13 @@ EXPECTED_KINDS = {
     "draft_num_predict": OptionKind.INT,
 }
 LOAD_TIME = {"num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread", "draft_num_predict"}
+# Ours: a model's default for the request's "think" (ollama#10961), per-model parallelism (ollama#8842).
+OURS = {"think": OptionKind.THINK, "num_parallel": OptionKind.INT}
 
 
 def test_option_table_matches_ollama() -> None:
-    # "think" is ours: a model's default for the request field (ollama#10961).
-    assert {name: spec.kind for name, spec in OPTIONS.items()} == {**EXPECTED_KINDS, "think": OptionKind.THINK}
-    assert {name for name, spec in OPTIONS.items() if spec.load_time} == LOAD_TIME
+    assert {name: spec.kind for name, spec in OPTIONS.items()} == {**EXPECTED_KINDS, **OURS}
+    assert {name for name, spec in OPTIONS.items() if spec.load_time} == LOAD_TIME | {"num_parallel"}
 
 
 def test_deprecated_parameters() -> None:

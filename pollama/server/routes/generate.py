@@ -124,7 +124,7 @@ async def _load_or_unload(
 ) -> Chunk:
     """An empty prompt loads the model, or with ``keep_alive: 0`` unloads it without loading."""
     if keep_alive == 0:
-        await st.scheduler.unload(model.model_path)
+        await st.scheduler.unload(str(model.model_path))
         return Chunk(done=True, done_reason="unload")
     async with use_runner(st, model, body.options, keep_alive):
         return Chunk(done=True, done_reason="load")
