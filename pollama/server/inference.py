@@ -24,7 +24,7 @@ from pollama.options import THINK_LEVELS
 from pollama.runtime.options import Resolved, resolve
 from pollama.runtime.process import RunnerError, RunnerProcess
 from pollama.scheduler import LoadedRunner
-from pollama.server.state import ServerState
+from pollama.server.state import ServerState, state
 from pollama.store import CorruptManifest
 from pollama.store.models import StoredModel, load_model
 
@@ -39,6 +39,7 @@ __all__ = [
     "until_disconnected",
     "use_runner",
     "validate_think",
+    "while_connected",
 ]
 
 
@@ -117,7 +118,7 @@ async def use_runner(
 
 
 async def on_runner(
-    state: ServerState,
+    request: Request,
     body: Any,
     action: Callable[[RunnerProcess], Awaitable[Result]],
     *,
@@ -130,12 +131,17 @@ async def on_runner(
     """
     if not body.model:
         raise APIError(400, "model is required")
-    model = await find_model(state, body.model, missing=missing)
-    async with use_runner(state, model, body.options, keep_alive_of(body.keep_alive)) as (runner, _resolved):
-        try:
-            return await action(runner.process)
-        except RunnerError as error:
-            raise APIError(error_status or error.status, error.message) from None
+    server = state(request)
+    model = await find_model(server, body.model, missing=missing)
+
+    async def run() -> Result:
+        async with use_runner(server, model, body.options, keep_alive_of(body.keep_alive)) as (runner, _resolved):
+            try:
+                return await action(runner.process)
+            except RunnerError as error:
+                raise APIError(error_status or error.status, error.message) from None
+
+    return await while_connected(request, run())
 
 
 async def complete(
@@ -207,6 +213,17 @@ async def until_disconnected(request: Request, items: AsyncIterator[Any]) -> Asy
         watcher.cancel()
         with contextlib.suppress(RuntimeError):
             await items.aclose()
+
+
+async def while_connected(request: Request, work: Awaitable[Result]) -> Result:
+    """Await ``work`` (a whole non-streamed answer) unless the client leaves first: then cancel it, 499."""
+
+    async def single() -> AsyncIterator[Result]:
+        yield await work
+
+    async for result in until_disconnected(request, single()):
+        return result
+    raise ClientGone
 
 
 async def _disconnected(request: Request) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from typing import Any
 
 from fastapi import APIRouter, Request
 
@@ -12,7 +13,7 @@ from pollama.api.native import EmbeddingsRequest, EmbeddingsResponse, EmbedReque
 from pollama.errors import APIError
 from pollama.runtime.process import RunnerError, RunnerProcess
 from pollama.server.bodies import read_body
-from pollama.server.inference import find_model, keep_alive_of, on_runner, use_runner
+from pollama.server.inference import find_model, keep_alive_of, on_runner, use_runner, while_connected
 from pollama.server.responses import JSON
 from pollama.server.state import state
 
@@ -51,15 +52,20 @@ async def embed(request: Request) -> JSON:
         raise APIError(400, "model is required")
     model = await find_model(st, body.model, missing=_not_found(body.model))
     keep_alive = keep_alive_of(body.keep_alive)
-    async with use_runner(st, model, body.options, keep_alive) as (runner, _resolved):
-        load_ns = time.perf_counter_ns() - started
-        if not inputs:
-            return JSON(EmbedResponse(model=body.model, embeddings=[]).dump())
-        truncate = body.truncate is not False
-        try:
-            results = await asyncio.gather(*(runner.process.embed(text, truncate=truncate) for text in inputs))
-        except RunnerError as error:
-            raise APIError(400 if error.status < 500 else error.status, error.message) from None
+
+    async def run() -> tuple[int, list[dict[str, Any]]]:
+        async with use_runner(st, model, body.options, keep_alive) as (runner, _resolved):
+            load_ns = time.perf_counter_ns() - started
+            truncate = body.truncate is not False
+            try:
+                jobs = (runner.process.embed(text, truncate=truncate) for text in inputs)
+                return load_ns, list(await asyncio.gather(*jobs))
+            except RunnerError as error:
+                raise APIError(400 if error.status < 500 else error.status, error.message) from None
+
+    load_ns, results = await while_connected(request, run())
+    if not inputs:
+        return JSON(EmbedResponse(model=body.model, embeddings=[]).dump())
     embeddings = []
     for result in results:
         vector = normalize(result["embedding"])
@@ -83,5 +89,5 @@ async def embeddings(request: Request) -> JSON:
     async def embed_prompt(runner: RunnerProcess) -> list[float]:
         return (await runner.embed(body.prompt))["embedding"] if body.prompt else []
 
-    vector = await on_runner(state(request), body, embed_prompt, missing=_not_found(body.model), error_status=500)
+    vector = await on_runner(request, body, embed_prompt, missing=_not_found(body.model), error_status=500)
     return JSON(EmbeddingsResponse(embedding=vector).dump())

@@ -8,7 +8,6 @@ from pollama.api.native import DetokenizeRequest, DetokenizeResponse, TokenizeRe
 from pollama.server.bodies import read_body
 from pollama.server.inference import on_runner
 from pollama.server.responses import JSON
-from pollama.server.state import state
 
 router = APIRouter()
 
@@ -16,14 +15,12 @@ router = APIRouter()
 @router.post("/api/tokenize")
 async def tokenize(request: Request) -> JSON:
     body = await read_body(request, TokenizeRequest)
-    tokens = await on_runner(
-        state(request), body, lambda runner: runner.tokenize(body.content, add_special=body.add_special)
-    )
+    tokens = await on_runner(request, body, lambda runner: runner.tokenize(body.content, add_special=body.add_special))
     return JSON(TokenizeResponse(model=body.model, tokens=tokens).dump())
 
 
 @router.post("/api/detokenize")
 async def detokenize(request: Request) -> JSON:
     body = await read_body(request, DetokenizeRequest)
-    content = await on_runner(state(request), body, lambda runner: runner.detokenize(body.tokens))
+    content = await on_runner(request, body, lambda runner: runner.detokenize(body.tokens))
     return JSON(DetokenizeResponse(model=body.model, content=content).dump())
