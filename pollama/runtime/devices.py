@@ -1,7 +1,7 @@
 """What the machine offers runners: CPU cores, system memory and GPUs.
 
 GPUs are found the way their drivers expose them without loading a compute library: NVIDIA through
-``nvidia-smi``, AMD through the amdgpu sysfs files. The ``*_VISIBLE_DEVICES`` variables narrow the
+``nvidia-smi``, AMD through the amdgpu sysfs files, Apple silicon from its memory size. The ``*_VISIBLE_DEVICES`` variables narrow the
 list as the runtimes do, and ``-1`` or an id that names no device means "use the CPU". Whether the
 installed llama-cpp-python can offload at all is asked of it once, in a subprocess, so the server
 never loads llama.cpp itself.
@@ -27,6 +27,7 @@ __all__ = [
     "Hardware",
     "SystemMemory",
     "amd_gpus",
+    "apple_gpus",
     "default_context_length",
     "nvidia_gpus",
     "parse_meminfo",
@@ -207,6 +208,22 @@ def amd_gpus(settings: Settings, drm: Path = Path("/sys/class/drm")) -> list[Gpu
     return visible_devices(devices, spec)
 
 
+def apple_gpus(settings: Settings, run: Runner = _run, platform: str = sys.platform) -> list[GpuDevice]:
+    """Apple silicon's GPU shares system memory; macOS lets it wire about two thirds of it (three
+    quarters above 36 GiB), the figure Metal reports as its recommended working set."""
+    if platform != "darwin":
+        return []
+    try:
+        memory = int(run(["sysctl", "-n", "hw.memsize"]).strip())
+        arm = run(["sysctl", "-n", "hw.optional.arm64"]).strip() == "1"
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return []
+    if not arm:
+        return []
+    usable = memory * 3 // 4 if memory > 36 * GIB else memory * 2 // 3
+    return [GpuDevice(index=0, id="metal", library="metal", name="Apple GPU", total_memory=usable, free_memory=usable)]
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text().strip()
@@ -259,7 +276,7 @@ class Hardware:
     ):
         self.settings = settings
         self._meminfo = meminfo
-        self._find_gpus = find_gpus or (lambda s: nvidia_gpus(s) + amd_gpus(s))
+        self._find_gpus = find_gpus or (lambda s: nvidia_gpus(s) + amd_gpus(s) + apple_gpus(s))
         self._build = build
         self._usable: bool | None = None
 
