@@ -1,10 +1,10 @@
 """What the machine offers runners: CPU cores, system memory and GPUs.
 
 GPUs are found the way their drivers expose them without loading a compute library: NVIDIA through
-``nvidia-smi``, AMD through the amdgpu sysfs files, Apple silicon from its memory size. The ``*_VISIBLE_DEVICES`` variables narrow the
-list as the runtimes do, and ``-1`` or an id that names no device means "use the CPU". Whether the
-installed llama-cpp-python can offload at all is asked of it once, in a subprocess, so the server
-never loads llama.cpp itself.
+``nvidia-smi``, AMD through the amdgpu sysfs files, Apple silicon from its memory size. The
+``*_VISIBLE_DEVICES`` variables narrow the list as the runtimes do, and ``-1`` or an id that names
+no device means "use the CPU". Whether the installed llama-cpp-python can offload at all is asked
+of it once, in a subprocess, so the server never loads llama.cpp itself.
 """
 
 from __future__ import annotations
