@@ -402,9 +402,7 @@ class Scheduler:
         if loaded.refcount > 0:
             return
         loaded.idle.set()
-        if loaded.retiring:
-            return  # whoever retired it is waiting for this moment
-        if not loaded.process.alive or loaded.keep_alive <= 0:
+        if loaded.retiring or not loaded.process.alive or loaded.keep_alive <= 0:
             loaded.expires_at = time.time()
             self._stop_soon(loaded)
             return

@@ -94,6 +94,7 @@ class RunnerProcess:
         self._tasks: list[asyncio.Task[None]] = []
         self._failure: str | None = None
         self._load_error: str | None = None
+        self._closing: asyncio.Future[None] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -168,7 +169,15 @@ class RunnerProcess:
         return await self._call({"op": "health"})
 
     async def close(self, grace: float = 5.0) -> None:
-        """Ask the runner to exit, kill it if it does not, and fail whatever still waits on it."""
+        """Ask the runner to exit, kill it if it does not, and fail whatever still waits on it.
+
+        Safe to call from several places at once: they all wait for the one shutdown.
+        """
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._shut_down(grace))
+        await asyncio.shield(self._closing)
+
+    async def _shut_down(self, grace: float) -> None:
         process = self._process
         if process is not None and process.returncode is None:
             try:
