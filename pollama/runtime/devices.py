@@ -67,18 +67,25 @@ class SystemMemory:
 
 @dataclass(frozen=True)
 class BuildSupport:
-    """What the installed llama-cpp-python was compiled with."""
+    """What the installed llama-cpp-python was compiled with: ggml's backend names (``CPU``, ``CUDA``...)."""
 
     gpu_offload: bool
-    system_info: str = ""
+    backends: tuple[str, ...] = ("CPU",)
 
-    def has(self, library: str) -> bool:
-        marker = {"cuda": "CUDA", "rocm": "ROCm", "metal": "Metal", "vulkan": "Vulkan"}.get(library, library)
-        return library == "cpu" or marker.lower() in self.system_info.lower()
+    def drives(self, library: str) -> bool:
+        """Whether this build can run on a GPU of ``library`` (Vulkan drives them all)."""
+        names = {name.lower() for name in self.backends}
+        if library == "cpu":
+            return True
+        if not self.gpu_offload:
+            return False
+        return "vulkan" in names or bool(names & _BACKEND_NAMES.get(library, {library}))
 
-    def backends(self) -> str:
-        found = [name for name in ("CUDA", "ROCm", "Metal", "Vulkan") if name.lower() in self.system_info.lower()]
-        return ", ".join(found)
+    def gpu_backends(self) -> str:
+        return ", ".join(name for name in self.backends if name.lower() not in ("cpu", "blas", "rpc"))
+
+
+_BACKEND_NAMES = {"cuda": {"cuda"}, "rocm": {"rocm", "hip"}, "metal": {"metal", "mtl"}, "vulkan": {"vulkan"}}
 
 
 @functools.cache
@@ -236,18 +243,34 @@ def _read_int(path: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+_PROBE = """
+import ctypes, json, pathlib, llama_cpp
+names = []
+for path in sorted((pathlib.Path(llama_cpp.__file__).parent / "lib").glob("libggml.*")):
+    try:
+        lib = ctypes.CDLL(str(path))
+    except OSError:
+        continue
+    lib.ggml_backend_reg_count.restype = ctypes.c_size_t
+    lib.ggml_backend_reg_get.restype = ctypes.c_void_p
+    lib.ggml_backend_reg_get.argtypes = [ctypes.c_size_t]
+    lib.ggml_backend_reg_name.restype = ctypes.c_char_p
+    lib.ggml_backend_reg_name.argtypes = [ctypes.c_void_p]
+    count = lib.ggml_backend_reg_count()
+    names = [lib.ggml_backend_reg_name(lib.ggml_backend_reg_get(i)).decode() for i in range(count)]
+    break
+print(json.dumps({"gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()), "backends": names}))
+"""
+
+
 def probe_build() -> BuildSupport:
-    """Ask llama-cpp-python, in a subprocess, whether it can offload and with which backends."""
-    script = (
-        "import json, llama_cpp; print(json.dumps({'gpu_offload': bool(llama_cpp.llama_supports_gpu_offload()),"
-        " 'system_info': llama_cpp.llama_print_system_info().decode(errors='replace')}))"
-    )
+    """Ask llama-cpp-python, in a subprocess, whether it can offload and which ggml backends it has."""
     try:
         output = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+            [sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=60, check=True
         ).stdout
         facts = json.loads(output.strip().splitlines()[-1])
-        return BuildSupport(gpu_offload=bool(facts["gpu_offload"]), system_info=str(facts["system_info"]))
+        return BuildSupport(gpu_offload=bool(facts["gpu_offload"]), backends=tuple(facts["backends"]) or ("CPU",))
     except (OSError, subprocess.SubprocessError, ValueError, KeyError, IndexError):
         log.warning("could not ask llama-cpp-python about GPU support; assuming CPU only")
         return BuildSupport(gpu_offload=False)
@@ -277,8 +300,15 @@ class Hardware:
         self.settings = settings
         self._meminfo = meminfo
         self._find_gpus = find_gpus or (lambda s: nvidia_gpus(s) + amd_gpus(s) + apple_gpus(s))
-        self._build = build
-        self._usable: bool | None = None
+        self._probe = build
+        self._support: BuildSupport | None = None
+        self._warned = False
+
+    @property
+    def build(self) -> BuildSupport:
+        if self._support is None:
+            self._support = self._probe()
+        return self._support
 
     def system_memory(self) -> SystemMemory:
         try:
@@ -287,34 +317,34 @@ class Hardware:
             return SystemMemory(total=0, available=0)
 
     def gpus(self) -> list[GpuDevice]:
-        """GPUs that runners can use: none when forced to the CPU or when the build cannot offload."""
+        """GPUs that runners can use: none when forced to the CPU, only those the build can drive."""
         if self.settings.llm_library.lower() == "cpu":
             return []
         found = self._find_gpus(self.settings)
         if not found:
             return []
-        if self._usable is None:
-            support = self._build()
-            self._usable = support.gpu_offload
-            if not support.gpu_offload:
-                names = ", ".join(f"{gpu.name} ({gpu.library})" for gpu in found)
-                log.warning(
-                    "found %s, but the installed llama-cpp-python was built without GPU support, so models "
-                    "run on the CPU; see the README for a CUDA/ROCm/Metal build",
-                    names,
-                )
-        return found if self._usable else []
+        usable = [gpu for gpu in found if self.build.drives(gpu.library)]
+        wanted = self.settings.llm_library.lower()
+        if wanted and wanted != "vulkan":
+            usable = [gpu for gpu in usable if gpu.library == wanted]
+        if len(usable) < len(found) and not self._warned:
+            self._warned = True
+            names = ", ".join(f"{gpu.name} ({gpu.library})" for gpu in found if gpu not in usable)
+            log.warning(
+                "found %s, but the installed llama-cpp-python cannot use it (its backends: %s), so models run "
+                "elsewhere; see the README for a CUDA/ROCm/Metal build",
+                names,
+                ", ".join(self.build.backends),
+            )
+        return usable
 
     def library_error(self) -> str | None:
         """Why ``OLLAMA_LLM_LIBRARY`` can't be honoured by this build, if it can't."""
         wanted = self.settings.llm_library.lower()
-        if wanted in ("", "cpu"):
-            return None
-        support = self._build()
-        if support.has(wanted) and support.gpu_offload:
+        if wanted in ("", "cpu") or self.build.drives(wanted):
             return None
         return (
             f"OLLAMA_LLM_LIBRARY={self.settings.llm_library} but the installed llama-cpp-python has no {wanted} "
-            f"backend (it was built with: {support.backends() or 'CPU only'}); reinstall it with that backend "
-            "as the README describes, or unset OLLAMA_LLM_LIBRARY"
+            f"backend (it was built with: {self.build.gpu_backends() or 'CPU only'}); reinstall it with that "
+            "backend as the README describes, or unset OLLAMA_LLM_LIBRARY"
         )

@@ -29,6 +29,8 @@ MIB = 1 << 20
 # What a CUDA/ROCm context and cuBLAS workspaces take before any tensor (Ollama's per-GPU minimum).
 GPU_MINIMUM_MEMORY = 457 * MIB
 KV_BYTES_PER_ELEMENT = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
+# The CPU backend repacks these (interleaved for SIMD) into a buffer of their own, beside the mapped file.
+_REPACKED_TYPES = frozenset({"Q4_0", "Q4_K", "IQ4_NL"})
 _LAYER = re.compile(r"^(?:blk|layers?|enc\.blk|dec\.blk)\.(\d+)\.")
 
 
@@ -45,6 +47,7 @@ class ModelShape:
     vocab_size: int
     layer_bytes: tuple[int, ...]  # weights of each repeating layer
     other_bytes: int  # embeddings, output head, norms: what is not in a layer
+    repacked_bytes: int = 0  # layer matrices llama.cpp's CPU backend copies into a faster layout
     recurrent: bool = False  # state-space layers keep a fixed-size state instead of a KV cache
 
     @property
@@ -55,12 +58,14 @@ class ModelShape:
 def model_shape(gguf: GGUFFile) -> ModelShape:
     blocks = int(gguf.get("block_count") or 0)
     layer_bytes = [0] * blocks
-    other = 0
+    other = repacked = 0
     for tensor in gguf.tensors:
         size = _tensor_bytes(tensor)
         match = _LAYER.match(tensor.name)
         if match and int(match.group(1)) < blocks:
             layer_bytes[int(match.group(1))] += size
+            if tensor.type in _REPACKED_TYPES and len(tensor.shape) == 2:
+                repacked += size
         else:
             other += size
     embedding = int(gguf.get("embedding_length") or 0)
@@ -81,6 +86,7 @@ def model_shape(gguf: GGUFFile) -> ModelShape:
         vocab_size=vocab,
         layer_bytes=tuple(layer_bytes),
         other_bytes=other,
+        repacked_bytes=repacked,
         recurrent=gguf.has("ssm.state_size"),
     )
 
@@ -102,6 +108,8 @@ def _tensor_bytes(tensor: TensorInfo) -> int:
 
 @dataclass(frozen=True)
 class Estimate:
+    """A runner's memory if it all stays on the CPU (the repacked copies included)."""
+
     weights: int
     kv_per_layer: int
     compute: int
@@ -113,7 +121,7 @@ class Estimate:
 
     @property
     def total(self) -> int:
-        return self.weights + self.kv + self.compute
+        return self.weights + self.shape.repacked_bytes + self.kv + self.compute
 
 
 def estimate(
@@ -204,11 +212,14 @@ def place(
 
     group = max(groups.values(), key=lambda members: (sum(room(gpu) for gpu in members), -members[0].index))
     capacity = [room(gpu) for gpu in group]
-    layers = min(num_gpu, shape.block_count + 1) if num_gpu > 0 else _layers_that_fit(layer_sizes, head, sum(capacity))
+    if num_gpu > 0:
+        layers = min(num_gpu, shape.block_count + 1)
+    else:  # whole layers only: a layer is not split between GPUs
+        whole = sum(room // max(1, max(layer_sizes, default=1)) for room in capacity)
+        layers = min(_layers_that_fit(layer_sizes, head, sum(capacity)), whole)
     if layers == 0:
         return cpu
-    weights = [max(1, size) for size in capacity] if sum(capacity) else [1] * len(group)
-    share = _split(layers, weights)
+    share = _split(layers, capacity, max(layer_sizes, default=1))
     used = [(gpu, count) for gpu, count in zip(group, share, strict=True) if count]
     return _on(need, [gpu for gpu, _ in used], [float(count) for _, count in used], layers, layer_sizes, head)
 
@@ -222,13 +233,29 @@ def _layers_that_fit(layer_sizes: list[int], head: int, capacity: int) -> int:
     return len(layer_sizes) + 1 if used + head <= capacity else len(layer_sizes)
 
 
-def _split(layers: int, weights: list[int]) -> list[int]:
-    """Divide ``layers`` in proportion to ``weights``, largest remainders first."""
+def _split(layers: int, capacity: list[int], layer_size: int) -> list[int]:
+    """Divide ``layers`` over GPUs in proportion to their room, no GPU given more than it holds.
+
+    An explicit ``num_gpu`` beyond what fits is split by proportion alone: the user asked for it.
+    """
+    weights = [max(1, room) for room in capacity]
     total = sum(weights)
     exact = [layers * weight / total for weight in weights]
     counts = [int(value) for value in exact]
     for index in sorted(range(len(weights)), key=lambda i: exact[i] - counts[i], reverse=True)[: layers - sum(counts)]:
         counts[index] += 1
+    limits = [room // max(1, layer_size) for room in capacity]
+    if sum(limits) < layers:
+        return counts
+    spare = 0
+    for index, limit in enumerate(limits):
+        if counts[index] > limit:
+            spare += counts[index] - limit
+            counts[index] = limit
+    while spare:
+        index = max(range(len(counts)), key=lambda i: limits[i] - counts[i])
+        counts[index] += 1
+        spare -= 1
     return counts
 
 
@@ -247,8 +274,10 @@ def _on(
     vram = {
         gpu.index: int(offloaded * part / total_split) + need.compute for gpu, part in zip(gpus, split, strict=True)
     }
-    # Each GPU holds its own compute buffer; when layers stay behind the CPU keeps one too.
-    total = need.total + need.compute * (len(gpus) - 1)
+    # Each GPU holds its own compute buffer; when layers stay behind the CPU keeps one too. Offloaded
+    # layers are not repacked for the CPU.
+    repacked = need.shape.repacked_bytes * min(layers, len(layer_sizes)) // max(1, len(layer_sizes))
+    total = need.total - repacked + need.compute * (len(gpus) - 1)
     if layers <= len(layer_sizes):
         total += need.compute
     tensor_split: tuple[float, ...] = ()
