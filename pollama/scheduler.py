@@ -241,7 +241,9 @@ class Scheduler:
     ) -> LoadedRunner:
         if self._load_lock.locked():
             ticket.wait()
-        async with self._load_lock:
+        await self._load_lock.acquire()
+        handed_over = False
+        try:
             ticket.done()  # being served now, no longer waiting
             retried = False
             while True:
@@ -269,8 +271,15 @@ class Scheduler:
                         f"model requires more system memory ({human_bytes2(placement.ram)}) "
                         f"than is available ({human_bytes2(system.available)})",
                     )
+                load = asyncio.ensure_future(self._load(model, config, placement, keep_alive))
                 try:
-                    loaded = await self._load(model, config, placement, keep_alive)
+                    loaded = await asyncio.shield(load)
+                except asyncio.CancelledError:
+                    # The client left mid-load. As in Ollama the load goes on, still holding the lock, and
+                    # the runner stays for whoever asks next (a client that timed out and retries).
+                    handed_over = True
+                    load.add_done_callback(self._adopt)
+                    raise
                 except APIError as error:
                     if self.runners and not retried and _out_of_memory(error.message):
                         log.warning("loading %s ran out of memory; unloading every model and retrying", model.name)
@@ -281,6 +290,19 @@ class Scheduler:
                     raise
                 self._take(loaded, keep_alive)
                 return loaded
+        finally:
+            if not handed_over:
+                self._load_lock.release()
+
+    def _adopt(self, load: asyncio.Future[LoadedRunner]) -> None:
+        """A load nobody waits for any more has ended: let the next one start, and idle its runner."""
+        self._load_lock.release()
+        if load.cancelled():
+            return
+        if (error := load.exception()) is not None:
+            log.info("a load whose client left failed: %s", error)
+            return
+        self._idle(load.result())
 
     def _plan(
         self, model: StoredModel, config: RunnerConfig, devices: list[GpuDevice], system: SystemMemory
@@ -399,8 +421,11 @@ class Scheduler:
 
     def _release(self, loaded: LoadedRunner) -> None:
         loaded.refcount -= 1
-        if loaded.refcount > 0:
-            return
+        if loaded.refcount == 0:
+            self._idle(loaded)
+
+    def _idle(self, loaded: LoadedRunner) -> None:
+        """Its last request is done: stop it now, or when its keep-alive runs out."""
         loaded.idle.set()
         if loaded.retiring or not loaded.process.alive or loaded.keep_alive <= 0:
             loaded.expires_at = time.time()
