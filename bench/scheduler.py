@@ -29,7 +29,7 @@ import httpx
 
 from pollama.config import Settings
 from pollama.names import parse_model_ref
-from pollama.runtime.memory import estimate, model_shape
+from pollama.runtime.memory import runner_estimate
 from pollama.runtime.options import resolve
 from pollama.store import Store
 from pollama.store.models import load_model
@@ -76,16 +76,7 @@ def memory_estimates(root: Path) -> None:
                 m["size"] for m in httpx.get(f"{server.url}/api/ps").json()["models"] if m["name"] == f"{key}:latest"
             )
             model = load_model(store, parse_model_ref(key))
-            config = resolve(Settings(), model, None).config
-            need = estimate(
-                model_shape(model.gguf()),
-                num_ctx=config.num_ctx,
-                num_parallel=config.num_parallel,
-                num_batch=config.num_batch,
-                kv_cache_type=config.kv_cache_type,
-                flash_attention=config.flash_attention,
-                embedding=config.embedding,
-            )
+            need = runner_estimate(model.gguf(), resolve(Settings(), model, None).config)
             estimated, actual = need.total / 2**20, size / 2**20
             print(f"    {key:14} estimate {estimated:6.1f} MiB, llama.cpp {actual:6.1f} MiB ({estimated / actual:.3f})")
     finally:

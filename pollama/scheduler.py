@@ -32,7 +32,7 @@ from pollama.durations import FOREVER, SECOND
 from pollama.errors import APIError
 from pollama.human import human_bytes2
 from pollama.runtime.devices import GpuDevice, Hardware, SystemMemory, default_context_length, physical_cores
-from pollama.runtime.memory import Placement, estimate, model_shape, place
+from pollama.runtime.memory import Placement, place, runner_estimate
 from pollama.runtime.process import RunnerConfig, RunnerError, RunnerProcess
 from pollama.store.models import StoredModel
 
@@ -313,15 +313,7 @@ class Scheduler:
         gguf = model.gguf()
         if gguf is None:
             raise APIError(500, f"{model.short_name}: the model weights are not a GGUF file pollama can load")
-        need = estimate(
-            model_shape(gguf),
-            num_ctx=config.num_ctx,
-            num_parallel=config.num_parallel,
-            num_batch=config.num_batch,
-            kv_cache_type=config.kv_cache_type,
-            flash_attention=config.flash_attention,
-            embedding=config.embedding,
-        )
+        need = runner_estimate(gguf, config)
         gpus = self._free_gpus(devices)
         placement = place(
             need,

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from pollama.runtime.devices import GpuDevice
+from pollama.runtime.process import RunnerConfig
 from pollama.store.gguf import GGUFFile, TensorInfo
 
-__all__ = ["Estimate", "ModelShape", "Placement", "estimate", "model_shape", "place"]
+__all__ = ["Estimate", "ModelShape", "Placement", "estimate", "model_shape", "place", "runner_estimate"]
 
 MIB = 1 << 20
 # What a CUDA/ROCm context and cuBLAS workspaces take before any tensor (Ollama's per-GPU minimum).
@@ -144,6 +145,19 @@ def estimate(
     scores = 0 if flash_attention else batch * shape.head_count * num_ctx * 4
     compute = max(logits, scores) + batch * shape.embedding_length * 4 * 8
     return Estimate(weights=shape.weights, kv_per_layer=kv_per_layer, compute=compute, shape=shape)
+
+
+def runner_estimate(gguf: GGUFFile, config: RunnerConfig) -> Estimate:
+    """The memory a runner started with ``config`` will take, all on the CPU."""
+    return estimate(
+        model_shape(gguf),
+        num_ctx=config.num_ctx,
+        num_parallel=config.num_parallel,
+        num_batch=config.num_batch,
+        kv_cache_type=config.kv_cache_type,
+        flash_attention=config.flash_attention,
+        embedding=config.embedding,
+    )
 
 
 @dataclass(frozen=True)
