@@ -19,8 +19,9 @@ from typing import Any
 import llama_cpp
 import numpy as np
 
+from pollama.runner.constraint import Constraint, ConstraintError, tokenizer_for
 from pollama.runner.model import LoadedModel
-from pollama.runner.sampling import GrammarError, Sampler, SamplingOptions, token_logprobs
+from pollama.runner.sampling import Sampler, SamplingOptions, token_logprobs
 from pollama.runner.slots import Slot, choose_slot, common_prefix_length, shift_amount, truncate_prompt
 from pollama.runner.text import TextStream
 
@@ -52,6 +53,7 @@ class Job:
     slot: Slot | None = None
     pending: list[int] = field(default_factory=list)  # prompt tokens not yet decoded
     sampler: Sampler | None = None
+    constraint: Constraint | None = None  # the request's format, when it has one
     stream: TextStream | None = None
     generated: list[int] = field(default_factory=list)
     next_token: int | None = None  # sampled, not yet decoded
@@ -159,15 +161,17 @@ class Engine:
             )
             reusable = common_prefix_length(slot.cached, job.tokens)
         if not job.embed:
-            try:
-                job.sampler = Sampler(
-                    SamplingOptions.from_wire(job.options),
-                    vocab=model.vocab,
-                    n_vocab=model.n_vocab,
-                    n_ctx=model.n_ctx_seq,
-                )
-            except GrammarError as error:
-                raise RequestError(400, str(error)) from None
+            if grammar := job.options.get("grammar"):
+                try:
+                    job.constraint = Constraint(
+                        tokenizer_for(model.vocab, model.n_vocab),
+                        grammar,
+                        model.n_vocab,
+                        start_after=job.options.get("grammar_after") or "",
+                    )
+                except ConstraintError as error:
+                    raise RequestError(400, str(error)) from None
+            job.sampler = Sampler(SamplingOptions.from_wire(job.options), n_vocab=model.n_vocab, n_ctx=model.n_ctx_seq)
             job.sampler.remember_prompt(job.tokens)
             job.stream = TextStream(job.options.get("stop") or ())
         # Logits are needed for the last prompt token, so at least that one is decoded again.
@@ -236,6 +240,8 @@ class Engine:
             if job.limit == 0:
                 self._finish(job, "length")
                 return
+        if job.constraint is not None:
+            job.constraint.restrict(model.context, job.batch_index)
         token = job.sampler.sample(model.context, job.batch_index)
         job.generated.append(token)
         event: dict[str, Any] = {"id": job.id, "event": "token", "text": ""}
@@ -245,10 +251,13 @@ class Engine:
             self._emit_token(event)
             self._finish(job, "stop")
             return
-        emission = job.stream.push(model.piece(token))
+        piece = model.piece(token)
+        emission = job.stream.push(piece)
         event["text"] = emission.text
         self._emit_token(event)
-        if emission.stopped:
+        if job.constraint is not None:
+            job.constraint.advance(token, piece)
+        if emission.stopped or job.constraint is not None and job.constraint.failed:
             self._finish(job, "stop")
         elif (
             len(job.generated) >= self._max_tokens(job)

@@ -7,7 +7,6 @@ then a seeded draw), so a given seed reproduces the same text.
 from __future__ import annotations
 
 import ctypes
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,13 +14,9 @@ from typing import Any
 import llama_cpp
 import numpy as np
 
-__all__ = ["SamplingOptions", "Sampler", "GrammarError", "grammar_for_format", "token_logprobs"]
+__all__ = ["SamplingOptions", "Sampler", "token_logprobs"]
 
 _RANDOM_SEED = 0xFFFFFFFF  # LLAMA_DEFAULT_SEED: llama.cpp picks a random seed
-
-
-class GrammarError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -36,49 +31,24 @@ class SamplingOptions:
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     seed: int = -1
-    grammar: str = ""
     logit_bias: dict[int, float] = field(default_factory=dict)
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> SamplingOptions:
         known = {name: data[name] for name in cls.__dataclass_fields__ if name in data and data[name] is not None}
-        if data.get("format") not in (None, ""):
-            known["grammar"] = grammar_for_format(data["format"])
         if "logit_bias" in known:
             known["logit_bias"] = {int(token): float(bias) for token, bias in known["logit_bias"].items()}
         return cls(**known)
 
 
-def grammar_for_format(value: object) -> str:
-    """The GBNF grammar for a request's ``format``: ``"json"`` or a JSON-schema object."""
-    from llama_cpp import llama_grammar  # the converter is pure Python, but large: load it when first needed
-
-    if value in (None, ""):
-        return ""
-    if value == "json":
-        return llama_grammar.JSON_GBNF
-    if not isinstance(value, dict):
-        raise GrammarError(f'invalid format: {json.dumps(value)}; expected "json" or a valid JSON Schema object')
-    try:
-        return llama_grammar.json_schema_to_gbnf(json.dumps(value))
-    except Exception as error:  # noqa: BLE001 - the converter raises anything on schemas it cannot handle
-        raise GrammarError(f"invalid JSON schema in format: {error}") from None
-
-
 class Sampler:
-    """A sampler chain for one sequence. The grammar is kept apart so prompt tokens feed only the penalties."""
+    """A sampler chain for one sequence (a format's constraint is applied to the logits before it)."""
 
-    def __init__(self, options: SamplingOptions, *, vocab: llama_cpp.llama_vocab_p, n_vocab: int, n_ctx: int):
+    def __init__(self, options: SamplingOptions, *, n_vocab: int, n_ctx: int):
         self.chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         self._penalties: llama_cpp.llama_sampler_p | None = None
         self._penalty_window = n_ctx if options.repeat_last_n < 0 else options.repeat_last_n
         add = lambda sampler: llama_cpp.llama_sampler_chain_add(self.chain, sampler)  # noqa: E731
-        if options.grammar:
-            grammar = llama_cpp.llama_sampler_init_grammar(vocab, options.grammar.encode(), b"root")
-            if not grammar:
-                self.close()
-                raise GrammarError("failed to parse grammar")
-            add(grammar)
         if options.logit_bias:
             biases = (llama_cpp.llama_logit_bias * len(options.logit_bias))(
                 *(llama_cpp.llama_logit_bias(token, bias) for token, bias in options.logit_bias.items())
@@ -105,7 +75,7 @@ class Sampler:
         add(llama_cpp.llama_sampler_init_dist(_RANDOM_SEED if options.seed < 0 else options.seed & 0xFFFFFFFF))
 
     def remember_prompt(self, tokens: list[int]) -> None:
-        """Let repeat penalties see the prompt, as llama.cpp's server does (the grammar must not)."""
+        """Let repeat penalties see the prompt, as llama.cpp's server does."""
         if self._penalties is None:
             return
         for token in tokens[-self._penalty_window :]:

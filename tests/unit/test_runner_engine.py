@@ -21,6 +21,7 @@ from typing import Any
 
 import llama_cpp
 import pytest
+from llguidance import LLMatcher
 
 from pollama.runner.engine import Engine, Job
 from pollama.runner.model import LoadedModel, LoadOptions, load
@@ -610,14 +611,15 @@ def test_embedding_longer_than_the_context_is_an_error(make: Any, model: LoadedM
 
 def test_grammar_constrains_the_answer(make: Any) -> None:
     h = make(slots=1)
-    done = h.run("a", FRANCE, grammar='root ::= "yes" | "no"', temperature=0.8, seed=3, num_predict=10)
+    grammar = LLMatcher.grammar_from_lark('start: "yes" | "no"')
+    done = h.run("a", FRANCE, grammar=grammar, temperature=0.8, seed=3, num_predict=10)
     assert h.recorder.text("a") in ("yes", "no")
     assert done["done_reason"] == "stop"
 
 
 def test_invalid_grammar_is_an_error(make: Any) -> None:
     h = make(slots=1)
-    h.submit("a", FRANCE, grammar="root ::= (", num_predict=3)
+    h.submit("a", FRANCE, grammar=LLMatcher.grammar_from_lark("start: ("), num_predict=3)
     h.drain()
     done = h.recorder.done("a")
     assert (done["event"], done["status"]) == ("error", 400)

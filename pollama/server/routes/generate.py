@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -27,6 +26,7 @@ from pollama.server.responses import JSON
 from pollama.server.state import ServerState, state
 from pollama.server.streaming import progress_response
 from pollama.store.models import StoredModel
+from pollama.structured import FormatError, grammar_for_format
 from pollama.templates.prompt import RenderedPrompt, Tokenize, fill_in_middle_prompt, fitted_chat_prompt
 from pollama.timefmt import rfc3339_nano
 
@@ -35,12 +35,14 @@ router = APIRouter()
 RAW_CONFLICT = "raw mode does not support template, system, or context"
 
 
-def _check_common(body: GenerateRequest | ChatRequest) -> None:
+def _check_common(body: GenerateRequest | ChatRequest) -> str | None:
+    """Checks generate and chat share; the grammar of the request's ``format``, if it has one."""
     if not 0 <= body.top_logprobs <= 20:
         raise APIError(400, "top_logprobs must be between 0 and 20")
-    if body.format not in (None, "", "json") and not isinstance(body.format, dict):
-        shown = json.dumps(body.format)
-        raise APIError(400, f'invalid format: {shown}; expected "json" or a valid JSON Schema object')
+    try:
+        return grammar_for_format(body.format)
+    except FormatError as error:
+        raise APIError(400, str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class Answer:
     started_ns: int
     render: Callable[[Tokenize | None, int], Awaitable[RenderedPrompt]]  # with a tokenizer, fitted to num_ctx
     think: bool | str | None
+    grammar: str | None = None  # the format's constraint
     extra_options: dict[str, Any] = field(default_factory=dict)
     context: list[int] = field(default_factory=list)  # generate's deprecated token history, put before the prompt
 
@@ -81,7 +84,9 @@ async def _answer(
                 prompt = await runner.process.detokenize(answer.context) + prompt
             options = {
                 **resolved.options,
-                "format": body.format or None,
+                "grammar": answer.grammar,
+                # A thinking model thinks freely; the format holds from the end of its thinking on.
+                "grammar_after": rendered.thinking_tags[1] if answer.grammar and answer.think else None,
                 "logprobs": body.logprobs or body.top_logprobs > 0,
                 "top_logprobs": body.top_logprobs,
                 "shift": body.shift is not False,
@@ -135,7 +140,7 @@ async def generate(request: Request) -> Response:
     started = time.perf_counter_ns()
     body = await read_body(request, GenerateRequest)
     st = state(request)
-    _check_common(body)
+    grammar = _check_common(body)
     if not body.model:
         raise APIError(404, "model '' not found")
     model = await find_model(st, body.model)
@@ -177,7 +182,17 @@ async def generate(request: Request) -> Response:
 
     return await _answer(
         request,
-        Answer(body, model, keep_alive, started, render, think, {"return_context": not body.raw}, body.context or []),
+        Answer(
+            body,
+            model,
+            keep_alive,
+            started,
+            render,
+            think,
+            grammar,
+            {"return_context": not body.raw},
+            body.context or [],
+        ),
         line=_generate_line,
         combine=_combine_generate,
     )
@@ -188,7 +203,7 @@ async def chat(request: Request) -> Response:
     started = time.perf_counter_ns()
     body = await read_body(request, ChatRequest)
     st = state(request)
-    _check_common(body)
+    grammar = _check_common(body)
     if not body.model:
         raise APIError(400, "model is required")
     model = await find_model(st, body.model)
@@ -217,7 +232,10 @@ async def chat(request: Request) -> Response:
         )  # fmt: skip
 
     return await _answer(
-        request, Answer(body, model, keep_alive, started, render, think), line=_chat_line, combine=_combine_chat
+        request,
+        Answer(body, model, keep_alive, started, render, think, grammar),
+        line=_chat_line,
+        combine=_combine_chat,
     )
 
 

@@ -1,0 +1,44 @@
+"""A request's ``format`` → a grammar the runner constrains sampling with (llguidance).
+
+``"json"`` means a JSON object, as llama.cpp's JSON grammar (Ollama's) does; a JSON-schema object
+means output valid against it, ``pattern``, ``$ref``/``$defs``, ``anyOf``, ``enum``, ``const`` and
+item counts included. The grammar is compiled and checked here, before any token is generated: a
+schema that cannot become a constraint is a 400, never an unconstrained 200 (ollama#8063).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from llguidance import LLMatcher
+
+__all__ = ["FormatError", "grammar_for_format"]
+
+# Separators as models write JSON (``{"a": 1, "b": 2}``), with no free whitespace a small model could
+# fill forever.
+_COMPILE_OPTIONS: Any = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+_ANY_OBJECT = {"type": "object"}
+
+
+class FormatError(ValueError):
+    """A ``format`` that is not ``"json"`` or a usable JSON schema; the message is the client's."""
+
+
+def grammar_for_format(value: object) -> str | None:
+    """The llguidance grammar for ``format``; None when unset."""
+    if value is None or value == "":
+        return None
+    if value == "json":
+        schema: dict[str, Any] = _ANY_OBJECT
+    elif isinstance(value, dict):
+        schema = value
+    else:
+        raise FormatError(f'invalid format: {json.dumps(value)}; expected "json" or a valid JSON Schema object')
+    try:
+        grammar = LLMatcher.grammar_from_json_schema(schema, overrides=_COMPILE_OPTIONS)
+    except (ValueError, TypeError) as error:
+        raise FormatError(f"invalid JSON schema in format: {error}") from None
+    if problem := LLMatcher.validate_grammar(grammar):
+        raise FormatError(f"invalid JSON schema in format: {problem}")
+    return grammar
