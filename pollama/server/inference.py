@@ -63,6 +63,7 @@ class Chunk:
     metrics: dict[str, int] = field(default_factory=dict)
     context: list[int] | None = None
     truncated: bool = False  # beyond Ollama: the prompt lost older messages to fit the context
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 def parse_name(text: str, invalid_message: str | None = None) -> ModelName:

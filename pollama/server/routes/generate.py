@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+import string
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -12,6 +14,7 @@ from fastapi import APIRouter, Request, Response
 from pollama.api.native import ChatRequest, ChatResponse, GenerateRequest, GenerateResponse
 from pollama.errors import APIError
 from pollama.parsers.thinking import ThinkingParser
+from pollama.parsers.tools import ToolCallParser, tool_call_tag
 from pollama.server.bodies import read_body
 from pollama.server.inference import (
     Chunk,
@@ -33,6 +36,7 @@ from pollama.timefmt import rfc3339_nano
 router = APIRouter()
 
 RAW_CONFLICT = "raw mode does not support template, system, or context"
+_ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
 def _check_common(body: GenerateRequest | ChatRequest) -> str | None:
@@ -56,6 +60,7 @@ class Answer:
     render: Callable[[Tokenize | None, int], Awaitable[RenderedPrompt]]  # with a tokenizer, fitted to num_ctx
     think: bool | str | None
     grammar: str | None = None  # the format's constraint
+    tools: ToolCallParser | None = None  # reads tool calls out of the answer, when tools were offered
     extra_options: dict[str, Any] = field(default_factory=dict)
     context: list[int] = field(default_factory=list)  # generate's deprecated token history, put before the prompt
 
@@ -94,7 +99,10 @@ async def _answer(
             }
             load_ns = time.perf_counter_ns() - answer.started_ns
             chunks = complete(runner, prompt, options, started_ns=answer.started_ns, load_ns=load_ns)
-            async for chunk in _split_thinking(chunks, rendered, answer.think):
+            chunks = _split_thinking(chunks, rendered, answer.think)
+            if answer.tools is not None:
+                chunks = _split_tool_calls(chunks, answer.tools)
+            async for chunk in chunks:
                 if chunk.done and rendered.truncated:
                     chunk = replace(chunk, truncated=True)
                 yield line(body.model, chunk)
@@ -122,6 +130,29 @@ async def _split_thinking(
         elif not (thinking or content or chunk.logprobs):
             continue
         yield replace(chunk, text=content, thinking=thinking)
+
+
+async def _split_tool_calls(chunks: AsyncIterator[Chunk], parser: ToolCallParser) -> AsyncIterator[Chunk]:
+    """Move tool calls out of the content; each gets Ollama's ``call_`` id and a running index."""
+    index = 0
+    async for chunk in chunks:
+        content, calls = parser.add(chunk.text)
+        if chunk.done:
+            rest, more = parser.finish()
+            content, calls = content + rest, calls + more
+        tool_calls = []
+        for call in calls:
+            tool_calls.append(
+                {"id": _call_id(), "function": {"index": index, "name": call.name, "arguments": call.arguments}}
+            )
+            index += 1
+        if not (content or tool_calls or chunk.thinking or chunk.logprobs or chunk.done):
+            continue
+        yield replace(chunk, text=content, tool_calls=tool_calls)
+
+
+def _call_id() -> str:
+    return "call_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
 
 
 async def _load_or_unload(
@@ -190,9 +221,9 @@ async def generate(request: Request) -> Response:
             render,
             think,
             grammar,
-            {"return_context": not body.raw},
-            body.context or [],
-        ),
+            extra_options={"return_context": not body.raw},
+            context=body.context or [],
+        ),  # fmt: skip
         line=_generate_line,
         combine=_combine_generate,
     )
@@ -231,9 +262,15 @@ async def chat(request: Request) -> Response:
             go_template=go_template,
         )  # fmt: skip
 
+    tools = None
+    if body.tools:
+        names = [tool.get("function", {}).get("name", "") for tool in body.tools if isinstance(tool, dict)]
+        gguf = model.gguf()
+        template = model.template if go_template else None
+        tools = ToolCallParser(tool_call_tag(template, gguf.chat_template if gguf else ""), names)
     return await _answer(
         request,
-        Answer(body, model, keep_alive, started, render, think, grammar),
+        Answer(body, model, keep_alive, started, render, think, grammar, tools),
         line=_chat_line,
         combine=_combine_chat,
     )
@@ -265,6 +302,7 @@ def _chat_line(model: str, chunk: Chunk) -> dict[str, Any]:
             "role": "assistant",
             "content": chunk.text,
             **({"thinking": chunk.thinking} if chunk.thinking else {}),
+            **({"tool_calls": chunk.tool_calls} if chunk.tool_calls else {}),
         },
         done=chunk.done,
         done_reason=chunk.done_reason,
@@ -295,6 +333,8 @@ def _combine_chat(lines: list[dict[str, Any]]) -> dict[str, Any]:
     combined["message"] = {**combined["message"], "content": content}
     if thinking := "".join(line["message"].get("thinking", "") for line in lines):
         combined["message"]["thinking"] = thinking
+    if tool_calls := [call for line in lines for call in line["message"].get("tool_calls", ())]:
+        combined["message"]["tool_calls"] = tool_calls
     if logprobs := _joined_logprobs(lines):
         combined["logprobs"] = logprobs
     return combined
