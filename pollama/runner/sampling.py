@@ -102,5 +102,6 @@ def token_logprobs(
     if top > 0:
         candidates = np.argpartition(-logits, top)[:top] if top < n_vocab else np.arange(n_vocab)
         ordered = candidates[np.argsort(-logits[candidates], kind="stable")]
-        alternatives = [(int(token), float(logits[token]) - log_total) for token in ordered]
+        # A format's constraint leaves forbidden tokens at -inf: they are no alternatives (nor valid JSON).
+        alternatives = [(int(token), float(logits[token]) - log_total) for token in ordered if logits[token] > -np.inf]
     return float(logits[chosen]) - log_total, alternatives
