@@ -6,7 +6,8 @@ draw itself stays llama.cpp's sampler chain. (llama.cpp's own GBNF sampler walks
 vocabulary through its grammar stacks instead, halving the decode speed: see bench/structured.py.)
 
 A constraint can wait for a piece of text before it starts (a thinking model's closing tag), so
-the thinking runs free and only the answer is held to the format.
+the thinking runs free and only the answer is held to the format; if the model answers without
+opening its thinking, the constraint starts with the first token of the answer.
 """
 
 from __future__ import annotations
@@ -39,13 +40,14 @@ def tokenizer_for(vocab_address: int, n_vocab: int) -> LLTokenizer:
 
 
 class Constraint:
-    def __init__(self, tokenizer: LLTokenizer, grammar: str, n_vocab: int, *, start_after: str = ""):
+    def __init__(self, tokenizer: LLTokenizer, grammar: str, n_vocab: int, *, start_after: str = "", opening: str = ""):
         self.matcher = LLMatcher(tokenizer, grammar)
         if self.matcher.is_error():
             raise ConstraintError(f"invalid format: {self.matcher.get_error()}")
         self.n_vocab = n_vocab
         self._mask = np.zeros((n_vocab + 31) // 32, dtype=np.int32)
         self._start_after = start_after.encode()
+        self._opening = opening.encode()  # the thinking must open with this (unless the prompt opened it)
         self._before = b""  # text generated while waiting for ``start_after``
 
     @property
@@ -65,6 +67,19 @@ class Constraint:
         logits = np.ctypeslib.as_array(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float)), shape=(self.n_vocab,))
         allowed = np.unpackbits(self._mask.view(np.uint8), bitorder="little")[: self.n_vocab]
         logits[allowed == 0] = -np.inf
+
+    def skips_thinking(self, piece: bytes) -> bool:
+        """Whether a drawn token shows the answer starting without the thinking it was waiting for.
+
+        Then the constraint starts at once, and the caller draws that token again under it.
+        """
+        if self.active or not self._opening:
+            return False
+        said = (self._before + piece).lstrip()
+        if said.startswith(self._opening) or self._opening.startswith(said):
+            return False
+        self._start_after = b""
+        return True
 
     def advance(self, token: int, piece: bytes) -> None:
         """Record a sampled token: the grammar consumes it, or it brings the start text closer."""

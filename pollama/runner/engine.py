@@ -168,6 +168,7 @@ class Engine:
                         grammar,
                         model.n_vocab,
                         start_after=job.options.get("grammar_after") or "",
+                        opening=job.options.get("grammar_opening") or "",
                     )
                 except ConstraintError as error:
                     raise RequestError(400, str(error)) from None
@@ -240,9 +241,13 @@ class Engine:
             if job.limit == 0:
                 self._finish(job, "length")
                 return
-        if job.constraint is not None:
-            job.constraint.restrict(model.context, job.batch_index)
+        constraint = job.constraint
+        if constraint is not None:
+            constraint.restrict(model.context, job.batch_index)
         token = job.sampler.sample(model.context, job.batch_index)
+        if constraint is not None and constraint.skips_thinking(model.piece(token)):
+            constraint.restrict(model.context, job.batch_index)
+            token = job.sampler.sample(model.context, job.batch_index)
         job.generated.append(token)
         event: dict[str, Any] = {"id": job.id, "event": "token", "text": ""}
         if job.options.get("logprobs"):

@@ -91,7 +91,7 @@ async def _answer(
                 **resolved.options,
                 "grammar": answer.grammar,
                 # A thinking model thinks freely; the format holds from the end of its thinking on.
-                "grammar_after": rendered.thinking_tags[1] if answer.grammar and answer.think else None,
+                **_thinking_before_format(answer, rendered),
                 "logprobs": body.logprobs or body.top_logprobs > 0,
                 "top_logprobs": body.top_logprobs,
                 "shift": body.shift is not False,
@@ -110,6 +110,15 @@ async def _answer(
     return await progress_response(
         until_disconnected(request, lines()), stream=body.stream is not False, combine=combine
     )
+
+
+def _thinking_before_format(answer: Answer, rendered: RenderedPrompt) -> dict[str, str]:
+    opening, closing = rendered.thinking_tags
+    if not (answer.grammar and answer.think and opening and closing):
+        return {}
+    if rendered.text.rstrip().endswith(opening):
+        return {"grammar_after": closing}
+    return {"grammar_after": closing, "grammar_opening": opening}
 
 
 async def _split_thinking(
