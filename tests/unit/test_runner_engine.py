@@ -631,3 +631,30 @@ def test_empty_prompt_is_an_error(make: Any) -> None:
     h.engine.submit(Job("a", []))
     h.drain()
     assert h.recorder.done("a") == {"id": "a", "event": "error", "status": 400, "error": "the prompt is empty"}
+
+
+# --- a format after thinking ------------------------------------------------------------------------
+
+THINK_PROMPT = "<|im_start|>user\nGive me a JSON object describing a cat.<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_format_waits_for_the_end_of_thinking(make: Any) -> None:
+    # The thinking must close before the answer is held to the format; SmolLM2 never writes "</think>",
+    # so everything it says is free text (which the server files as thinking, not as an answer).
+    h = make(slots=1)
+    grammar = LLMatcher.grammar_from_json_schema({"type": "object"})
+    h.run("a", THINK_PROMPT, grammar=grammar, grammar_after="</think>", temperature=0, num_predict=12)
+    text = h.recorder.text("a")
+    assert text and not text.lstrip().startswith("{")
+
+
+def test_format_starts_at_once_when_the_answer_does_not_open_thinking(make: Any) -> None:
+    h = make(slots=1)
+    grammar = LLMatcher.grammar_from_json_schema({"type": "object"})
+    h.run("plain", THINK_PROMPT, grammar=grammar, temperature=0, num_predict=20)
+    h.run(
+        "thinking", THINK_PROMPT, grammar=grammar, grammar_after="</think>", grammar_opening="<think>",
+        temperature=0, num_predict=20,
+    )  # fmt: skip
+    assert h.recorder.text("thinking").startswith("{")
+    assert h.recorder.text("thinking") == h.recorder.text("plain")
