@@ -20,7 +20,8 @@ from typing import Any
 __all__ = ["ParsedCall", "ToolCallParser", "tool_call_tag"]
 
 _FENCE = "```"
-_GO_TOOL_CALLS = re.compile(r"\{\{-?\s*(?:if|range)\b[^}]*\.ToolCalls[^}]*\}\}(.*?)(?:\{\{|$)", re.S)
+_GO_TOOL_CALLS = re.compile(r"\{\{-?\s*(?:if|else\s+if|range)\b[^}]*\.ToolCalls[^}]*\}\}", re.S)
+_GO_ACTION = re.compile(r"\{\{.*?\}\}", re.S)
 _KNOWN_TAGS = ("<tool_call>", "[TOOL_CALLS]", "<|python_tag|>", "<function_call>", "<tools>")
 
 
@@ -38,9 +39,9 @@ def tool_call_tag(go_template: str | None, chat_template: str = "") -> str:
     """
     if go_template:
         if match := _GO_TOOL_CALLS.search(go_template):
-            tag = match.group(1).split("{", 1)[0].strip()
-            if tag:
-                return tag
+            for text in _GO_ACTION.split(go_template[match.end() :]):
+                if text.strip():
+                    return text.split("{", 1)[0].strip() or "{"
         return "{"
     return next((tag for tag in _KNOWN_TAGS if tag in chat_template), "{")
 
@@ -59,6 +60,7 @@ class ToolCallParser:
     _at_start: bool = True  # only whitespace or calls so far: a bare `{`, `[` or ```json may open a call
     _fenced: bool = False
     _opening: str = ""  # what opened the call being read
+    _opened_text: str = ""  # the text consumed by that opening, given back if no call follows
     _closings: list[str] = field(default_factory=list)
     _calls_seen: bool = False
 
@@ -81,8 +83,8 @@ class ToolCallParser:
         rest: list[str] = []
         if self._state == "call":
             self._give_back(rest)
-        elif self._state == "text":
-            rest.append(self._buffer)
+        elif self._state == "text" and not (self._calls_seen and self._at_start and not self._buffer.strip()):
+            rest.append(self._buffer)  # (whitespace after the last call is not content)
         content += "".join(rest)  # a call's unfinished closing tag is dropped
         self._buffer, self._state = "", "text"
         return content, calls
@@ -99,6 +101,7 @@ class ToolCallParser:
                 if opening.startswith(stripped) and opening != stripped:
                     return False  # could still become an opening
                 if stripped.startswith(opening):
+                    self._opened_text = buffer[: len(buffer) - len(stripped)]
                     return self._open(opening, stripped)
             self._at_start = False
             if self._calls_seen:  # the whitespace between a call and what follows is not content
@@ -107,6 +110,7 @@ class ToolCallParser:
             position = buffer.find(self.tag)
             if position >= 0:
                 content.append(buffer[:position])
+                self._opened_text = ""
                 return self._open(self.tag, buffer[position:])
         keep = self._partial_tag_length(buffer)
         content.append(buffer[: len(buffer) - keep])
@@ -115,6 +119,7 @@ class ToolCallParser:
 
     def _open(self, opening: str, text: str) -> bool:
         self._opening = opening
+        consumed = 0
         if opening == _FENCE:
             newline = text.find("\n")
             if newline < 0:
@@ -123,10 +128,12 @@ class ToolCallParser:
                 self._at_start = False  # a code block of something else: content
                 return True
             self._fenced = True
-            text = text[newline + 1 :]
+            consumed = newline + 1
         elif opening == self.tag and opening not in ("{", "["):
-            text = text[len(opening) :]
-        self._buffer, self._state = text, "call"
+            # A tag that ends by opening the JSON (Mistral's "[TOOL_CALLS] [") leaves that bracket to it.
+            consumed = len(opening) - 1 if opening[-1] in "{[" else len(opening)
+        self._opened_text += text[:consumed]
+        self._buffer, self._state = text[consumed:], "call"
         return True
 
     def _partial_tag_length(self, buffer: str) -> int:
@@ -149,8 +156,7 @@ class ToolCallParser:
             return False  # wait for the rest of the value
         parsed = self._calls_in(stripped[:end]) if end > 0 else None
         if parsed is None:  # not a call after all: what was read as one is content
-            self._buffer = stripped
-            self._give_back(content, max(end, 0) or None)
+            self._give_back(content, len(self._buffer) - len(stripped) + end if end > 0 else None)
             return True
         calls.extend(parsed)
         self._calls_seen = True
@@ -175,8 +181,8 @@ class ToolCallParser:
     def _give_back(self, content: list[str], length: int | None = None) -> None:
         """The opening led to no call: its text is content, and calls are no longer expected at the start."""
         text = self._buffer if length is None else self._buffer[:length]
-        prefix = _FENCE + "json\n" if self._fenced else ("" if self._opening in ("{", "[") else self._opening)
-        content.append(prefix + text)
+        content.append(self._opened_text + text)
+        self._opened_text = ""
         self._buffer = "" if length is None else self._buffer[length:]
         self._state, self._fenced, self._at_start = "text", False, False
 

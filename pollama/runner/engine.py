@@ -249,13 +249,12 @@ class Engine:
             constraint.restrict(model.context, job.batch_index)
             token = job.sampler.sample(model.context, job.batch_index)
         job.generated.append(token)
+        if model.is_end_of_generation(token):  # no text, and (as in Ollama) no logprobs entry
+            self._finish(job, "stop")
+            return
         event: dict[str, Any] = {"id": job.id, "event": "token", "text": ""}
         if job.options.get("logprobs"):
             event["logprobs"] = [self._logprob(job, token)]
-        if model.is_end_of_generation(token):
-            self._emit_token(event)
-            self._finish(job, "stop")
-            return
         piece = model.piece(token)
         emission = job.stream.push(piece)
         event["text"] = emission.text
