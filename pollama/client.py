@@ -128,6 +128,12 @@ class Client:
     def generate(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
         return self.stream("/api/generate", request)
 
+    def embed(self, request: dict[str, Any]) -> dict[str, Any]:
+        return self._json("POST", "/api/embed", request)
+
+    def chat(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        return self.stream("/api/chat", request)
+
     def blob_exists(self, digest: str) -> bool:
         try:
             self._request("HEAD", f"/api/blobs/{digest}")

@@ -13,6 +13,7 @@ import click
 
 from pollama.cli.create import CreateError, run_create
 from pollama.cli.progress import Progress
+from pollama.cli.run import RunOptions, ensure_model, ensure_server, parse_think, run_embedding, run_once
 from pollama.cli.show import render_show_info
 from pollama.cli.tables import render_table
 from pollama.client import Client, ResponseError
@@ -168,6 +169,72 @@ def list_models(client: Client, prefix: str | None) -> None:
         modified = human_time(parse_rfc3339(model["modified_at"]))
         rows.append([model["name"], model["digest"][:12], size, modified])
     click.echo(render_table(rows, ["NAME", "ID", "SIZE", "MODIFIED"]), nl=False)
+
+
+RUN_ENV = [*CLIENT_ENV, ("OLLAMA_NOHISTORY", "Do not preserve readline history")]
+
+
+@cli.command(epilog=env_help(RUN_ENV))
+@click.argument("model")
+@click.argument("prompt", nargs=-1)
+@click.option("--keepalive", help="Duration to keep a model loaded (e.g. 5m)")
+@click.option("--verbose", is_flag=True, help="Show timings for response")
+@click.option("--insecure", is_flag=True, help="Use an insecure registry")
+@click.option("--nowordwrap", is_flag=True, help="Don't wrap words to the next line automatically")
+@click.option("--format", "answer_format", default="", help="Response format (e.g. json)")
+@click.option(
+    "--think", is_flag=False, flag_value="true", default=None,
+    help="Enable thinking mode: true/false or high/medium/low for supported models",
+)  # fmt: skip
+@click.option("--hidethinking", is_flag=True, help="Hide thinking output (if provided)")
+@click.option("--truncate", type=bool, default=None, help="For embedding models: truncate inputs to the context")
+@click.option("--dimensions", type=int, default=0, help="Truncate output embeddings to this dimension")
+def run(
+    model: str,
+    prompt: tuple[str, ...],
+    keepalive: str | None,
+    verbose: bool,
+    insecure: bool,
+    nowordwrap: bool,
+    answer_format: str,
+    think: str | None,
+    hidethinking: bool,
+    truncate: bool | None,
+    dimensions: int,
+) -> None:
+    """Run a model"""
+    if answer_format and answer_format != "json":
+        raise click.ClickException(f'invalid format "{answer_format}": only "json" is supported')
+    text = " ".join(prompt)
+    piped = not sys.stdin.isatty()
+    if piped and (stdin_text := sys.stdin.read()):
+        text = f"{stdin_text} {text}" if text else stdin_text
+    terminal = sys.stdout.isatty() and not piped
+    options = RunOptions(
+        model=model, prompt=text, format=answer_format, keep_alive=keepalive, think=parse_think(think),
+        hide_thinking=hidethinking, word_wrap=not nowordwrap and terminal, verbose=verbose,
+        truncate=truncate, dimensions=dimensions,
+    )  # fmt: skip
+    with Client(settings()) as client:
+        ensure_server(client, settings())
+        try:
+            info = ensure_model(client, model)
+        except ResponseError as err:
+            if err.status == 404:
+                raise ResponseError(f"model '{model}' not found", 404) from None
+            raise
+        capabilities = info.get("capabilities") or []
+        if "embedding" in capabilities and "completion" not in capabilities:
+            run_embedding(client, options)
+            return
+        if options.think is None and "thinking" in capabilities:
+            options.think = True
+        if text or not terminal:
+            run_once(client, options, interactive_terminal=terminal)
+            return
+        from pollama.cli.repl import chat_loop
+
+        chat_loop(client, options, info, settings())
 
 
 @cli.command("ps", epilog=env_help(CLIENT_ENV))

@@ -1,0 +1,140 @@
+"""``pollama run``: the model is found (or the bundled one imported), then one answer is streamed
+(non-interactive, through ``/api/generate``) or the interactive chat starts (``cli.repl``).
+
+When no server answers, ``run`` starts ``pollama serve`` in the background itself (logging to
+``~/.ollama/logs/server.log``) and waits for it, as Ollama's desktop app does on macOS and Windows.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pollama.cli.bundled import import_bundled, is_bundled
+from pollama.cli.display import AnswerPrinter, print_summary, wrap_width
+from pollama.client import Client, ConnectError, ResponseError
+from pollama.config import Settings
+
+__all__ = ["RunOptions", "ensure_model", "ensure_server", "run_embedding", "run_once"]
+
+SERVER_START_TIMEOUT = 60.0  # seconds
+THINK_VALUES = ("true", "false", "high", "medium", "low", "max")
+
+
+@dataclass
+class RunOptions:
+    model: str
+    prompt: str = ""
+    format: str = ""
+    keep_alive: str | None = None
+    think: bool | str | None = None
+    hide_thinking: bool = False
+    word_wrap: bool = True
+    verbose: bool = False
+    truncate: bool | None = None
+    dimensions: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+    system: str = ""
+
+
+def parse_think(value: str | None) -> bool | str | None:
+    if value is None:
+        return None
+    if value not in THINK_VALUES:
+        raise ResponseError(f"invalid value for --think: {value!r} (must be true, false, high, medium, low, or max)")
+    return {"true": True, "false": False}.get(value, value)
+
+
+def ensure_server(client: Client, settings: Settings) -> None:
+    """Make sure a server answers, starting ``pollama serve`` in the background if none does."""
+    try:
+        client.heartbeat()
+        return
+    except ConnectError:
+        if not settings.host.connectable().is_loopback():
+            raise
+    logs = settings.home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with (logs / "server.log").open("ab") as log:
+        subprocess.Popen(
+            [sys.executable, "-m", "pollama", "serve"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while True:
+        try:
+            client.heartbeat()
+            return
+        except ConnectError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def ensure_model(client: Client, name: str) -> dict[str, Any]:
+    """The model's ``/api/show``; the bundled default model is imported on first use."""
+    try:
+        return client.show(name)
+    except ResponseError as err:
+        if err.status != 404 or not is_bundled(name) or not import_bundled(client):
+            raise
+    return client.show(name)
+
+
+def run_once(client: Client, options: RunOptions, *, interactive_terminal: bool) -> dict[str, Any] | None:
+    """Stream one ``/api/generate`` answer to stdout; its final line (None if cancelled)."""
+    request: dict[str, Any] = {"model": options.model, "prompt": options.prompt}
+    if options.format:
+        request["format"] = options.format
+    if options.keep_alive is not None:
+        request["keep_alive"] = options.keep_alive
+    if options.think is not None:
+        request["think"] = options.think
+    if options.options:
+        request["options"] = options.options
+    if options.system:
+        request["system"] = options.system
+    printer = AnswerPrinter(
+        width=wrap_width() if options.word_wrap and interactive_terminal else 0,
+        hide_thinking=options.hide_thinking,
+        plain=not interactive_terminal,
+    )
+    final = None
+    try:
+        for event in client.generate(request):
+            printer.thinking(event.get("thinking", ""))
+            printer.content(event.get("response", ""))
+            if event.get("done"):
+                final = event
+    except KeyboardInterrupt:
+        printer.finish()
+        return None
+    printer.finish()
+    if options.prompt:
+        sys.stdout.write("\n\n")
+        sys.stdout.flush()
+    if final is not None and options.verbose:
+        print_summary(final)
+    return final
+
+
+def run_embedding(client: Client, options: RunOptions) -> None:
+    """Embedding models print the first vector as one JSON array."""
+    if not options.prompt:
+        raise ResponseError('embedding models require input text. Usage: pollama run <name> "your text here"')
+    request: dict[str, Any] = {"model": options.model, "input": options.prompt}
+    if options.keep_alive is not None:
+        request["keep_alive"] = options.keep_alive
+    if options.truncate is not None:
+        request["truncate"] = options.truncate
+    if options.dimensions:
+        request["dimensions"] = options.dimensions
+    reply = client.embed(request)
+    embeddings = reply.get("embeddings") or [[]]
+    print(json.dumps(embeddings[0], separators=(",", ":")))
+    if options.verbose:
+        print_summary(reply)
