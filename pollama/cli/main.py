@@ -183,9 +183,10 @@ RUN_ENV = [*CLIENT_ENV, ("OLLAMA_NOHISTORY", "Do not preserve readline history")
 @click.option("--nowordwrap", is_flag=True, help="Don't wrap words to the next line automatically")
 @click.option("--format", "answer_format", default="", help="Response format (e.g. json)")
 @click.option(
-    "--think", is_flag=False, flag_value="true", default=None,
-    help="Enable thinking mode: true/false or high/medium/low for supported models",
+    "--think", "think_flag", is_flag=True, default=False,
+    help="Enable thinking mode: --think=true/false or high/medium/low for supported models",
 )  # fmt: skip
+@click.option("--think-value", "think", hidden=True, default=None)
 @click.option("--hidethinking", is_flag=True, help="Hide thinking output (if provided)")
 @click.option("--truncate", type=bool, default=None, help="For embedding models: truncate inputs to the context")
 @click.option("--dimensions", type=int, default=0, help="Truncate output embeddings to this dimension")
@@ -197,6 +198,7 @@ def run(
     insecure: bool,
     nowordwrap: bool,
     answer_format: str,
+    think_flag: bool,
     think: str | None,
     hidethinking: bool,
     truncate: bool | None,
@@ -210,8 +212,9 @@ def run(
     if piped and (stdin_text := sys.stdin.read()):
         text = f"{stdin_text} {text}" if text else stdin_text
     terminal = sys.stdout.isatty() and not piped
+    thinking = parse_think(think or ("true" if think_flag else None))
     options = RunOptions(
-        model=model, prompt=text, format=answer_format, keep_alive=keepalive, think=parse_think(think),
+        model=model, prompt=text, format=answer_format, keep_alive=keepalive, think=thinking,
         hide_thinking=hidethinking, word_wrap=not nowordwrap and terminal, verbose=verbose,
         truncate=truncate, dimensions=dimensions,
     )  # fmt: skip
@@ -314,9 +317,15 @@ def unload(client: Client, model: str) -> None:
         pass
 
 
+def _split_think(argv: list[str]) -> list[str]:
+    """Cobra's optional value: a bare ``--think`` means true and leaves the next word to the prompt;
+    only ``--think=level`` carries a value."""
+    return [part for arg in argv for part in (["--think-value", arg[8:]] if arg.startswith("--think=") else [arg])]
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
-        cli.main(args=argv, prog_name="pollama", standalone_mode=False)
+        cli.main(args=_split_think(sys.argv[1:] if argv is None else argv), prog_name="pollama", standalone_mode=False)
     except click.exceptions.Exit as done:
         return int(done.exit_code or 0)
     except click.Abort:

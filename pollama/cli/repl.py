@@ -77,13 +77,16 @@ class Session:
     info: dict[str, Any]
     messages: list[dict[str, Any]] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)
+    prompt: PromptSession[str] | None = None
+    history: FileHistory | InMemoryHistory | None = None  # where lines go while history is on
 
 
 def chat_loop(client: Client, options: RunOptions, info: dict[str, Any], settings: Settings) -> None:
     session = Session(client, options, info)
     _load(session)
-    history = InMemoryHistory() if settings.nohistory else FileHistory(str(_history_file(settings)))
-    prompt: PromptSession[str] = PromptSession(history=history)
+    session.history = FileHistory(str(_history_file(settings)))
+    prompt: PromptSession[str] = PromptSession(history=InMemoryHistory() if settings.nohistory else session.history)
+    session.prompt = prompt
     while True:
         try:
             line = prompt.prompt(">>> ", placeholder="Send a message (/? for help)")
@@ -231,6 +234,9 @@ def _set(session: Session, args: list[str], line: str) -> None:
         setattr(options, attribute, value)
         print(message)
     elif what in ("history", "nohistory"):
+        if session.prompt is not None and session.history is not None:
+            session.prompt.history = session.history if what == "history" else InMemoryHistory()
+            session.prompt.default_buffer.history = session.prompt.history
         print(f"Set '{what}' mode.")
     elif what == "format":
         if args[1:] == ["json"]:
