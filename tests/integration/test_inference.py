@@ -732,6 +732,7 @@ def test_disconnect_mid_answer_gives_the_slot_back_at_once(own_server: ServerPro
 def test_disconnect_during_prompt_evaluation(server: ServerProcess, client: ollama.Client, smol: str) -> None:
     prompt = long_text(3000, seed=int(time.time()))
     body = {"model": smol, "prompt": prompt, "raw": True, "options": {"num_ctx": 4096, "num_predict": 2000}}
+    client.generate(smol, "", options={"num_ctx": 4096})  # loaded first: the request below only evaluates
     with pytest.raises(httpx.ReadTimeout):  # no line yet: the prompt is still being evaluated
         httpx.post(server.url + "/api/generate", json=body, timeout=httpx.Timeout(30, read=1.0))
     started = time.monotonic()
