@@ -738,7 +738,9 @@ def test_disconnect_during_prompt_evaluation(server: ServerProcess, client: olla
     started = time.monotonic()
     answer = client.generate(smol, WHY, options={**GREEDY, "num_predict": 4})
     assert answer.done and answer.response
-    assert answer.load_duration < 1.5e9
+    # The cancel lands between decode steps: at worst after the 512-token chunk in flight (~2 s on two
+    # busy cores), long before the rest of the 3000-token prompt would have been evaluated.
+    assert answer.load_duration < 4e9
     assert time.monotonic() - started < 10
 
 
