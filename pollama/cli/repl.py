@@ -13,7 +13,7 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.history import FileHistory, InMemoryHistory
 
 from pollama.cli.display import AnswerPrinter, print_summary, wrap_width
-from pollama.cli.run import RunOptions, ensure_model
+from pollama.cli.run import RunOptions, ensure_model, request_body
 from pollama.cli.show import render_show_info
 from pollama.client import Client, ResponseError
 from pollama.config import Settings
@@ -129,9 +129,7 @@ def _multi_line(prompt: PromptSession[str], first: str) -> str | None:
 
 def _load(session: Session) -> None:
     """Load the model (an empty generate) and show the model's own message history."""
-    request: dict[str, Any] = {"model": session.options.model}
-    if session.options.keep_alive is not None:
-        request["keep_alive"] = session.options.keep_alive
+    request = request_body(model=session.options.model, keep_alive=session.options.keep_alive)
     for _event in session.client.generate(request):
         pass
     for message in session.info.get("messages") or []:
@@ -144,12 +142,10 @@ def _load(session: Session) -> None:
 def _send(session: Session, text: str) -> None:
     options = session.options
     session.messages.append({"role": "user", "content": text})
-    request: dict[str, Any] = {"model": options.model, "messages": session.messages}
-    for key, value in (("format", options.format), ("keep_alive", options.keep_alive), ("think", options.think)):
-        if value not in (None, ""):
-            request[key] = value
-    if session.parameters:
-        request["options"] = session.parameters
+    request = request_body(
+        model=options.model, messages=session.messages, format=options.format, keep_alive=options.keep_alive,
+        think=options.think, options=session.parameters,
+    )  # fmt: skip
     terminal = sys.stdout.isatty()
     printer = AnswerPrinter(
         width=wrap_width() if options.word_wrap and terminal else 0,

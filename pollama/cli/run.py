@@ -19,7 +19,7 @@ from pollama.cli.display import AnswerPrinter, print_summary, wrap_width
 from pollama.client import Client, ConnectError, ResponseError
 from pollama.config import Settings
 
-__all__ = ["RunOptions", "ensure_model", "ensure_server", "run_embedding", "run_once"]
+__all__ = ["RunOptions", "ensure_model", "ensure_server", "request_body", "run_embedding", "run_once"]
 
 SERVER_START_TIMEOUT = 60.0  # seconds
 THINK_VALUES = ("true", "false", "high", "medium", "low", "max")
@@ -39,6 +39,11 @@ class RunOptions:
     dimensions: int = 0
     options: dict[str, Any] = field(default_factory=dict)
     system: str = ""
+
+
+def request_body(**fields: Any) -> dict[str, Any]:
+    """A request with only the fields that were given (``False`` is given; None, "" and {} are not)."""
+    return {key: value for key, value in fields.items() if value is not None and value != "" and value != {}}
 
 
 def parse_think(value: str | None) -> bool | str | None:
@@ -87,17 +92,10 @@ def ensure_model(client: Client, name: str) -> dict[str, Any]:
 
 def run_once(client: Client, options: RunOptions, *, interactive_terminal: bool) -> dict[str, Any] | None:
     """Stream one ``/api/generate`` answer to stdout; its final line (None if cancelled)."""
-    request: dict[str, Any] = {"model": options.model, "prompt": options.prompt}
-    if options.format:
-        request["format"] = options.format
-    if options.keep_alive is not None:
-        request["keep_alive"] = options.keep_alive
-    if options.think is not None:
-        request["think"] = options.think
-    if options.options:
-        request["options"] = options.options
-    if options.system:
-        request["system"] = options.system
+    request = request_body(
+        model=options.model, prompt=options.prompt, format=options.format, keep_alive=options.keep_alive,
+        think=options.think, options=options.options, system=options.system,
+    )  # fmt: skip
     printer = AnswerPrinter(
         width=wrap_width() if options.word_wrap and interactive_terminal else 0,
         hide_thinking=options.hide_thinking,
@@ -126,13 +124,10 @@ def run_embedding(client: Client, options: RunOptions) -> None:
     """Embedding models print the first vector as one JSON array."""
     if not options.prompt:
         raise ResponseError('embedding models require input text. Usage: pollama run <name> "your text here"')
-    request: dict[str, Any] = {"model": options.model, "input": options.prompt}
-    if options.keep_alive is not None:
-        request["keep_alive"] = options.keep_alive
-    if options.truncate is not None:
-        request["truncate"] = options.truncate
-    if options.dimensions:
-        request["dimensions"] = options.dimensions
+    request = request_body(
+        model=options.model, input=options.prompt, keep_alive=options.keep_alive, truncate=options.truncate,
+        dimensions=options.dimensions or None,
+    )  # fmt: skip
     reply = client.embed(request)
     embeddings = reply.get("embeddings") or [[]]
     print(json.dumps(embeddings[0], separators=(",", ":")))
