@@ -102,10 +102,6 @@ class LoadedRunner:
     idle: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
-    def config(self) -> RunnerConfig:
-        return self.process.config
-
-    @property
     def size(self) -> int:
         memory = self.process.memory
         return memory[0] if memory else self.placement.total

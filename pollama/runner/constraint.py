@@ -55,6 +55,11 @@ class Constraint:
         return not self._start_after
 
     @property
+    def awaits_opening(self) -> bool:
+        """Still waiting, and the answer might yet start without the thinking's opening tag."""
+        return not self.active and bool(self._opening)
+
+    @property
     def failed(self) -> bool:
         return self.active and self.matcher.is_error()
 
@@ -73,10 +78,13 @@ class Constraint:
 
         Then the constraint starts at once, and the caller draws that token again under it.
         """
-        if self.active or not self._opening:
+        if not self.awaits_opening:
             return False
         said = (self._before + piece).lstrip()
-        if said.startswith(self._opening) or self._opening.startswith(said):
+        if said.startswith(self._opening):
+            self._opening = b""  # the thinking has opened: only its closing matters now
+            return False
+        if self._opening.startswith(said):
             return False
         self._start_after = b""
         return True

@@ -233,6 +233,18 @@ class Engine:
 
     # --- after a decode --------------------------------------------------------------------------
 
+    def _draw(self, job: Job) -> int:
+        """The next token; under a format, drawn again if it shows the answer skipping the thinking."""
+        context, index, constraint = self.model.context, job.batch_index, job.constraint
+        if constraint is None:
+            return job.sampler.sample(context, index)
+        constraint.restrict(context, index)
+        token = job.sampler.sample(context, index)
+        if constraint.awaits_opening and constraint.skips_thinking(self.model.piece(token)):
+            constraint.restrict(context, index)
+            token = job.sampler.sample(context, index)
+        return token
+
     def _sample(self, job: Job) -> None:
         model = self.model
         now = time.perf_counter_ns()
@@ -241,13 +253,7 @@ class Engine:
             if job.limit == 0:
                 self._finish(job, "length")
                 return
-        constraint = job.constraint
-        if constraint is not None:
-            constraint.restrict(model.context, job.batch_index)
-        token = job.sampler.sample(model.context, job.batch_index)
-        if constraint is not None and constraint.skips_thinking(model.piece(token)):
-            constraint.restrict(model.context, job.batch_index)
-            token = job.sampler.sample(model.context, job.batch_index)
+        token = self._draw(job)
         job.generated.append(token)
         if model.is_end_of_generation(token):  # no text, and (as in Ollama) no logprobs entry
             self._finish(job, "stop")
@@ -259,9 +265,10 @@ class Engine:
         emission = job.stream.push(piece)
         event["text"] = emission.text
         self._emit_token(event)
-        if job.constraint is not None:
-            job.constraint.advance(token, piece)
-        if emission.stopped or job.constraint is not None and job.constraint.failed:
+        constraint = job.constraint
+        if constraint is not None:
+            constraint.advance(token, piece)
+        if emission.stopped or constraint is not None and constraint.failed:
             self._finish(job, "stop")
         elif (
             len(job.generated) >= self._max_tokens(job)
