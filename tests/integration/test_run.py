@@ -244,10 +244,11 @@ def test_run_starts_a_server_and_imports_the_bundled_model(tmp_path: Path) -> No
     home = Path(absent.env["HOME"])
     home.mkdir(parents=True)
     try:
-        result = run(absent, "smollm2", "Say hi.")
+        # No prompt and an empty stdin: the server is started and the model imported and loaded, but no
+        # answer is sampled (the bundled model sets no num_predict, so a sampled answer is unbounded).
+        result = run(absent, "smollm2")
         assert result.returncode == 0, result.stderr
         assert "importing bundled model smollm2:135m" in result.stderr
-        assert result.stdout.endswith("\n\n") and result.stdout.strip()
         assert (home / ".ollama" / "logs" / "server.log").is_file()
         assert any("pollama serve" in cmdline for _, cmdline in processes_of(absent))
 
@@ -257,11 +258,14 @@ def test_run_starts_a_server_and_imports_the_bundled_model(tmp_path: Path) -> No
         assert set(rows) == {"smollm2:135m", "smollm2:latest"}
         assert rows["smollm2:135m"] == rows["smollm2:latest"]
 
-        # The server is up and the model there: no import. (No prompt and an empty stdin only load the
-        # model, so this cannot run long the way a sampled answer with no num_predict sometimes does.)
-        again = run(absent, "smollm2:135m")
+        # The server is up and the model there: no import, and it answers (with a token budget).
+        create = {"model": "smollm2-short", "from": "smollm2:latest", "parameters": {"num_predict": 20}}
+        httpx.post(absent.url + "/api/create", json={**create, "stream": False}, timeout=60).raise_for_status()
+        again = run(absent, "smollm2-short", "Say hi.")
         assert again.returncode == 0, again.stderr
+        assert again.stdout.endswith("\n\n") and again.stdout.strip()
         assert "importing" not in again.stderr
+        assert "importing" not in run(absent, "smollm2:135m").stderr
     finally:
         stop_processes_of(absent)
     assert processes_of(absent) == []
