@@ -134,6 +134,12 @@ class Client:
     def chat(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
         return self.stream("/api/chat", request)
 
+    def pull(self, model: str, *, insecure: bool = False) -> Iterator[dict[str, Any]]:
+        return self.stream("/api/pull", {"model": model, "insecure": insecure})
+
+    def push(self, model: str, *, insecure: bool = False) -> Iterator[dict[str, Any]]:
+        return self.stream("/api/push", {"model": model, "insecure": insecure})
+
     def blob_exists(self, digest: str) -> bool:
         try:
             self._request("HEAD", f"/api/blobs/{digest}")

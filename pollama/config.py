@@ -227,6 +227,15 @@ class Settings:
     hip_visible_devices: str | None = None
     rocr_visible_devices: str | None = None
     gpu_device_ordinal: str | None = None
+    # Outbound proxies for registry traffic, Go's ProxyFromEnvironment variables.
+    http_proxy: str = ""
+    https_proxy: str = ""
+    no_proxy: str = ""
+    # Beyond Ollama: extra CA certificates trusted for registries (self-signed TLS), and where
+    # registry credentials are read from (Docker's config.json, the containers auth.json).
+    registry_ca: Path | None = None
+    docker_config: Path = field(default_factory=lambda: Path.home() / ".docker" / "config.json")
+    registry_auth_file: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -241,6 +250,13 @@ class Settings:
 
         def optional(key: str) -> str | None:
             return env.get(key, None)
+
+        def either_case(key: str) -> str:
+            return env.get(key) or env.get(key.lower()) or ""
+
+        registry_ca = _clean(env, "OLLAMA_REGISTRY_CA")
+        docker_dir = _clean(env, "DOCKER_CONFIG")
+        auth_file = _clean(env, "REGISTRY_AUTH_FILE")
 
         return cls(
             host=parse_host(_clean(env, "OLLAMA_HOST"), default_port),
@@ -276,6 +292,12 @@ class Settings:
             hip_visible_devices=optional("HIP_VISIBLE_DEVICES"),
             rocr_visible_devices=optional("ROCR_VISIBLE_DEVICES"),
             gpu_device_ordinal=optional("GPU_DEVICE_ORDINAL"),
+            http_proxy=either_case("HTTP_PROXY"),
+            https_proxy=either_case("HTTPS_PROXY"),
+            no_proxy=either_case("NO_PROXY"),
+            registry_ca=Path(registry_ca).expanduser() if registry_ca else None,
+            docker_config=(Path(docker_dir).expanduser() if docker_dir else home / ".docker") / "config.json",
+            registry_auth_file=Path(auth_file).expanduser() if auth_file else None,
         )
 
     def describe(self) -> dict[str, str]:

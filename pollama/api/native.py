@@ -31,6 +31,8 @@ __all__ = [
     "Message",
     "ModelDetails",
     "ProgressResponse",
+    "PullRequest",
+    "PushRequest",
     "ShowRequest",
     "ShowResponse",
     "Tensor",
@@ -212,6 +214,18 @@ class ProgressResponse(Response):
     digest: str | None = None
     total: int | None = None
     completed: int | None = None
+
+
+class PullRequest(Request):
+    model: str = ""
+    name: str = ""  # deprecated alias of model
+    insecure: bool = False
+    stream: bool | None = None
+    # username and password are deprecated and ignored, as in Ollama.
+
+
+class PushRequest(PullRequest):
+    pass
 
 
 class CopyRequest(Request):

@@ -16,6 +16,7 @@ from pollama.cli.progress import Progress
 from pollama.cli.run import RunOptions, ensure_model, ensure_server, parse_think, run_embedding, run_once
 from pollama.cli.show import render_show_info
 from pollama.cli.tables import render_table
+from pollama.cli.transfer import pull_with_progress, push_with_progress
 from pollama.client import Client, ResponseError
 from pollama.config import Settings
 from pollama.human import human_bytes, human_time, round_half_away
@@ -43,6 +44,10 @@ SERVER_ENV = [
     ("OLLAMA_LLM_LIBRARY", "Set LLM library to bypass autodetection"),
     ("OLLAMA_LOAD_TIMEOUT", 'How long to allow model loads to stall before giving up (default "5m")'),
     ("OLLAMA_TMPDIR", "Location for temporary files"),
+    ("HTTPS_PROXY", "Proxy for registry requests (also HTTP_PROXY, NO_PROXY)"),
+    ("OLLAMA_REGISTRY_CA", "PEM file of extra CA certificates trusted for registries"),
+    ("DOCKER_CONFIG", "Directory of the Docker config.json holding registry credentials"),
+    ("REGISTRY_AUTH_FILE", "A containers auth.json holding registry credentials"),
 ]
 
 
@@ -103,11 +108,20 @@ def print_version(config: Settings) -> None:
 def serve() -> None:
     """Start pollama"""
     # Imported here: the server stack (FastAPI, uvicorn) would slow every client verb's start.
+    from pollama.registry.keys import PRIVATE_KEY, ensure_identity
     from pollama.server.serve import ListenError
     from pollama.server.serve import serve as run_server
 
+    config = settings()
     try:
-        run_server(settings())
+        identity, generated = ensure_identity(config.home)
+    except (OSError, ValueError) as err:
+        raise click.ClickException(str(err)) from None
+    if generated:
+        click.echo(f"Couldn't find '{config.home / PRIVATE_KEY}'. Generating new private key.")
+        click.echo(f"Your new public key is: \n\n{identity.public_line}\n")
+    try:
+        run_server(config)
     except ListenError as err:
         raise click.ClickException(str(err)) from None
 
@@ -223,9 +237,10 @@ def run(
         try:
             info = ensure_model(client, model)
         except ResponseError as err:
-            if err.status == 404:
-                raise ResponseError(f"model '{model}' not found", 404) from None
-            raise
+            if err.status != 404:
+                raise
+            pull_with_progress(client, model, insecure=insecure)
+            info = client.show(model)
         capabilities = info.get("capabilities") or []
         if "embedding" in capabilities and "completion" not in capabilities:
             run_embedding(client, options)
@@ -238,6 +253,25 @@ def run(
         from pollama.cli.repl import chat_loop
 
         chat_loop(client, options, info, settings())
+
+
+@cli.command(epilog=env_help(CLIENT_ENV))
+@click.argument("model")
+@click.option("--insecure", is_flag=True, help="Use an insecure registry")
+@client_command
+def pull(client: Client, model: str, insecure: bool) -> None:
+    """Pull a model from a registry"""
+    pull_with_progress(client, model, insecure=insecure)
+
+
+@cli.command(epilog=env_help(CLIENT_ENV))
+@click.argument("model")
+@click.option("--insecure", is_flag=True, help="Use an insecure registry")
+@client_command
+def push(client: Client, model: str, insecure: bool) -> None:
+    """Push a model to a registry"""
+    destination = push_with_progress(client, model, insecure=insecure)
+    click.echo(f"\nYou can find your model at:\n\n\t{destination}")
 
 
 @cli.command("ps", epilog=env_help(CLIENT_ENV))

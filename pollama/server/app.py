@@ -14,10 +14,12 @@ from starlette.exceptions import HTTPException
 from pollama.config import Settings
 from pollama.errors import APIError
 from pollama.model_info import ModelLister
+from pollama.registry import Downloads, RegistryClientFactory
 from pollama.scheduler import Scheduler
 from pollama.server.middleware import HostAndOriginMiddleware
 from pollama.server.responses import error_response
 from pollama.server.routes import create, embed, generate, meta, models, ps, tokenize
+from pollama.server.routes import registry as registry_routes
 from pollama.server.state import ServerState
 from pollama.store import Store
 
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings) -> FastAPI:
     store = Store(settings.models)
     scheduler = Scheduler(settings)
+    registry = RegistryClientFactory(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -36,10 +39,18 @@ def create_app(settings: Settings) -> FastAPI:
         await asyncio.to_thread(scheduler.start)
         yield
         await scheduler.shutdown()
+        await registry.aclose()
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
-    app.state.pollama = ServerState(settings=settings, store=store, lister=ModelLister(store), scheduler=scheduler)
-    for module in (meta, models, create, generate, embed, tokenize, ps):
+    app.state.pollama = ServerState(
+        settings=settings,
+        store=store,
+        lister=ModelLister(store),
+        scheduler=scheduler,
+        registry=registry,
+        downloads=Downloads(),
+    )
+    for module in (meta, models, create, generate, embed, tokenize, ps, registry_routes):
         app.include_router(module.router)
 
     @app.exception_handler(APIError)

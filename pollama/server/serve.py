@@ -52,6 +52,8 @@ def configure_logging(settings: Settings) -> None:
         level=settings.log_level,
         format="time=%(asctime)s level=%(levelname)s source=%(name)s msg=%(message)s",
     )
+    # httpx logs every registry request at INFO; that detail is for OLLAMA_DEBUG.
+    logging.getLogger("httpx").setLevel(settings.log_level if settings.log_level <= logging.DEBUG else logging.WARNING)
 
 
 def serve(settings: Settings) -> None:

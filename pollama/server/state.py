@@ -1,4 +1,4 @@
-"""What every route needs: settings, the store, the model lister, the scheduler."""
+"""What every route needs: settings, the store, the model lister, the scheduler, the registry client."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from fastapi import Request
 
 from pollama.config import Settings
 from pollama.model_info import ModelLister
+from pollama.registry import Downloads, RegistryClientFactory
 from pollama.scheduler import Scheduler
 from pollama.store import Store
 
@@ -20,6 +21,8 @@ class ServerState:
     store: Store
     lister: ModelLister
     scheduler: Scheduler
+    registry: RegistryClientFactory
+    downloads: Downloads
 
 
 def state(request: Request) -> ServerState:
