@@ -290,6 +290,9 @@ class BlobDownload:
         headers = {"Range": f"bytes={part.start}-{part.stop - 1}", **connection.auth_headers(direct)}
         timeout = httpx.Timeout(self.tuning.stall_seconds, connect=30.0)
         async with connection.http.stream("GET", direct, headers=headers, timeout=timeout) as response:
+            if response.status_code == 401 and connection.same_host(direct):
+                # A registry token outlived (Docker Hub's last five minutes): renew it, then retry the part.
+                await connection.auth.answer(response.headers.get("WWW-Authenticate", ""))
             if response.status_code not in (200, 206):
                 body = (await response.aread()).decode(errors="replace").strip()
                 raise RegistryError(f"{response.status_code}: {body}")
