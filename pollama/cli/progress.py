@@ -15,7 +15,7 @@ from rich.live import Live
 from rich.text import Text
 
 from pollama.durations import SECOND, format_go_duration
-from pollama.human import human_bytes
+from pollama.human import human_bytes, round_half_away
 
 __all__ = ["Bar", "Progress", "Spinner"]
 
@@ -43,13 +43,13 @@ def _pad(text: str, width: int = 6) -> str:
     return " " * (width - len(text)) + text
 
 
-def _eta(seconds: float) -> str:
+def _eta(seconds: int) -> str:
     """At most two units, as Ollama's bar: ``99h+``, ``1h5m``, ``2m30s``."""
     if seconds >= 100 * 3600:
         return "99h+"
     if seconds >= 3600:
         return f"{int(seconds // 3600)}h{int(seconds // 60) % 60}m"
-    return format_go_duration(round(seconds) * SECOND)
+    return format_go_duration(seconds * SECOND)
 
 
 @dataclass
@@ -95,12 +95,12 @@ class Bar:
 
     def rate(self) -> float:
         if self.stopped_at is not None:
-            done, seconds = self.current - self.initial, round(self.stopped_at - self.started)
+            done, seconds = self.current - self.initial, round_half_away(self.stopped_at - self.started)
         elif len(self.samples) == 1:
-            done, seconds = self.samples[0].value - self.initial, round(self.samples[0].at - self.started)
+            done, seconds = self.samples[0].value - self.initial, round_half_away(self.samples[0].at - self.started)
         elif self.samples:
             first, last = self.samples[0], self.samples[-1]
-            done, seconds = last.value - first.value, round(last.at - first.at)
+            done, seconds = last.value - first.value, round_half_away(last.at - first.at)
         else:
             return 0.0
         return done / seconds if seconds else 0.0
@@ -114,7 +114,7 @@ class Bar:
         else:
             suffix = _pad(human_bytes(self.total)) + " " * 7
         suffix += "  " + _pad(human_bytes(int(rate))) + "/s" if running else " " * 10
-        suffix += "  " + _pad(_eta((self.total - self.current) / rate)) if running else " " * 8
+        suffix += "  " + _pad(_eta(int((self.total - self.current) / rate))) if running else " " * 8
         room = width - len(pre) - len(suffix) - 5
         filled = int(room * self.percent() / 100)
         return f"{pre} ▕{'█' * max(filled, 0)}{' ' * max(room - filled, 0)}▏ {suffix}"
@@ -160,7 +160,7 @@ class Progress:
             for state in self.states[self._printed :]:
                 if not (state.stopped or final):
                     break
-                self.console.print(self._render(state).rstrip(), soft_wrap=True)
+                self.console.print(Text(self._render(state).rstrip()), soft_wrap=True)
                 self._printed += 1
 
     def stop(self) -> None:

@@ -59,8 +59,11 @@ def _exclusion(entry: str) -> _Exclusion | None:
         return _Exclusion("", ipaddress.ip_network(host, strict=False), port, False)
     except ValueError:
         pass
-    subdomains_only = host.startswith(".") or host.startswith("*.")
-    return _Exclusion(host.lstrip("*").lstrip("."), None, port, subdomains_only)
+    # "*.example.com" means ".example.com"; "*example.com" stays literal and matches nothing, as in Go.
+    for prefix in ("*.", "."):
+        if host.startswith(prefix):
+            return _Exclusion(host.removeprefix(prefix), None, port, subdomains_only=True)
+    return _Exclusion(host, None, port, subdomains_only=False)
 
 
 @dataclass(frozen=True)
@@ -82,9 +85,10 @@ class ProxyRules:
             address = None
         if host == "localhost" or (address is not None and address.is_loopback):
             return None
-        if self.no_proxy.strip() == "*":
+        entries = [entry.strip() for entry in self.no_proxy.split(",")]
+        if "*" in entries:
             return None
-        for entry in self.no_proxy.split(","):
+        for entry in entries:
             exclusion = _exclusion(entry)
             if exclusion is not None and exclusion.matches(host, address, port):
                 return None

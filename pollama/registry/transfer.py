@@ -77,7 +77,7 @@ class Part:
         if not isinstance(data, dict):
             raise ValueError("part state is not an object")
         values = [data.get(key) for key in ("N", "Offset", "Size", "Completed")]
-        if not all(isinstance(value, int) and value >= 0 for value in values):
+        if not all(type(value) is int and value >= 0 for value in values):
             raise ValueError("part state has invalid numbers")
         part = cls(*values)  # type: ignore[arg-type]
         if part.completed > part.size:
