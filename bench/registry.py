@@ -6,7 +6,7 @@ A local CNCF distribution server (Debian's ``docker-registry``) holds Qwen2.5-Co
 five 100 MB parts) and SmolLM2 (98 MB, one part). For each:
 
 (a) push: ``/api/push`` to an empty repository (parts in order, as a stock registry needs);
-(b) pull: ``/api/pull`` into an empty store (ranged parts in parallel, sha256 verified, manifest
+(b) pull: ``/api/pull`` into an empty store (best of three) (ranged parts in parallel, sha256 verified, manifest
     written) against the baseline of one plain streamed GET of the same blob, hashed as it arrives
     and written to disk (what a naive client does, with no resume, no parallelism);
 (c) resume: a pull interrupted at about half-way (the server is killed), then completed by a new
@@ -19,6 +19,7 @@ atomic rename) costs little over the raw transfer.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import tempfile
@@ -34,17 +35,21 @@ from tests.servers import ServerProcess
 from tools.test_models import ensure_model
 
 MB = 1e6
+REPEATS = 3  # best of: the disk of a shared machine is noisy
 
 
-def _stream(server: ServerProcess, path: str, body: dict[str, object], watch: threading.Event | None = None) -> list:
+def _stream(server: ServerProcess, path: str, body: dict[str, object]) -> list:
     events = []
     with httpx.stream("POST", server.url + path, json=body, timeout=600) as response:
         for line in response.iter_lines():
             if line:
                 events.append(json.loads(line))
-                if watch is not None and watch.is_set():
-                    break
     return events
+
+
+def _stream_until_killed(server: ServerProcess, path: str, body: dict[str, object]) -> None:
+    with contextlib.suppress(httpx.HTTPError):
+        _stream(server, path, body)
 
 
 def _baseline_get(registry: DockerRegistry, repo: str, digest: str, target: Path) -> float:
@@ -82,14 +87,20 @@ def main() -> None:
                 assert _stream(source, "/api/push", {"model": name, "insecure": True})[-1] == {"status": "success"}
                 push = time.perf_counter() - start
 
-                puller = ServerProcess(root / f"pull-{label}").start()
-                try:
-                    start = time.perf_counter()
-                    assert _stream(puller, "/api/pull", {"model": name, "insecure": True})[-1] == {"status": "success"}
-                    pull = time.perf_counter() - start
-                finally:
-                    puller.stop()
-                baseline = _baseline_get(registry, f"bench/{label}", digest, root / f"baseline-{label}")
+                pulls, baselines = [], []
+                for attempt in range(REPEATS):
+                    puller = ServerProcess(root / f"pull-{label}-{attempt}").start()
+                    try:
+                        start = time.perf_counter()
+                        events = _stream(puller, "/api/pull", {"model": name, "insecure": True})
+                        pulls.append(time.perf_counter() - start)
+                        assert events[-1] == {"status": "success"}
+                    finally:
+                        puller.stop()
+                    target = root / f"baseline-{label}"
+                    baselines.append(_baseline_get(registry, f"bench/{label}", digest, target))
+                    target.unlink()
+                pull, baseline = min(pulls), min(baselines)
                 ratio = pull / baseline
                 print(f"{label:<15}{size / MB:>7.0f}MB{push:>8.2f}s{pull:>8.2f}s{baseline:>13.2f}s{ratio:>14.2f}x")
             _resume(registry, source, root, f"{registry.host}/bench/qwen2.5-coder:latest")
@@ -112,7 +123,7 @@ def _resume(registry: DockerRegistry, source: ServerProcess, root: Path, name: s
 
         threading.Thread(target=watch, daemon=True).start()
         body = {"model": proxied, "insecure": True}
-        threading.Thread(target=_stream, args=(first, "/api/pull", body), daemon=True).start()
+        threading.Thread(target=_stream_until_killed, args=(first, "/api/pull", body), daemon=True).start()
         halfway.wait(300)
         first.process.kill()  # type: ignore[union-attr]
         first.process.wait()  # type: ignore[union-attr]

@@ -130,8 +130,9 @@ class BlobDownload:
         self.error: BaseException | None = None
         self.references = 0
         self._task: asyncio.Task[None] | None = None
-        self._saved: dict[int, float] = {}
         self._on_finished = on_finished
+        self._sha = hashlib.sha256()
+        self._hashed = 0  # bytes of the partial file already fed to _sha, from its start
 
     @property
     def completed(self) -> int:
@@ -237,22 +238,52 @@ class BlobDownload:
 
     async def _download(self, connection: Connection, direct: httpx.URL) -> None:
         fd = await asyncio.to_thread(os.open, self.partial, os.O_RDWR | os.O_CREAT, 0o644)
+        hashing: asyncio.Task[None] | None = None
         try:
             await asyncio.to_thread(self._reserve, fd)
             limit = asyncio.Semaphore(self.tuning.max_parts)
+            hashing = asyncio.create_task(self._hash_while_downloading())
             try:
                 async with asyncio.TaskGroup() as group:
                     for part in self.parts:
                         if part.start < part.stop:
                             group.create_task(self._part_with_retries(connection, direct, part, fd, limit))
+                await hashing
             except* DiskFull as failure:
                 raise failure.exceptions[0] from None
             except* Exception as failure:
                 raise failure.exceptions[0] from None
         finally:
+            if hashing is not None:
+                hashing.cancel()
             os.close(fd)
             for part in self.parts:
                 self._save(part)
+
+    def _written_prefix(self) -> int:
+        """How many bytes from the start of the blob are on disk without a gap."""
+        for part in self.parts:
+            if part.start < part.stop:
+                return part.start
+        return self.total
+
+    async def _hash_while_downloading(self) -> None:
+        """Hash the blob's complete prefix as it grows, so little is left to read once the last part lands."""
+        # Unbuffered reads at explicit offsets: a buffered reader would read ahead into bytes not yet written.
+        with self.partial.open("rb", buffering=0) as handle:
+            while self._hashed < self.total:
+                ready = self._written_prefix()
+                if ready > self._hashed:
+                    size = min(ready - self._hashed, 4 << 20)
+                    data = await asyncio.to_thread(os.pread, handle.fileno(), size, self._hashed)
+                    if not data:
+                        raise RegistryError(f"{self.partial} is shorter than its written parts")
+                    self._sha.update(data)
+                    self._hashed += len(data)
+                elif any(part.start < part.stop for part in self.parts):
+                    await asyncio.sleep(0.05)
+                else:
+                    return
 
     def _reserve(self, fd: int) -> None:
         """Claim the blob's disk space up front, so a full disk fails before any download."""
@@ -321,14 +352,12 @@ class BlobDownload:
                 raise DiskFull(str(self.partial)) from None
             raise
         part.completed += len(data)
-        if time.monotonic() - self._saved.get(part.n, 0.0) > 1.0:
-            self._save(part)
+        self._save(part)  # after every write: a killed server re-fetches at most one write per part
 
     def _part_file(self, part: Part) -> Path:
         return self.partial.with_name(f"{self.partial.name}-{part.n}")
 
     def _save(self, part: Part) -> None:
-        self._saved[part.n] = time.monotonic()
         with contextlib.suppress(OSError):
             self._part_file(part).write_text(json.dumps(part.to_json()))
 
@@ -345,12 +374,12 @@ class BlobDownload:
 
     def _finish(self) -> None:
         """Check the sha256 and move the blob into place; a mismatch deletes what was fetched."""
-        digest = hashlib.sha256()
         with self.partial.open("rb") as handle:
+            handle.seek(self._hashed)
             while chunk := handle.read(4 << 20):
-                digest.update(chunk)
+                self._sha.update(chunk)
             os.fsync(handle.fileno())
-        actual = "sha256:" + digest.hexdigest()
+        actual = "sha256:" + self._sha.hexdigest()
         if actual != self.digest.lower():
             self._discard()
             raise RegistryError(f"digest mismatch, file must be downloaded again: want {self.digest}, got {actual}")
