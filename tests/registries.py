@@ -172,6 +172,24 @@ def _hard_close(connection: socket.socket) -> None:
         connection.shutdown(socket.SHUT_RDWR)
 
 
+class _Running:
+    """``with`` starts a test server and stops it, whatever happened."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
 class _RateLimiter:
     """Paces writes across all connections, so ``rate`` is the total bandwidth, as a slow link would be."""
 
@@ -707,7 +725,7 @@ def _storage_addresses() -> tuple[str, str]:
         return "127.0.0.1", "localhost"
 
 
-class FakeOllamaRegistry:
+class FakeOllamaRegistry(_Running):
     """An in-memory registry.ollama.ai: a registry listener plus a "storage" listener on another host.
 
     Every knob is a plain attribute, read per request, so a test may change one mid-run.
@@ -794,14 +812,6 @@ class FakeOllamaRegistry:
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def scheme(self) -> str:
@@ -1307,7 +1317,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self.server.app.tunnel(self)
 
 
-class ForwardProxy:
+class ForwardProxy(_Running):
     """An ``HTTP_PROXY``-style proxy: absolute-URI requests relayed and streamed, ``CONNECT`` tunnelled.
 
     ``hosts`` maps names only the proxy can resolve (``{"registry.test": "127.0.0.1"}``), which proves
@@ -1345,14 +1355,6 @@ class ForwardProxy:
         if self._server is not None:
             self._server.stop()
             self._server = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:
