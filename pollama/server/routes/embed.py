@@ -45,7 +45,11 @@ def normalize(vector: list[float]) -> list[float]:
 @router.post("/api/embed")
 async def embed(request: Request) -> JSON:
     started = time.perf_counter_ns()
-    body = await read_body(request, EmbedRequest)
+    return await run_embed(request, await read_body(request, EmbedRequest), started)
+
+
+async def run_embed(request: Request, body: EmbedRequest, started: int) -> JSON:
+    """Embed the request's inputs; also behind ``/v1/embeddings``."""
     st = state(request)
     inputs = _inputs(body.input)
     if not body.model:

@@ -178,7 +178,11 @@ async def _load_or_unload(
 @router.post("/api/generate")
 async def generate(request: Request) -> Response:
     started = time.perf_counter_ns()
-    body = await read_body(request, GenerateRequest)
+    return await run_generate(request, await read_body(request, GenerateRequest), started)
+
+
+async def run_generate(request: Request, body: GenerateRequest, started: int) -> Response:
+    """Answer a generate request: NDJSON lines, or one object (``stream`` false); also behind ``/v1/completions``."""
     st = state(request)
     grammar = _check_common(body)
     if not body.model:
@@ -241,7 +245,11 @@ async def generate(request: Request) -> Response:
 @router.post("/api/chat")
 async def chat(request: Request) -> Response:
     started = time.perf_counter_ns()
-    body = await read_body(request, ChatRequest)
+    return await run_chat(request, await read_body(request, ChatRequest), started)
+
+
+async def run_chat(request: Request, body: ChatRequest, started: int, **extra_options: Any) -> Response:
+    """Answer a chat request; ``extra_options`` reach the runner as they are (the OpenAI API's extras)."""
     st = state(request)
     grammar = _check_common(body)
     if not body.model:
@@ -279,7 +287,7 @@ async def chat(request: Request) -> Response:
         tools = ToolCallParser(tool_call_tag(template, gguf.chat_template if gguf else ""), names)
     return await _answer(
         request,
-        Answer(body, model, keep_alive, started, render, think, grammar, tools),
+        Answer(body, model, keep_alive, started, render, think, grammar, tools, extra_options=extra_options),
         line=_chat_line,
         combine=_combine_chat,
     )

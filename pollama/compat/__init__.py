@@ -1,0 +1,1 @@
+"""Other vendors ' APIs as translations of the native one."""

@@ -1,0 +1,218 @@
+"""The OpenAI-compatible API (spec B.1–B.4): ``/v1/chat/completions``, ``/v1/completions``,
+``/v1/embeddings``, ``/v1/models``. Each request runs through the native handler and is re-encoded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from pollama.compat import openai as oai
+from pollama.errors import APIError
+from pollama.names import ModelName
+from pollama.server.routes.embed import run_embed
+from pollama.server.routes.generate import run_chat, run_generate
+from pollama.server.state import state
+from pollama.timefmt import parse_rfc3339
+
+router = APIRouter()
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse(oai.error_body(status, message), status_code=status)
+
+
+async def _json(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw) if raw.strip() else {}
+    except ValueError as err:
+        raise oai.OpenAIError(400, f"invalid JSON: {err}") from None
+
+
+async def _native_lines(response: Response) -> AsyncIterator[dict[str, Any]]:
+    """The native handler's answer as objects; an error response or error line raises ``APIError``."""
+    if not isinstance(response, StreamingResponse):
+        data = json.loads(bytes(response.body))
+        if response.status_code >= 400:
+            raise APIError(response.status_code, data.get("error", "error"))
+        yield data
+        return
+    async for raw in response.body_iterator:
+        for text in (raw if isinstance(raw, bytes) else raw.encode()).splitlines():
+            if text.strip():
+                line = json.loads(text)
+                if "error" in line:
+                    raise APIError(500, line["error"])
+                yield line
+
+
+def _sse(events: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for event in events:
+                yield b"data: " + json.dumps(event, ensure_ascii=False).encode() + b"\n\n"
+        except APIError as err:
+            yield b"data: " + json.dumps(oai.error_body(err.status, err.message)).encode() + b"\n\n"
+        yield b"data: [DONE]\n\n"
+
+    return StreamingResponse(body(), media_type="text/event-stream")
+
+
+async def _first(lines: AsyncIterator[dict[str, Any]]) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]]]:
+    """The first line now (so errors before any output are HTTP errors), and the rest to come."""
+    first = await anext(lines)
+
+    async def rest() -> AsyncIterator[dict[str, Any]]:
+        yield first
+        async for line in lines:
+            yield line
+
+    return first, rest()
+
+
+async def _merged(streams: list[AsyncIterator[dict[str, Any]]]) -> AsyncIterator[tuple[int, dict[str, Any]]]:
+    """Lines of several answers as they come, tagged with their answer's index."""
+    queue: asyncio.Queue[tuple[int, dict[str, Any] | BaseException | None]] = asyncio.Queue()
+
+    async def pump(index: int, stream: AsyncIterator[dict[str, Any]]) -> None:
+        try:
+            async for line in stream:
+                await queue.put((index, line))
+            await queue.put((index, None))
+        except BaseException as err:  # noqa: BLE001 - handed to the reader
+            await queue.put((index, err))
+
+    tasks = [asyncio.create_task(pump(index, stream)) for index, stream in enumerate(streams)]
+    try:
+        remaining = len(tasks)
+        while remaining:
+            index, item = await queue.get()
+            if item is None:
+                remaining -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield index, item
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request) -> Response:
+    started = time.perf_counter_ns()
+    try:
+        conversion = oai.chat_request(await _json(request))
+        if not conversion.body.model:
+            raise oai.OpenAIError(400, "model is required")
+        native = await run_chat(request, conversion.body, started, **conversion.extra_options)
+        _first_line, first = await _first(_native_lines(native))
+    except oai.OpenAIError as err:
+        return _error(err.status, err.message)
+    except APIError as err:
+        return _error(err.status, err.message)
+    model = conversion.body.model
+
+    async def another(index: int) -> AsyncIterator[dict[str, Any]]:
+        body = conversion.body
+        if body.options and "seed" in body.options:  # n choices from one seed would be n copies
+            body = body.model_copy(update={"options": {**body.options, "seed": body.options["seed"] + index}})
+        async for line in _native_lines(await run_chat(request, body, started, **conversion.extra_options)):
+            yield line
+
+    # The other choices start as they are read: each holds a runner slot until its answer is drained.
+    streams = [first, *(another(index) for index in range(1, conversion.choices))]
+    if not conversion.stream:
+        collected: list[list[dict[str, Any]]] = [[] for _ in streams]
+        try:
+            async for index, line in _merged(streams):
+                collected[index].append(line)
+        except APIError as err:
+            return _error(err.status, err.message)
+        return JSONResponse(oai.chat_completion(model, collected))
+
+    completion_id, created = oai.new_id("chatcmpl"), int(time.time())
+    choices = [oai.ChatStream(model, completion_id, created, index) for index in range(len(streams))]
+
+    async def events() -> AsyncIterator[dict[str, Any]]:
+        async for index, line in _merged(streams):
+            for chunk in choices[index].feed(line):
+                yield chunk
+        if conversion.include_usage:
+            finals = [choice.final or {} for choice in choices]
+            usage = oai.usage_of(finals[0])
+            for final in finals[1:]:
+                usage["completion_tokens"] += oai.usage_of(final)["completion_tokens"]
+            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+            yield choices[0].usage_chunk(usage)
+
+    return _sse(events())
+
+
+@router.post("/v1/completions")
+async def completions(request: Request) -> Response:
+    started = time.perf_counter_ns()
+    try:
+        body, stream, include_usage = oai.completion_request(await _json(request))
+        native = await run_generate(request, body, started)
+        first, lines = await _first(_native_lines(native))
+        if not stream:
+            return JSONResponse(oai.completion(body.model, [line async for line in lines]))
+    except oai.OpenAIError as err:
+        return _error(err.status, err.message)
+    except APIError as err:
+        return _error(err.status, err.message)
+    converter = oai.CompletionStream(body.model, include_usage)
+
+    async def events() -> AsyncIterator[dict[str, Any]]:
+        async for line in lines:
+            for chunk in converter.feed(line):
+                yield chunk
+
+    return _sse(events())
+
+
+@router.post("/v1/embeddings")
+async def embeddings(request: Request) -> Response:
+    started = time.perf_counter_ns()
+    try:
+        body, encoding = oai.embed_request(await _json(request))
+        native = await run_embed(request, body, started)
+    except oai.OpenAIError as err:
+        return _error(err.status, err.message)
+    except APIError as err:
+        return _error(err.status, err.message)
+    return JSONResponse(oai.embeddings_response(body.model, json.loads(bytes(native.body)), encoding))
+
+
+def _unix(modified_at: str) -> int:
+    return int(parse_rfc3339(modified_at).timestamp())
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> Response:
+    models = await run_in_threadpool(state(request).lister.list)
+    data = [oai.model_object(m.name, _unix(m.modified_at), _namespace(m.name)) for m in models]
+    return JSONResponse({"object": "list", "data": data or None})
+
+
+def _namespace(name: str) -> str:
+    return ModelName.parse(name).namespace
+
+
+@router.get("/v1/models/{model}")
+async def retrieve_model(request: Request, model: str) -> Response:
+    models = await run_in_threadpool(state(request).lister.list)
+    wanted = ModelName.parse(model)
+    for entry in models:
+        if ModelName.parse(entry.name).same_as(wanted):
+            return JSONResponse(oai.model_object(model, _unix(entry.modified_at), wanted.namespace))
+    return _error(404, f"model '{model}' not found")
