@@ -13,7 +13,7 @@ from typing import Any
 
 from llguidance import LLMatcher
 
-__all__ = ["FormatError", "grammar_for_format"]
+__all__ = ["FormatError", "grammar_for_format", "tool_call_grammar"]
 
 # Separators as models write JSON (``{"a": 1, "b": 2}``), with no free whitespace a small model could
 # fill forever.
@@ -41,4 +41,42 @@ def grammar_for_format(value: object) -> str | None:
         raise FormatError(f"invalid JSON schema in format: {error}") from None
     if problem := LLMatcher.validate_grammar(grammar):
         raise FormatError(f"invalid JSON schema in format: {problem}")
+    return grammar
+
+
+def _tag(text: str, *, special: bool) -> str:
+    # A special token is named bare (<tool_call>); as a string the tag would have to be spelled out
+    # in ordinary tokens, which the model never does.
+    return text if special else json.dumps(text)
+
+
+def tool_call_grammar(opening: str, closing: str, tools: list[dict[str, Any]], *, special: bool = False) -> str:
+    """A grammar that makes the answer one call of one of ``tools``, written as the model writes calls.
+
+    ``opening`` is the model's tool-call tag (``{`` when calls are bare JSON); the call is
+    ``{"name": ..., "arguments": ...}`` with the arguments valid against the tool's parameters.
+    ``special``: the tags are the model's special tokens (only the runner's vocabulary can tell).
+    """
+    calls = []
+    for tool in tools:
+        function = tool.get("function") or {}
+        parameters = function.get("parameters") or {"type": "object"}
+        calls.append(
+            {
+                "type": "object",
+                "properties": {"name": {"const": function.get("name", "")}, "arguments": parameters},
+                "required": ["name", "arguments"],
+                "additionalProperties": False,
+            }
+        )
+    schema = calls[0] if len(calls) == 1 else {"anyOf": calls}
+    prefix = "" if opening == "{" else f'{_tag(opening, special=special)} "\\n" '
+    suffix = f' "\\n" {_tag(closing, special=special)}' if closing else ""
+    lark = f"start: {prefix}call{suffix}\ncall: %json {json.dumps(schema)}"
+    try:
+        grammar = LLMatcher.grammar_from_lark(lark)
+    except (ValueError, TypeError) as error:
+        raise FormatError(f"invalid tool parameters: {error}") from None
+    if problem := LLMatcher.validate_grammar(grammar):
+        raise FormatError(f"invalid tool parameters: {problem}")
     return grammar

@@ -204,20 +204,36 @@ def _logit_bias(value: Any) -> dict[int, float]:
         raise OpenAIError(400, "invalid logit_bias: token ids map to numbers") from None
 
 
+def _forced_tools(choice: Any, tools: Any) -> list[str] | None:
+    """``tool_choice`` as the tools the answer must call: None = free, [] = any of them."""
+    if choice in (None, "auto", "none"):
+        return None
+    if not tools:
+        raise OpenAIError(400, "tool_choice requires tools")
+    if choice == "required":
+        return []
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        name = (choice.get("function") or {}).get("name")
+        if isinstance(name, str) and name:
+            return [name]
+    raise OpenAIError(400, f"invalid tool_choice: {json.dumps(choice)}")
+
+
 @dataclass
 class ChatConversion:
     body: ChatRequest
     stream: bool
     include_usage: bool
     choices: int
+    forced_tools: list[str] | None = None  # tool_choice "required" ([]: any tool) or a named function
     extra_options: dict[str, Any] = field(default_factory=dict)
 
 
 def chat_request(data: Any) -> ChatConversion:
     data = _object(data, "request")
     tools = data.get("tools")
-    tool_choice = data.get("tool_choice")
-    if tool_choice == "none":
+    forced = _forced_tools(data.get("tool_choice"), tools)
+    if data.get("tool_choice") == "none":
         tools = None
     n = data.get("n") or 1
     if not isinstance(n, int) or not 1 <= n <= 8:
@@ -241,7 +257,7 @@ def chat_request(data: Any) -> ChatConversion:
     )
     extra = {"logit_bias": bias} if (bias := _logit_bias(data.get("logit_bias"))) else {}
     include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
-    return ChatConversion(body, bool(data.get("stream")), include_usage, n, extra)
+    return ChatConversion(body, bool(data.get("stream")), include_usage, n, forced, extra)
 
 
 def new_id(prefix: str) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ParsedCall", "ToolCallParser", "tool_call_tag"]
+__all__ = ["closing_tag", "ParsedCall", "ToolCallParser", "tool_call_tag"]
 
 _FENCE = "```"
 _GO_TOOL_CALLS = re.compile(r"\{\{-?\s*(?:if|else\s+if|range)\b[^}]*\.ToolCalls[^}]*\}\}", re.S)
@@ -46,7 +46,8 @@ def tool_call_tag(go_template: str | None, chat_template: str = "") -> str:
     return next((tag for tag in _KNOWN_TAGS if tag in chat_template), "{")
 
 
-def _closing(tag: str) -> str:
+def closing_tag(tag: str) -> str:
+    """What closes a call opened by ``tag`` (``</tool_call>`` for ``<tool_call>``); empty if nothing does."""
     return f"</{tag[1:]}" if tag.startswith("<") and tag.endswith(">") and not tag.startswith("<|") else ""
 
 
@@ -161,7 +162,7 @@ class ToolCallParser:
         calls.extend(parsed)
         self._calls_seen = True
         self._buffer = stripped[end:]
-        closings = (_closing(self._opening), _FENCE if self._fenced else "")
+        closings = (closing_tag(self._opening), _FENCE if self._fenced else "")
         self._closings = [closing for closing in closings if closing]
         self._state, self._fenced = "closing", False
         return True

@@ -162,16 +162,7 @@ class Engine:
             reusable = common_prefix_length(slot.cached, job.tokens)
         if not job.embed:
             if grammar := job.options.get("grammar"):
-                try:
-                    job.constraint = Constraint(
-                        tokenizer_for(model.vocab, model.n_vocab),
-                        grammar,
-                        model.n_vocab,
-                        start_after=job.options.get("grammar_after") or "",
-                        opening=job.options.get("grammar_opening") or "",
-                    )
-                except ConstraintError as error:
-                    raise RequestError(400, str(error)) from None
+                job.constraint = _constraint(model, job.options, grammar)
             job.sampler = Sampler(SamplingOptions.from_wire(job.options), n_vocab=model.n_vocab, n_ctx=model.n_ctx_seq)
             job.sampler.remember_prompt(job.tokens)
             job.stream = TextStream(job.options.get("stop") or ())
@@ -398,3 +389,19 @@ def _floats(pointer: Any, count: int) -> np.ndarray:
         raise RequestError(500, "the model produced no embedding")
     array = ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float))
     return np.ctypeslib.as_array(array, shape=(count,)).astype(np.float64)
+
+
+def _constraint(model: LoadedModel, options: dict[str, Any], grammar: str) -> Constraint:
+    """The request's constraint; ``grammar_fallback`` is tried when ``grammar`` names tokens this model lacks."""
+    tokenizer = tokenizer_for(model.vocab, model.n_vocab)
+    after, opening = options.get("grammar_after") or "", options.get("grammar_opening") or ""
+    try:
+        return Constraint(tokenizer, grammar, model.n_vocab, start_after=after, opening=opening)
+    except ConstraintError as error:
+        fallback = options.get("grammar_fallback")
+        if not fallback:
+            raise RequestError(400, str(error)) from None
+    try:
+        return Constraint(tokenizer, fallback, model.n_vocab, start_after=after, opening=opening)
+    except ConstraintError as error:
+        raise RequestError(400, str(error)) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import string
 import time
@@ -14,7 +15,7 @@ from fastapi import APIRouter, Request, Response
 from pollama.api.native import ChatRequest, ChatResponse, GenerateRequest, GenerateResponse
 from pollama.errors import APIError
 from pollama.parsers.thinking import ThinkingParser
-from pollama.parsers.tools import ToolCallParser, tool_call_tag
+from pollama.parsers.tools import ToolCallParser, closing_tag, tool_call_tag
 from pollama.server.bodies import read_body
 from pollama.server.inference import (
     Chunk,
@@ -29,7 +30,7 @@ from pollama.server.responses import JSON
 from pollama.server.state import ServerState, state
 from pollama.server.streaming import progress_response
 from pollama.store.models import StoredModel
-from pollama.structured import FormatError, grammar_for_format
+from pollama.structured import FormatError, grammar_for_format, tool_call_grammar
 from pollama.templates.prompt import RenderedPrompt, Tokenize, fill_in_middle_prompt, fitted_chat_prompt
 from pollama.timefmt import rfc3339_nano
 
@@ -37,6 +38,7 @@ router = APIRouter()
 
 RAW_CONFLICT = "raw mode does not support template, system, or context"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
+_SPECIAL_TAG = re.compile(r"<[^<>\s\"]+>")
 
 
 def _check_common(body: GenerateRequest | ChatRequest) -> str | None:
@@ -248,8 +250,14 @@ async def chat(request: Request) -> Response:
     return await run_chat(request, await read_body(request, ChatRequest), started)
 
 
-async def run_chat(request: Request, body: ChatRequest, started: int, **extra_options: Any) -> Response:
-    """Answer a chat request; ``extra_options`` reach the runner as they are (the OpenAI API's extras)."""
+async def run_chat(
+    request: Request, body: ChatRequest, started: int, *, forced_tools: list[str] | None = None, **extra_options: Any
+) -> Response:
+    """Answer a chat request; ``extra_options`` reach the runner as they are (the OpenAI API's extras).
+
+    ``forced_tools`` (beyond Ollama: OpenAI's ``tool_choice``) makes the answer a call of one of the
+    named tools (any offered tool when empty), through the sampling constraint.
+    """
     st = state(request)
     grammar = _check_common(body)
     if not body.model:
@@ -284,7 +292,19 @@ async def run_chat(request: Request, body: ChatRequest, started: int, **extra_op
         names = [tool.get("function", {}).get("name", "") for tool in body.tools if isinstance(tool, dict)]
         gguf = model.gguf()
         template = model.template if go_template else None
-        tools = ToolCallParser(tool_call_tag(template, gguf.chat_template if gguf else ""), names)
+        tag = tool_call_tag(template, gguf.chat_template if gguf else "")
+        tools = ToolCallParser(tag, names)
+        if forced_tools is not None:
+            offered = [tool for tool in body.tools if tool.get("function", {}).get("name") in (forced_tools or names)]
+            if not offered:
+                raise APIError(400, f"tool_choice names a function that is not among the tools: {forced_tools}")
+            try:
+                grammar = tool_call_grammar(tag, closing_tag(tag), offered)
+                if _SPECIAL_TAG.fullmatch(tag):  # prefer the model's special token, if it has one by that name
+                    extra_options = {**extra_options, "grammar_fallback": grammar}
+                    grammar = tool_call_grammar(tag, closing_tag(tag), offered, special=True)
+            except FormatError as error:
+                raise APIError(400, str(error)) from None
     return await _answer(
         request,
         Answer(body, model, keep_alive, started, render, think, grammar, tools, extra_options=extra_options),

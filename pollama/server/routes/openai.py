@@ -113,7 +113,9 @@ async def chat_completions(request: Request) -> Response:
         conversion = oai.chat_request(await _json(request))
         if not conversion.body.model:
             raise oai.OpenAIError(400, "model is required")
-        native = await run_chat(request, conversion.body, started, **conversion.extra_options)
+        native = await run_chat(
+            request, conversion.body, started, forced_tools=conversion.forced_tools, **conversion.extra_options
+        )
         _first_line, first = await _first(_native_lines(native))
     except oai.OpenAIError as err:
         return _error(err.status, err.message)
@@ -125,7 +127,10 @@ async def chat_completions(request: Request) -> Response:
         body = conversion.body
         if body.options and "seed" in body.options:  # n choices from one seed would be n copies
             body = body.model_copy(update={"options": {**body.options, "seed": body.options["seed"] + index}})
-        async for line in _native_lines(await run_chat(request, body, started, **conversion.extra_options)):
+        answer = await run_chat(
+            request, body, started, forced_tools=conversion.forced_tools, **conversion.extra_options
+        )
+        async for line in _native_lines(answer):
             yield line
 
     # The other choices start as they are read: each holds a runner slot until its answer is drained.
