@@ -18,7 +18,7 @@ from pollama.registry import Downloads, RegistryClientFactory
 from pollama.scheduler import Scheduler
 from pollama.server.middleware import HostAndOriginMiddleware
 from pollama.server.responses import error_response
-from pollama.server.routes import create, embed, generate, meta, models, openai, ps, tokenize
+from pollama.server.routes import anthropic, create, embed, generate, meta, models, openai, ps, tokenize
 from pollama.server.routes import registry as registry_routes
 from pollama.server.state import ServerState
 from pollama.store import Store
@@ -50,7 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
         registry=registry,
         downloads=Downloads(),
     )
-    for module in (meta, models, create, generate, embed, tokenize, ps, registry_routes, openai):
+    for module in (meta, models, create, generate, embed, tokenize, ps, registry_routes, openai, anthropic):
         app.include_router(module.router)
 
     @app.exception_handler(APIError)

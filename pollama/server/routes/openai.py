@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -20,6 +19,7 @@ from pollama.names import ModelName
 from pollama.server.routes.embed import run_embed
 from pollama.server.routes.generate import run_chat, run_generate
 from pollama.server.state import state
+from pollama.server.translate import first_line, merged, native_lines, read_json
 from pollama.timefmt import parse_rfc3339
 
 router = APIRouter()
@@ -27,31 +27,6 @@ router = APIRouter()
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse(oai.error_body(status, message), status_code=status)
-
-
-async def _json(request: Request) -> Any:
-    raw = await request.body()
-    try:
-        return json.loads(raw) if raw.strip() else {}
-    except ValueError as err:
-        raise oai.OpenAIError(400, f"invalid JSON: {err}") from None
-
-
-async def _native_lines(response: Response) -> AsyncIterator[dict[str, Any]]:
-    """The native handler's answer as objects; an error response or error line raises ``APIError``."""
-    if not isinstance(response, StreamingResponse):
-        data = json.loads(bytes(response.body))
-        if response.status_code >= 400:
-            raise APIError(response.status_code, data.get("error", "error"))
-        yield data
-        return
-    async for raw in response.body_iterator:
-        for text in (raw if isinstance(raw, bytes) else raw.encode()).splitlines():
-            if text.strip():
-                line = json.loads(text)
-                if "error" in line:
-                    raise APIError(500, line["error"])
-                yield line
 
 
 def _sse(events: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
@@ -66,57 +41,17 @@ def _sse(events: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
     return StreamingResponse(body(), media_type="text/event-stream")
 
 
-async def _first(lines: AsyncIterator[dict[str, Any]]) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]]]:
-    """The first line now (so errors before any output are HTTP errors), and the rest to come."""
-    first = await anext(lines)
-
-    async def rest() -> AsyncIterator[dict[str, Any]]:
-        yield first
-        async for line in lines:
-            yield line
-
-    return first, rest()
-
-
-async def _merged(streams: list[AsyncIterator[dict[str, Any]]]) -> AsyncIterator[tuple[int, dict[str, Any]]]:
-    """Lines of several answers as they come, tagged with their answer's index."""
-    queue: asyncio.Queue[tuple[int, dict[str, Any] | BaseException | None]] = asyncio.Queue()
-
-    async def pump(index: int, stream: AsyncIterator[dict[str, Any]]) -> None:
-        try:
-            async for line in stream:
-                await queue.put((index, line))
-            await queue.put((index, None))
-        except BaseException as err:  # noqa: BLE001 - handed to the reader
-            await queue.put((index, err))
-
-    tasks = [asyncio.create_task(pump(index, stream)) for index, stream in enumerate(streams)]
-    try:
-        remaining = len(tasks)
-        while remaining:
-            index, item = await queue.get()
-            if item is None:
-                remaining -= 1
-            elif isinstance(item, BaseException):
-                raise item
-            else:
-                yield index, item
-    finally:
-        for task in tasks:
-            task.cancel()
-
-
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> Response:
     started = time.perf_counter_ns()
     try:
-        conversion = oai.chat_request(await _json(request))
+        conversion = oai.chat_request(await read_json(request))
         if not conversion.body.model:
             raise oai.OpenAIError(400, "model is required")
         native = await run_chat(
             request, conversion.body, started, forced_tools=conversion.forced_tools, **conversion.extra_options
         )
-        _first_line, first = await _first(_native_lines(native))
+        _first_line, first = await first_line(native_lines(native))
     except oai.OpenAIError as err:
         return _error(err.status, err.message)
     except APIError as err:
@@ -130,7 +65,7 @@ async def chat_completions(request: Request) -> Response:
         answer = await run_chat(
             request, body, started, forced_tools=conversion.forced_tools, **conversion.extra_options
         )
-        async for line in _native_lines(answer):
+        async for line in native_lines(answer):
             yield line
 
     # The other choices start as they are read: each holds a runner slot until its answer is drained.
@@ -138,7 +73,7 @@ async def chat_completions(request: Request) -> Response:
     if not conversion.stream:
         collected: list[list[dict[str, Any]]] = [[] for _ in streams]
         try:
-            async for index, line in _merged(streams):
+            async for index, line in merged(streams):
                 collected[index].append(line)
         except APIError as err:
             return _error(err.status, err.message)
@@ -148,7 +83,7 @@ async def chat_completions(request: Request) -> Response:
     choices = [oai.ChatStream(model, completion_id, created, index) for index in range(len(streams))]
 
     async def events() -> AsyncIterator[dict[str, Any]]:
-        async for index, line in _merged(streams):
+        async for index, line in merged(streams):
             for chunk in choices[index].feed(line):
                 yield chunk
         if conversion.include_usage:
@@ -166,9 +101,9 @@ async def chat_completions(request: Request) -> Response:
 async def completions(request: Request) -> Response:
     started = time.perf_counter_ns()
     try:
-        body, stream, include_usage = oai.completion_request(await _json(request))
+        body, stream, include_usage = oai.completion_request(await read_json(request))
         native = await run_generate(request, body, started)
-        first, lines = await _first(_native_lines(native))
+        first, lines = await first_line(native_lines(native))
         if not stream:
             return JSONResponse(oai.completion(body.model, [line async for line in lines]))
     except oai.OpenAIError as err:
@@ -189,7 +124,7 @@ async def completions(request: Request) -> Response:
 async def embeddings(request: Request) -> Response:
     started = time.perf_counter_ns()
     try:
-        body, encoding = oai.embed_request(await _json(request))
+        body, encoding = oai.embed_request(await read_json(request))
         native = await run_embed(request, body, started)
     except oai.OpenAIError as err:
         return _error(err.status, err.message)

@@ -1,0 +1,61 @@
+"""Anthropic's Messages API (spec B.7): ``POST /v1/messages``, run through native chat."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from pollama.compat import anthropic
+from pollama.errors import APIError
+from pollama.server.inference import find_model
+from pollama.server.routes.generate import run_chat
+from pollama.server.state import state
+from pollama.server.translate import first_line, native_lines, read_json
+
+router = APIRouter()
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse(anthropic.error_body(status, message), status_code=status)
+
+
+def _event(kind: str, data: dict[str, object]) -> bytes:
+    return f"event: {kind}\ndata: ".encode() + json.dumps(data, ensure_ascii=False).encode() + b"\n\n"
+
+
+@router.post("/v1/messages")
+async def messages(request: Request) -> Response:
+    started = time.perf_counter_ns()
+    try:
+        conversion = anthropic.message_request(await read_json(request))
+        body = conversion.body
+        if conversion.wants_thinking:
+            model = await find_model(state(request), body.model)
+            if "thinking" not in model.capabilities():  # Anthropic clients ask every model to think
+                body = body.model_copy(update={"think": None})
+        native = await run_chat(request, body, started, forced_tools=conversion.forced_tools)
+        _first, lines = await first_line(native_lines(native))
+        if not conversion.stream:
+            return JSONResponse(anthropic.message(body.model, [line async for line in lines]))
+    except anthropic.AnthropicError as err:
+        return _error(err.status, err.message)
+    except APIError as err:
+        return _error(err.status, err.message)
+
+    stream = anthropic.MessageStream(body.model)
+
+    async def events() -> AsyncIterator[bytes]:
+        for kind, data in stream.start():
+            yield _event(kind, data)
+        try:
+            async for line in lines:
+                for kind, data in stream.feed(line):
+                    yield _event(kind, data)
+        except APIError as err:
+            yield _event("error", anthropic.error_body(err.status, err.message))
+
+    return StreamingResponse(events(), media_type="text/event-stream")
