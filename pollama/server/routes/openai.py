@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from pollama.compat import openai as oai
+from pollama.compat import responses as oai_responses
 from pollama.errors import APIError
 from pollama.names import ModelName
 from pollama.server.routes.embed import run_embed
@@ -95,6 +96,42 @@ async def chat_completions(request: Request) -> Response:
             yield choices[0].usage_chunk(usage)
 
     return _sse(events())
+
+
+@router.post("/v1/responses")
+async def responses(request: Request) -> Response:
+    started = time.perf_counter_ns()
+    try:
+        conversion = oai_responses.response_request(await read_json(request))
+        if not conversion.body.model:
+            raise oai.OpenAIError(400, "model is required")
+        native = await run_chat(request, conversion.body, started, forced_tools=conversion.forced_tools)
+        _first_line, lines = await first_line(native_lines(native))
+        model = conversion.body.model
+        if not conversion.stream:
+            return JSONResponse(oai_responses.response_object(model, conversion.echo, [line async for line in lines]))
+    except oai.OpenAIError as err:
+        return _error(err.status, err.message)
+    except APIError as err:
+        return _error(err.status, err.message)
+    stream = oai_responses.ResponseStream(model, conversion.echo)
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            for event in stream.start():
+                yield _named_event(event)
+            async for line in lines:
+                for event in stream.feed(line):
+                    yield _named_event(event)
+        except APIError as err:
+            failed = {**stream.shell, "status": "failed", "error": {"code": "server_error", "message": err.message}}
+            yield _named_event({"type": "response.failed", "sequence_number": stream.sequence, "response": failed})
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+def _named_event(event: dict[str, Any]) -> bytes:
+    return f"event: {event['type']}\ndata: ".encode() + json.dumps(event, ensure_ascii=False).encode() + b"\n\n"
 
 
 @router.post("/v1/completions")
