@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from pollama.errors import APIError
 
-__all__ = ["read_body"]
+__all__ = ["describe_validation_error", "read_body"]
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -31,7 +31,7 @@ async def read_body(request: Request, model: type[Body]) -> Body:
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        raise APIError(400, _describe(err)) from None
+        raise APIError(400, describe_validation_error(err)) from None
 
 
 def _json_kind(value: object) -> str:
@@ -44,7 +44,7 @@ def _json_kind(value: object) -> str:
     return "array"
 
 
-def _describe(err: ValidationError) -> str:
+def describe_validation_error(err: ValidationError) -> str:
     first = err.errors()[0]
     location = ".".join(str(part) for part in first["loc"])
     return f"invalid value for '{location}': {first['msg']}" if location else first["msg"]

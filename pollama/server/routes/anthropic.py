@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import ValidationError
 
 from pollama.compat import anthropic
 from pollama.errors import APIError
+from pollama.server.bodies import describe_validation_error
 from pollama.server.inference import find_model
 from pollama.server.routes.generate import run_chat
 from pollama.server.state import state
@@ -43,6 +45,8 @@ async def messages(request: Request) -> Response:
             return JSONResponse(anthropic.message(body.model, [line async for line in lines]))
     except anthropic.AnthropicError as err:
         return _error(err.status, err.message)
+    except ValidationError as err:
+        return _error(400, describe_validation_error(err))
     except APIError as err:
         return _error(err.status, err.message)
 

@@ -11,12 +11,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from pollama.compat import openai as oai
 from pollama.compat import responses as oai_responses
 from pollama.errors import APIError
 from pollama.names import ModelName
+from pollama.server.bodies import describe_validation_error
 from pollama.server.routes.embed import run_embed
 from pollama.server.routes.generate import run_chat, run_generate
 from pollama.server.state import state
@@ -55,6 +57,8 @@ async def chat_completions(request: Request) -> Response:
         _first_line, first = await first_line(native_lines(native))
     except oai.OpenAIError as err:
         return _error(err.status, err.message)
+    except ValidationError as err:
+        return _error(400, describe_validation_error(err))
     except APIError as err:
         return _error(err.status, err.message)
     model = conversion.body.model
@@ -112,6 +116,8 @@ async def responses(request: Request) -> Response:
             return JSONResponse(oai_responses.response_object(model, conversion.echo, [line async for line in lines]))
     except oai.OpenAIError as err:
         return _error(err.status, err.message)
+    except ValidationError as err:
+        return _error(400, describe_validation_error(err))
     except APIError as err:
         return _error(err.status, err.message)
     stream = oai_responses.ResponseStream(model, conversion.echo)
@@ -145,6 +151,8 @@ async def completions(request: Request) -> Response:
             return JSONResponse(oai.completion(body.model, [line async for line in lines]))
     except oai.OpenAIError as err:
         return _error(err.status, err.message)
+    except ValidationError as err:
+        return _error(400, describe_validation_error(err))
     except APIError as err:
         return _error(err.status, err.message)
     converter = oai.CompletionStream(body.model, include_usage)
@@ -165,6 +173,8 @@ async def embeddings(request: Request) -> Response:
         native = await run_embed(request, body, started)
     except oai.OpenAIError as err:
         return _error(err.status, err.message)
+    except ValidationError as err:
+        return _error(400, describe_validation_error(err))
     except APIError as err:
         return _error(err.status, err.message)
     return JSONResponse(oai.embeddings_response(body.model, json.loads(bytes(native.body)), encoding))
