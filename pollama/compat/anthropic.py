@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pollama.api.native import ChatRequest
+from pollama.compat.openai import client_errors
 
 __all__ = ["AnthropicError", "MessageConversion", "MessageStream", "error_body", "message", "message_request"]
 
@@ -133,6 +134,7 @@ class MessageConversion:
     forced_tools: list[str] | None
 
 
+@client_errors(AnthropicError)
 def message_request(data: Any) -> MessageConversion:
     data = _object(data, "request")
     if not data.get("model"):
@@ -140,12 +142,17 @@ def message_request(data: Any) -> MessageConversion:
     max_tokens = data.get("max_tokens")
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens <= 0:
         raise AnthropicError(400, "max_tokens is required and must be a positive integer")
-    options: dict[str, Any] = {"num_predict": max_tokens, **(data.get("options") or {})}
+    options: dict[str, Any] = {**_object(data.get("options") or {}, "options"), "num_predict": max_tokens}
     for name, native in (("temperature", "temperature"), ("top_p", "top_p"), ("top_k", "top_k")):
         if data.get(name) is not None:
             options[native] = data[name]
-    if data.get("stop_sequences"):
-        options["stop"] = list(data["stop_sequences"])
+    stops = data.get("stop_sequences")
+    if isinstance(stops, str):
+        stops = [stops]
+    if stops:
+        if not isinstance(stops, list) or not all(isinstance(stop, str) for stop in stops):
+            raise AnthropicError(400, "stop_sequences must be a list of strings")
+        options["stop"] = stops
     choice = data.get("tool_choice")
     tools = None if isinstance(choice, dict) and choice.get("type") == "none" else _tools(data.get("tools"))
     thinking = data.get("thinking") or {}

@@ -9,14 +9,15 @@ that many choices, and ``tool_choice`` ``none`` drops the tools.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import random
 import re
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pollama.api.native import ChatRequest, EmbedRequest, GenerateRequest
 
@@ -27,6 +28,7 @@ __all__ = [
     "OpenAIError",
     "chat_completion",
     "chat_request",
+    "client_errors",
     "completion",
     "completion_request",
     "embed_request",
@@ -44,6 +46,27 @@ class OpenAIError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+Converter = TypeVar("Converter", bound=Callable[..., Any])
+
+
+def client_errors(error: type[Exception]) -> Callable[[Converter], Converter]:
+    """Make a request converter's type slips (a string where an object belongs...) the client's 400."""
+
+    def decorate(convert: Converter) -> Converter:
+        @functools.wraps(convert)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return convert(*args, **kwargs)
+            except (AttributeError, TypeError, ValueError) as err:
+                if isinstance(err, error):
+                    raise
+                raise error(400, f"invalid request: {err}") from None  # type: ignore[call-arg]
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def error_body(status: int, message: str) -> dict[str, Any]:
@@ -141,7 +164,9 @@ def _messages(raw: Any) -> list[dict[str, Any]]:
                 part = _object(part, "message part")
                 kind = part.get("type")
                 if kind == "text":
-                    parts.append({**base, "content": str(part.get("text", ""))})
+                    if not isinstance(part.get("text"), str):
+                        raise OpenAIError(400, "invalid message format")
+                    parts.append({**base, "content": part["text"]})
                 elif kind == "image_url":
                     parts.append({**base, "content": "", "images": [_image(part)]})
                 elif kind == "input_audio":
@@ -183,7 +208,9 @@ def _sampling(data: dict[str, Any], *, completion: bool) -> dict[str, Any]:
         options["temperature"] = data["temperature"]
     if data.get("top_p") is not None:
         options["top_p"] = data["top_p"] or (1.0 if completion else 0.0)
-    max_tokens = data.get("max_completion_tokens", data.get("max_tokens"))
+    max_tokens = data.get("max_completion_tokens")
+    if max_tokens is None:
+        max_tokens = data.get("max_tokens")
     if max_tokens is not None:
         options["num_predict"] = max_tokens
     for name in ("seed", "frequency_penalty", "presence_penalty"):
@@ -229,6 +256,7 @@ class ChatConversion:
     extra_options: dict[str, Any] = field(default_factory=dict)
 
 
+@client_errors(OpenAIError)
 def chat_request(data: Any) -> ChatConversion:
     data = _object(data, "request")
     tools = data.get("tools")
@@ -384,6 +412,7 @@ def usage_of(final: dict[str, Any]) -> dict[str, int]:
 # --- /v1/completions ------------------------------------------------------------------------------
 
 
+@client_errors(OpenAIError)
 def completion_request(data: Any) -> tuple[GenerateRequest, bool, bool]:
     data = _object(data, "request")
     prompt = data.get("prompt", "")
@@ -447,6 +476,7 @@ class CompletionStream:
 # --- /v1/embeddings, /v1/models ------------------------------------------------------------------
 
 
+@client_errors(OpenAIError)
 def embed_request(data: Any) -> tuple[EmbedRequest, str]:
     data = _object(data, "request")
     value = data.get("input")

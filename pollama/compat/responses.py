@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pollama.api.native import ChatRequest
-from pollama.compat.openai import OpenAIError, reasoning_think
+from pollama.compat.openai import OpenAIError, client_errors, reasoning_think
 
 __all__ = ["ResponseConversion", "ResponseStream", "response_object", "response_request"]
 
@@ -74,7 +74,10 @@ def _messages(data: dict[str, Any]) -> list[dict[str, Any]]:
             out.append(message)
         elif kind == "function_call":
             try:
-                arguments = json.loads(item.get("arguments") or "{}")
+                raw_arguments = item.get("arguments") or "{}"
+                arguments = json.loads(raw_arguments) if isinstance(raw_arguments, str) else raw_arguments
+                if not isinstance(arguments, dict):
+                    raise ValueError(arguments)
             except ValueError:
                 raise OpenAIError(400, "invalid tool call arguments") from None
             call = {"id": item.get("call_id", ""), "function": {"name": item.get("name", ""), "arguments": arguments}}
@@ -125,8 +128,10 @@ def _format(text: Any) -> Any:
 
 
 def _forced(choice: Any, tools: Any) -> list[str] | None:
-    if choice in (None, "auto", "none") or not tools:
+    if choice in (None, "auto", "none"):
         return None
+    if not tools:
+        raise OpenAIError(400, "tool_choice requires tools")
     if choice == "required":
         return []
     if isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("name"), str):
@@ -142,6 +147,7 @@ class ResponseConversion:
     forced_tools: list[str] | None = None
 
 
+@client_errors(OpenAIError)
 def response_request(data: Any) -> ResponseConversion:
     data = _object(data, "request")
     if data.get("previous_response_id"):

@@ -10,6 +10,7 @@ end-of-generation token only; an invalid continuation is masked and, if forced, 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 
 from pollama.runner.constraint import Constraint, ConstraintError, tokenizer_for
 from pollama.runner.model import LoadedModel, LoadOptions, load
-from pollama.structured import FormatError, grammar_for_format
+from pollama.structured import FormatError, grammar_for_format, tool_call_grammar
 
 BAD_TYPE = 'expected "json" or a valid JSON Schema object'
 
@@ -331,3 +332,175 @@ def test_answer_text_drawn_before_the_constraint_is_held_to_it(model: LoadedMode
 def test_an_invalid_grammar_is_a_constraint_error(model: LoadedModel) -> None:
     with pytest.raises(ConstraintError, match="^invalid format: "):
         Constraint(tokenizer_for(model.vocab, model.n_vocab), "start: (", model.n_vocab)
+
+
+# --- tool_call_grammar: a forced tool call, held against a byte-level tokenizer ---------------------------------
+#
+# A tokenizer with one token per byte plus three special tokens is enough to check which texts a grammar accepts
+# (llguidance marks a special token's bytes with a leading 0xFF), and it builds in milliseconds, without a model.
+
+TOOL_CALL, END_TOOL_CALL, EOS = 256, 257, 258
+SPECIAL = {"<tool_call>": TOOL_CALL, "</tool_call>": END_TOOL_CALL}
+
+
+class _ByteTokenizer:
+    eos_token_id = EOS
+    bos_token_id = None
+    tokens = [bytes([byte]) for byte in range(256)] + [b"\xff<tool_call>", b"\xff</tool_call>", b"\xff<eos>"]
+    special_token_ids = [TOOL_CALL, END_TOOL_CALL, EOS]
+
+    def __call__(self, text: bytes | str) -> list[int]:
+        return list(text.encode() if isinstance(text, str) else text)
+
+
+@pytest.fixture(scope="module")
+def byte_tokenizer() -> Any:
+    from llguidance import LLTokenizer, TokenizerWrapper
+
+    return LLTokenizer(TokenizerWrapper(_ByteTokenizer()))
+
+
+def weather_tool(required: tuple[str, ...] = ("city",)) -> dict[str, Any]:
+    parameters = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "unit": {"enum": ["C", "F"]}},
+        "required": list(required),
+    }
+    return {"type": "function", "function": {"name": "get_weather", "parameters": parameters}}
+
+
+TIME_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_time",
+        "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}, "required": ["zone"]},
+    },
+}
+
+
+def accepts(tokenizer: Any, grammar: str, text: str, *, specials: bool = False) -> bool:
+    """Whether ``text`` is a whole answer the grammar allows; ``specials``: the tags are written as special tokens."""
+    from llguidance import LLMatcher
+
+    matcher = LLMatcher(tokenizer, grammar, log_level=0)
+    assert not matcher.is_error(), matcher.get_error()
+    sequence: list[int] = []
+    pieces = re.split(r"(</?tool_call>)", text) if specials else [text]
+    for piece in pieces:
+        sequence += [SPECIAL[piece]] if piece in SPECIAL else list(piece.encode())
+    return matcher.consume_tokens(sequence) and not matcher.is_error() and matcher.is_accepting()
+
+
+def call_text(name: str = "get_weather", arguments: str = '{"city": "Paris"}') -> str:
+    return f'{{"name": "{name}", "arguments": {arguments}}}'
+
+
+def tagged(call: str) -> str:
+    return f"<tool_call>\n{call}\n</tool_call>"
+
+
+def test_one_tool_is_its_call_schema() -> None:
+    grammar = tool_call_grammar("<tool_call>", "</tool_call>", [weather_tool()])
+    start, rule = grammar.splitlines()
+    assert start == 'start: "<tool_call>" "\\n" call "\\n" "</tool_call>"'
+    assert rule.startswith("call: %json ")
+    assert json.loads(rule.removeprefix("call: %json ")) == {
+        "type": "object",
+        "properties": {"name": {"const": "get_weather"}, "arguments": weather_tool()["function"]["parameters"]},
+        "required": ["name", "arguments"],
+        "additionalProperties": False,
+    }
+
+
+def test_several_tools_are_any_of_their_calls() -> None:
+    grammar = tool_call_grammar("<tool_call>", "</tool_call>", [weather_tool(), TIME_TOOL])
+    schema = json.loads(grammar.splitlines()[1].removeprefix("call: %json "))
+    assert [option["properties"]["name"] for option in schema["anyOf"]] == [
+        {"const": "get_weather"},
+        {"const": "get_time"},
+    ]
+
+
+def test_a_tool_without_parameters_takes_any_object() -> None:
+    grammar = tool_call_grammar("{", "", [{"type": "function", "function": {"name": "ping"}}])
+    schema = json.loads(grammar.splitlines()[1].removeprefix("call: %json "))
+    assert schema["properties"]["arguments"] == {"type": "object"}
+
+
+def test_a_text_tag_call(byte_tokenizer: Any) -> None:
+    grammar = tool_call_grammar("<tool_call>", "</tool_call>", [weather_tool()])
+    assert accepts(byte_tokenizer, grammar, tagged(call_text()))
+    assert accepts(byte_tokenizer, grammar, tagged(call_text(arguments='{"city": "Oslo", "unit": "C"}')))
+    # The tag is text here: the special token of the same name is not it.
+    assert not accepts(byte_tokenizer, grammar, tagged(call_text()), specials=True)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        tagged(call_text(name="get_time")),  # a tool that is not offered
+        tagged(call_text(arguments="{}")),  # the required city is missing
+        tagged(call_text(arguments='{"city": 3}')),  # a city of the wrong type
+        tagged(call_text(arguments='{"city": "Paris", "unit": "K"}')),  # not in the enum
+        tagged('{"name": "get_weather", "arguments": {"city": "Paris"}, "extra": 1}'),  # no other keys
+        tagged('{"name": "get_weather"}'),  # arguments are required
+        call_text(),  # no opening tag
+        f"<tool_call>\n{call_text()}",  # no closing tag
+        tagged(call_text()) + " done",  # text after the call
+        f"Sure! {tagged(call_text())}",  # text before the call
+    ],
+)
+def test_what_a_text_tag_grammar_rejects(byte_tokenizer: Any, text: str) -> None:
+    grammar = tool_call_grammar("<tool_call>", "</tool_call>", [weather_tool()])
+    assert not accepts(byte_tokenizer, grammar, text)
+
+
+def test_a_special_token_tag_call(byte_tokenizer: Any) -> None:
+    grammar = tool_call_grammar("<tool_call>", "</tool_call>", [weather_tool()], special=True)
+    assert grammar.splitlines()[0] == 'start: <tool_call> "\\n" call "\\n" </tool_call>'
+    assert accepts(byte_tokenizer, grammar, tagged(call_text()), specials=True)
+    # Spelled out in ordinary tokens, the tag is not the special token.
+    assert not accepts(byte_tokenizer, grammar, tagged(call_text()))
+    assert not accepts(byte_tokenizer, grammar, tagged(call_text(name="get_time")), specials=True)
+    assert not accepts(byte_tokenizer, grammar, tagged(call_text(arguments="{}")), specials=True)
+
+
+def test_several_tools_accept_a_call_of_each(byte_tokenizer: Any) -> None:
+    grammar = tool_call_grammar("<tool_call>", "</tool_call>", [weather_tool(), TIME_TOOL])
+    assert accepts(byte_tokenizer, grammar, tagged(call_text()))
+    assert accepts(byte_tokenizer, grammar, tagged(call_text("get_time", '{"zone": "UTC"}')))
+    # Each name holds its own arguments: the time tool's arguments under the weather tool's name are refused.
+    assert not accepts(byte_tokenizer, grammar, tagged(call_text("get_weather", '{"zone": "UTC"}')))
+    assert not accepts(byte_tokenizer, grammar, tagged(call_text("get_time", '{"city": "Paris"}')))
+    assert not accepts(byte_tokenizer, grammar, tagged(call_text("get_date", '{"zone": "UTC"}')))
+
+
+def test_a_bare_json_call(byte_tokenizer: Any) -> None:
+    grammar = tool_call_grammar("{", "", [weather_tool()])
+    assert grammar.splitlines()[0] == "start: call"
+    assert accepts(byte_tokenizer, grammar, call_text())
+    assert not accepts(byte_tokenizer, grammar, tagged(call_text()))
+    assert not accepts(byte_tokenizer, grammar, call_text(name="get_time"))
+    assert not accepts(byte_tokenizer, grammar, call_text(arguments='{"unit": "C"}'))
+
+
+def test_an_opening_tag_without_a_closing_one(byte_tokenizer: Any) -> None:
+    grammar = tool_call_grammar("[TOOL_CALLS]", "", [weather_tool()])
+    assert accepts(byte_tokenizer, grammar, f"[TOOL_CALLS]\n{call_text()}")
+    assert not accepts(byte_tokenizer, grammar, f"[TOOL_CALLS]\n{call_text()}\n")
+
+
+BAD_PARAMETERS = {
+    "unknown type": {"type": "foo"},
+    "missing $ref": {"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}},
+    "bad regex": {"type": "object", "properties": {"a": {"type": "string", "pattern": "[a-"}}},
+    "type not a string": {"type": 123},
+}
+
+
+@pytest.mark.parametrize("parameters", BAD_PARAMETERS.values(), ids=BAD_PARAMETERS.keys())
+@pytest.mark.parametrize("special", [False, True])
+def test_invalid_parameter_schemas_are_format_errors(parameters: dict[str, Any], special: bool) -> None:
+    tools = [weather_tool(), {"type": "function", "function": {"name": "broken", "parameters": parameters}}]
+    with pytest.raises(FormatError, match="^invalid tool parameters: "):
+        tool_call_grammar("<tool_call>", "</tool_call>", tools, special=special)
