@@ -217,9 +217,9 @@ def _call_item(response_id: str, index: int, call: dict[str, Any]) -> dict[str, 
             "arguments": json.dumps(function.get("arguments") or {}, ensure_ascii=False)}  # fmt: skip
 
 
-def _message_item(item_id: str, text: str) -> dict[str, Any]:
+def _message_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
     part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-    return {"id": item_id, "type": "message", "status": "completed", "role": "assistant", "content": [part]}
+    return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": [part]}
 
 
 def new_response_id() -> str:
@@ -227,17 +227,14 @@ def new_response_id() -> str:
 
 
 def response_object(model: str, echo: dict[str, Any], lines: list[dict[str, Any]]) -> dict[str, Any]:
-    response_id = new_response_id()
-    thinking = "".join(line["message"].get("thinking", "") for line in lines)
-    text = "".join(line["message"].get("content", "") for line in lines)
-    calls = [call for line in lines for call in line["message"].get("tool_calls", ())]
-    output: list[dict[str, Any]] = []
-    if thinking:
-        output.append(_reasoning_item(response_id, thinking))
-    if text or not calls:
-        output.append(_message_item(f"msg_{random.randrange(1_000_000)}", text))
-    output += [_call_item(response_id, index, call) for index, call in enumerate(calls)]
-    return _finished(_shell(response_id, model, echo, int(time.time())), output, lines[-1])
+    """The whole response: the stream's final object, so both give the same items in the same order."""
+    stream = ResponseStream(model, echo)
+    final: dict[str, Any] = {}
+    for line in lines:
+        for event in stream.feed(line):
+            if event["type"] == "response.completed":
+                final = event["response"]
+    return final
 
 
 class ResponseStream:
@@ -251,6 +248,7 @@ class ResponseStream:
         self.open: dict[str, Any] | None = None  # the output item being written
         self.text = ""
         self.calls = 0
+        self.cut = False  # the answer ran into max_output_tokens
 
     def _event(self, kind: str, **data: Any) -> dict[str, Any]:
         event = {"type": kind, "sequence_number": self.sequence, **data}
@@ -277,7 +275,7 @@ class ResponseStream:
                 "response.output_text.done", **self._place(), content_index=0, text=self.text, logprobs=[]
             )
             yield self._event("response.content_part.done", **self._place(), content_index=0, part=part)
-            item = _message_item(item["id"], self.text)
+            item = _message_item(item["id"], self.text, "incomplete" if self.cut else "completed")
         yield self._event("response.output_item.done", output_index=len(self.output), item=item)
         self.output.append(item)
         self.open, self.text = None, ""
@@ -315,5 +313,6 @@ class ResponseStream:
             self.output.append(item)
             self.open = None
         if line.get("done"):
+            self.cut = line.get("done_reason") == "length"
             yield from self._close()
             yield self._event("response.completed", response=_finished(self.shell, self.output, line))

@@ -83,7 +83,9 @@ class ToolCallParser:
         content, calls = self.add("")
         rest: list[str] = []
         if self._state == "call":
-            self._give_back(rest)
+            if not self._calls_seen:
+                self._give_back(rest)
+            # After complete calls an unfinished one is dropped, as Ollama does: it was cut, not text.
         elif self._state == "text" and not (self._calls_seen and self._at_start and not self._buffer.strip()):
             rest.append(self._buffer)  # (whitespace after the last call is not content)
         content += "".join(rest)  # a call's unfinished closing tag is dropped
