@@ -6,6 +6,8 @@ Response models leave optional fields as ``None`` and are dumped with
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -67,6 +69,16 @@ class ToolCall(BaseModel):
     function: ToolCallFunction
 
 
+def _checked_images(images: list[str] | None) -> list[str] | None:
+    """Images arrive base64-encoded (Go decodes them into bytes): anything else is the client's error."""
+    for image in images or ():
+        try:
+            base64.b64decode(image, validate=True)
+        except binascii.Error:
+            raise ValueError("invalid base64 image data") from None
+    return images
+
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: str
@@ -81,6 +93,11 @@ class Message(BaseModel):
     @classmethod
     def _lower_role(cls, role: str) -> str:
         return role.lower()  # as Ollama's Message.UnmarshalJSON does
+
+    @field_validator("images")
+    @classmethod
+    def _base64_images(cls, images: list[str] | None) -> list[str] | None:
+        return _checked_images(images)
 
     def dump(self) -> dict[str, Any]:
         """As Ollama stores and returns messages: ``content`` always, the rest when set."""
@@ -262,6 +279,11 @@ class GenerateRequest(_InferenceRequest):
     context: list[int] | None = None
     raw: bool = False
     images: list[str] | None = None
+
+    @field_validator("images")
+    @classmethod
+    def _base64_images(cls, images: list[str] | None) -> list[str] | None:
+        return _checked_images(images)
 
 
 class ChatRequest(_InferenceRequest):

@@ -195,7 +195,7 @@ def message(model: str, lines: list[dict[str, Any]]) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
     if thinking:
         content.append({"type": "thinking", "thinking": thinking, "signature": ""})
-    if text or not calls:
+    if text or not (calls or thinking):
         content.append({"type": "text", "text": text})
     content += [_tool_use(call) for call in calls]
     final = lines[-1]
