@@ -4,10 +4,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -27,9 +28,28 @@ from pollama.timefmt import parse_rfc3339
 
 router = APIRouter()
 
+Route = TypeVar("Route", bound=Callable[..., Awaitable[Response]])
+
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse(oai.error_body(status, message), status_code=status)
+
+
+def _answers_errors(route: Route) -> Route:
+    """Errors become OpenAI's error object with their status, so the SDK raises its typed exceptions."""
+
+    @functools.wraps(route)
+    async def answered(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return await route(*args, **kwargs)
+        except oai.OpenAIError as err:
+            return _error(err.status, err.message)
+        except ValidationError as err:
+            return _error(400, describe_validation_error(err))
+        except APIError as err:
+            return _error(err.status, err.message)
+
+    return answered  # type: ignore[return-value]
 
 
 def _sse(events: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
@@ -45,22 +65,16 @@ def _sse(events: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
 
 
 @router.post("/v1/chat/completions")
+@_answers_errors
 async def chat_completions(request: Request) -> Response:
     started = time.perf_counter_ns()
-    try:
-        conversion = oai.chat_request(await read_json(request))
-        if not conversion.body.model:
-            raise oai.OpenAIError(400, "model is required")
-        native = await run_chat(
-            request, conversion.body, started, forced_tools=conversion.forced_tools, **conversion.extra_options
-        )
-        _first_line, first = await first_line(native_lines(native))
-    except oai.OpenAIError as err:
-        return _error(err.status, err.message)
-    except ValidationError as err:
-        return _error(400, describe_validation_error(err))
-    except APIError as err:
-        return _error(err.status, err.message)
+    conversion = oai.chat_request(await read_json(request))
+    if not conversion.body.model:
+        raise oai.OpenAIError(400, "model is required")
+    native = await run_chat(
+        request, conversion.body, started, forced_tools=conversion.forced_tools, **conversion.extra_options
+    )
+    _first_line, first = await first_line(native_lines(native))
     model = conversion.body.model
 
     async def another(index: int) -> AsyncIterator[dict[str, Any]]:
@@ -77,11 +91,8 @@ async def chat_completions(request: Request) -> Response:
     streams = [first, *(another(index) for index in range(1, conversion.choices))]
     if not conversion.stream:
         collected: list[list[dict[str, Any]]] = [[] for _ in streams]
-        try:
-            async for index, line in merged(streams):
-                collected[index].append(line)
-        except APIError as err:
-            return _error(err.status, err.message)
+        async for index, line in merged(streams):
+            collected[index].append(line)
         return JSONResponse(oai.chat_completion(model, collected))
 
     completion_id, created = oai.new_id("chatcmpl"), int(time.time())
@@ -103,23 +114,17 @@ async def chat_completions(request: Request) -> Response:
 
 
 @router.post("/v1/responses")
+@_answers_errors
 async def responses(request: Request) -> Response:
     started = time.perf_counter_ns()
-    try:
-        conversion = oai_responses.response_request(await read_json(request))
-        if not conversion.body.model:
-            raise oai.OpenAIError(400, "model is required")
-        native = await run_chat(request, conversion.body, started, forced_tools=conversion.forced_tools)
-        _first_line, lines = await first_line(native_lines(native))
-        model = conversion.body.model
-        if not conversion.stream:
-            return JSONResponse(oai_responses.response_object(model, conversion.echo, [line async for line in lines]))
-    except oai.OpenAIError as err:
-        return _error(err.status, err.message)
-    except ValidationError as err:
-        return _error(400, describe_validation_error(err))
-    except APIError as err:
-        return _error(err.status, err.message)
+    conversion = oai_responses.response_request(await read_json(request))
+    if not conversion.body.model:
+        raise oai.OpenAIError(400, "model is required")
+    native = await run_chat(request, conversion.body, started, forced_tools=conversion.forced_tools)
+    _first_line, lines = await first_line(native_lines(native))
+    model = conversion.body.model
+    if not conversion.stream:
+        return JSONResponse(oai_responses.response_object(model, conversion.echo, [line async for line in lines]))
     stream = oai_responses.ResponseStream(model, conversion.echo)
 
     async def events() -> AsyncIterator[bytes]:
@@ -141,20 +146,14 @@ def _named_event(event: dict[str, Any]) -> bytes:
 
 
 @router.post("/v1/completions")
+@_answers_errors
 async def completions(request: Request) -> Response:
     started = time.perf_counter_ns()
-    try:
-        body, stream, include_usage = oai.completion_request(await read_json(request))
-        native = await run_generate(request, body, started)
-        first, lines = await first_line(native_lines(native))
-        if not stream:
-            return JSONResponse(oai.completion(body.model, [line async for line in lines]))
-    except oai.OpenAIError as err:
-        return _error(err.status, err.message)
-    except ValidationError as err:
-        return _error(400, describe_validation_error(err))
-    except APIError as err:
-        return _error(err.status, err.message)
+    body, stream, include_usage = oai.completion_request(await read_json(request))
+    native = await run_generate(request, body, started)
+    first, lines = await first_line(native_lines(native))
+    if not stream:
+        return JSONResponse(oai.completion(body.model, [line async for line in lines]))
     converter = oai.CompletionStream(body.model, include_usage)
 
     async def events() -> AsyncIterator[dict[str, Any]]:
@@ -166,17 +165,11 @@ async def completions(request: Request) -> Response:
 
 
 @router.post("/v1/embeddings")
+@_answers_errors
 async def embeddings(request: Request) -> Response:
     started = time.perf_counter_ns()
-    try:
-        body, encoding = oai.embed_request(await read_json(request))
-        native = await run_embed(request, body, started)
-    except oai.OpenAIError as err:
-        return _error(err.status, err.message)
-    except ValidationError as err:
-        return _error(400, describe_validation_error(err))
-    except APIError as err:
-        return _error(err.status, err.message)
+    body, encoding = oai.embed_request(await read_json(request))
+    native = await run_embed(request, body, started)
     return JSONResponse(oai.embeddings_response(body.model, json.loads(bytes(native.body)), encoding))
 
 
