@@ -348,7 +348,7 @@ def chat_completion(model: str, answers: list[list[dict[str, Any]]]) -> dict[str
     if len(answers) > 1:  # the prompt was read once per choice, but it is one prompt
         usage["prompt_tokens"] = _usage(answers[0][-1])["prompt_tokens"]
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-    return {
+    completion = {
         "id": new_id("chatcmpl"),
         "object": "chat.completion",
         "created": int(time.time()),
@@ -357,6 +357,9 @@ def chat_completion(model: str, answers: list[list[dict[str, Any]]]) -> dict[str
         "choices": [chat_choice(index, lines) for index, lines in enumerate(answers)],
         "usage": usage,
     }
+    if debug := answers[0][-1].get("_debug_info"):  # _debug_render_only: the rendered prompt
+        completion["_debug_info"] = debug
+    return completion
 
 
 class ChatStream:
