@@ -34,6 +34,7 @@ __all__ = [
     "embed_request",
     "embeddings_response",
     "error_body",
+    "forced_tools",
     "model_object",
 ]
 
@@ -231,8 +232,12 @@ def _logit_bias(value: Any) -> dict[int, float]:
         raise OpenAIError(400, "invalid logit_bias: token ids map to numbers") from None
 
 
-def _forced_tools(choice: Any, tools: Any) -> list[str] | None:
-    """``tool_choice`` as the tools the answer must call: None = free, [] = any of them."""
+def forced_tools(choice: Any, tools: Any) -> list[str] | None:
+    """``tool_choice`` as the tools the answer must call: None = free, [] = any of them.
+
+    A named function is ``{"type": "function", "function": {"name": ...}}`` in Chat Completions and
+    ``{"type": "function", "name": ...}`` in the Responses API; both are read.
+    """
     if choice in (None, "auto", "none"):
         return None
     if not tools:
@@ -240,7 +245,7 @@ def _forced_tools(choice: Any, tools: Any) -> list[str] | None:
     if choice == "required":
         return []
     if isinstance(choice, dict) and choice.get("type") == "function":
-        name = (choice.get("function") or {}).get("name")
+        name = (choice.get("function") or {}).get("name") or choice.get("name")
         if isinstance(name, str) and name:
             return [name]
     raise OpenAIError(400, f"invalid tool_choice: {json.dumps(choice)}")
@@ -260,7 +265,7 @@ class ChatConversion:
 def chat_request(data: Any) -> ChatConversion:
     data = _object(data, "request")
     tools = data.get("tools")
-    forced = _forced_tools(data.get("tool_choice"), tools)
+    forced = forced_tools(data.get("tool_choice"), tools)
     if data.get("tool_choice") == "none":
         tools = None
     n = data.get("n") or 1

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pollama.api.native import ChatRequest
-from pollama.compat.openai import OpenAIError, client_errors, reasoning_think
+from pollama.compat.openai import OpenAIError, client_errors, forced_tools, reasoning_think
 
 __all__ = ["ResponseConversion", "ResponseStream", "response_object", "response_request"]
 
@@ -127,18 +127,6 @@ def _format(text: Any) -> Any:
     return None
 
 
-def _forced(choice: Any, tools: Any) -> list[str] | None:
-    if choice in (None, "auto", "none"):
-        return None
-    if not tools:
-        raise OpenAIError(400, "tool_choice requires tools")
-    if choice == "required":
-        return []
-    if isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("name"), str):
-        return [choice["name"]]
-    raise OpenAIError(400, f"invalid tool_choice: {json.dumps(choice)}")
-
-
 @dataclass
 class ResponseConversion:
     body: ChatRequest
@@ -176,7 +164,7 @@ def response_request(data: Any) -> ResponseConversion:
         "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
         "metadata": data.get("metadata") or {},
     }
-    return ResponseConversion(body, bool(data.get("stream")), echo, _forced(data.get("tool_choice"), tools))
+    return ResponseConversion(body, bool(data.get("stream")), echo, forced_tools(data.get("tool_choice"), tools))
 
 
 def _usage(final: dict[str, Any]) -> dict[str, Any]:
