@@ -302,6 +302,7 @@ class GenerateResponse(Response):
     total_duration: int | None = None
     load_duration: int | None = None
     prompt_eval_count: int | None = None
+    prompt_cached_count: int | None = None  # beyond Ollama: how much of the prompt came from the prompt cache
     prompt_eval_duration: int | None = None
     eval_count: int | None = None
     eval_duration: int | None = None
@@ -322,6 +323,7 @@ class ChatResponse(Response):
     total_duration: int | None = None
     load_duration: int | None = None
     prompt_eval_count: int | None = None
+    prompt_cached_count: int | None = None  # beyond Ollama: how much of the prompt came from the prompt cache
     prompt_eval_duration: int | None = None
     eval_count: int | None = None
     eval_duration: int | None = None

@@ -176,6 +176,13 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
 
 
+def _usage(final: dict[str, Any]) -> dict[str, int]:
+    """Anthropic counts cache reads apart: ``input_tokens`` is only what was not read from the cache."""
+    cached = final.get("prompt_cached_count") or 0
+    fresh = (final.get("prompt_eval_count") or 0) - cached
+    return {"input_tokens": fresh, "output_tokens": final.get("eval_count") or 0, "cache_read_input_tokens": cached}
+
+
 def _stop_reason(final: dict[str, Any], tool_use: bool) -> str:
     if tool_use:
         return "tool_use"
@@ -207,7 +214,7 @@ def message(model: str, lines: list[dict[str, Any]]) -> dict[str, Any]:
         "content": content,
         "stop_reason": _stop_reason(final, bool(calls)),
         "stop_sequence": None,
-        "usage": {"input_tokens": final.get("prompt_eval_count") or 0, "output_tokens": final.get("eval_count") or 0},
+        "usage": _usage(final),
     }
 
 
@@ -256,7 +263,7 @@ class MessageStream:
             yield self._delta({"type": "input_json_delta", "partial_json": json.dumps(block["input"])})
         if line.get("done"):
             yield from self._close()
-            usage = {"input_tokens": line.get("prompt_eval_count") or 0, "output_tokens": line.get("eval_count") or 0}
+            usage = _usage(line)
             delta = {"stop_reason": _stop_reason(line, self.tool_use), "stop_sequence": None}
             yield "message_delta", {"type": "message_delta", "delta": delta, "usage": usage}
             yield "message_stop", {"type": "message_stop"}

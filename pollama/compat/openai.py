@@ -297,9 +297,13 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{random.randrange(999)}"
 
 
-def _usage(final: dict[str, Any]) -> dict[str, int]:
+def _usage(final: dict[str, Any]) -> dict[str, Any]:
     prompt, completion_tokens = final.get("prompt_eval_count") or 0, final.get("eval_count") or 0
-    return {"prompt_tokens": prompt, "completion_tokens": completion_tokens, "total_tokens": prompt + completion_tokens}
+    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion_tokens,
+                             "total_tokens": prompt + completion_tokens}  # fmt: skip
+    if "prompt_cached_count" in final:  # beyond Ollama: what the prompt cache saved
+        usage["prompt_tokens_details"] = {"cached_tokens": final["prompt_cached_count"]}
+    return usage
 
 
 def _finish_reason(final: dict[str, Any], tool_calls: bool) -> str | None:
@@ -346,13 +350,10 @@ def chat_choice(index: int, lines: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def chat_completion(model: str, answers: list[list[dict[str, Any]]]) -> dict[str, Any]:
-    usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-    for lines in answers:
-        for key, value in _usage(lines[-1]).items():
-            usage[key] += value
-    if len(answers) > 1:  # the prompt was read once per choice, but it is one prompt
-        usage["prompt_tokens"] = _usage(answers[0][-1])["prompt_tokens"]
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    # n choices answer one prompt: it counts once; their completions add up.
+    usage = _usage(answers[0][-1])
+    usage["completion_tokens"] = sum(_usage(lines[-1])["completion_tokens"] for lines in answers)
+    usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
     completion = {
         "id": new_id("chatcmpl"),
         "object": "chat.completion",
@@ -413,7 +414,7 @@ class ChatStream:
         return chunk
 
 
-def usage_of(final: dict[str, Any]) -> dict[str, int]:
+def usage_of(final: dict[str, Any]) -> dict[str, Any]:
     return _usage(final)
 
 

@@ -169,8 +169,14 @@ def response_request(data: Any) -> ResponseConversion:
 
 def _usage(final: dict[str, Any]) -> dict[str, Any]:
     prompt, output = final.get("prompt_eval_count") or 0, final.get("eval_count") or 0
-    return {"input_tokens": prompt, "output_tokens": output, "total_tokens": prompt + output,
-            "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}}  # fmt: skip
+    cached = final.get("prompt_cached_count") or 0
+    return {
+        "input_tokens": prompt,
+        "output_tokens": output,
+        "total_tokens": prompt + output,
+        "input_tokens_details": {"cached_tokens": cached},
+        "output_tokens_details": {"reasoning_tokens": 0},
+    }
 
 
 def _shell(response_id: str, model: str, echo: dict[str, Any], created: int) -> dict[str, Any]:

@@ -318,7 +318,9 @@ class Engine:
             "event": "done",
             "done_reason": reason,
             "text": job.stream.flush(),
-            "prompt_eval_count": job.prompt_evaluated,
+            # As Ollama (llama-server's cache_n + prompt_n): the whole prompt, cached part included.
+            "prompt_eval_count": len(job.tokens),
+            "prompt_cached_count": len(job.tokens) - job.prompt_evaluated,
             "prompt_eval_duration": first - job.started_ns,
             "eval_count": len(job.generated),
             "eval_duration": done_ns - first,

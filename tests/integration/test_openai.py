@@ -147,6 +147,15 @@ def test_chat_completion_cut_by_max_tokens(oai: openai.OpenAI) -> None:
     assert_usage(reply.usage, completion_tokens=12)
 
 
+def test_a_repeated_prompt_reports_its_cached_tokens(oai: openai.OpenAI) -> None:
+    # Beyond Ollama: usage.prompt_tokens_details.cached_tokens says what the prompt cache held.
+    messages = [{"role": "user", "content": "Name one colour of the rainbow, in a word."}]
+    chat(oai, messages, max_tokens=2)
+    again = chat(oai, messages, max_tokens=2)
+    assert again.usage.prompt_tokens > 10
+    assert again.usage.prompt_tokens_details.cached_tokens == again.usage.prompt_tokens - 1
+
+
 def test_chat_completion_that_ends_by_itself(oai: openai.OpenAI) -> None:
     reply = chat(oai, SHORT, max_tokens=32, **GREEDY)
     (choice,) = reply.choices

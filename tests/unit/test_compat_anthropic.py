@@ -329,7 +329,14 @@ def test_a_text_message() -> None:
         "stop_sequence": None,
     }
     assert answer["content"] == [{"type": "text", "text": "Hello there"}]
-    assert answer["usage"] == {"input_tokens": 9, "output_tokens": 3}
+    assert answer["usage"] == {"input_tokens": 9, "output_tokens": 3, "cache_read_input_tokens": 0}
+
+
+def test_cache_reads_are_counted_apart_from_input_tokens() -> None:
+    answer = message(
+        "m", [line("Hi"), line(done_reason="stop", prompt_eval_count=40, prompt_cached_count=32, eval_count=1)]
+    )
+    assert answer["usage"] == {"input_tokens": 8, "output_tokens": 1, "cache_read_input_tokens": 32}
 
 
 def test_blocks_come_thinking_text_tool_use() -> None:
@@ -420,7 +427,7 @@ def test_a_text_stream() -> None:
     assert sequence[-2][1] == {
         "type": "message_delta",
         "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-        "usage": {"input_tokens": 5, "output_tokens": 2},
+        "usage": {"input_tokens": 5, "output_tokens": 2, "cache_read_input_tokens": 0},
     }
 
 
