@@ -13,6 +13,7 @@ Three ways in, chosen per challenge:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import re
@@ -79,16 +80,22 @@ class Authenticator:
         registry_host: str,
         *,
         identity: Callable[[], Identity | None],
-        credentials: Credentials | None,
+        credentials: Credentials | None | Callable[[], Credentials | None],
     ) -> None:
         self._http = http
         self._registry_host = registry_host
         self._identity = identity
-        self._credentials = credentials
+        # Looked up at the first challenge (a registry without auth never needs them), off the event loop.
+        self._find_credentials = credentials if callable(credentials) else lambda: credentials
+        self._credentials: Credentials | None = None
+        self._looked_up = False
         self.authorization: str | None = None
 
     async def answer(self, header: str) -> None:
         """Set ``authorization`` to what the challenge in ``header`` asks for, or raise ``RegistryError``."""
+        if not self._looked_up:
+            self._credentials = await asyncio.to_thread(self._find_credentials)
+            self._looked_up = True
         challenge = parse_challenge(header)
         if challenge.scheme == "basic":
             if self._credentials is None:

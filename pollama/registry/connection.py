@@ -140,9 +140,13 @@ class RegistryClientFactory:
         files = [self.settings.docker_config]
         if self.settings.registry_auth_file is not None:
             files.append(self.settings.registry_auth_file)
-        credentials = find_credentials(name.host, files)
         home = self.settings.home
-        auth = Authenticator(self.http, name.host, identity=lambda: load_identity(home), credentials=credentials)
+        auth = Authenticator(
+            self.http,
+            name.host,
+            identity=lambda: load_identity(home),
+            credentials=lambda: find_credentials(name.host, files),
+        )
         return Connection(self.http, name, "http" if insecure else "https", auth)
 
     async def aclose(self) -> None:

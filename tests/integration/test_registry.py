@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import subprocess
 import sys
@@ -341,5 +342,35 @@ def test_cli_pull_push_and_run_pulling_a_missing_model(
             assert manifest_path(runner, name).exists()
         finally:
             runner.stop()
+    finally:
+        puller.stop()
+
+
+def test_private_registry_through_a_docker_credential_helper(
+    private_registry: DockerRegistry, smollm2_path: Path, tmp_path: Path
+) -> None:
+    name = f"{private_registry.host}/helped/smol:latest"
+    pusher = ServerProcess(tmp_path / "pusher")
+    docker_config(pusher.root / "home", private_registry.host, "alice", "s3cret")
+    pusher.start()
+    try:
+        install(pusher, name, smollm2_path)
+        assert stream(pusher, "/api/push", {"model": name, "insecure": True})[-1] == {"status": "success"}
+    finally:
+        pusher.stop()
+
+    # As `docker login` with a credential store leaves it: no secret in config.json, a helper on PATH.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-pollama-test"
+    helper.write_text('#!/bin/sh\nread host\necho "{\\"Username\\":\\"alice\\",\\"Secret\\":\\"s3cret\\"}"\n')
+    helper.chmod(0o755)
+    puller = ServerProcess(tmp_path / "puller", extra_env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    (puller.root / "home" / ".docker").mkdir(parents=True)
+    config = {"auths": {private_registry.host: {}}, "credHelpers": {private_registry.host: "pollama-test"}}
+    (puller.root / "home" / ".docker" / "config.json").write_text(json.dumps(config))
+    puller.start()
+    try:
+        assert stream(puller, "/api/pull", {"model": name, "insecure": True})[-1] == {"status": "success"}
     finally:
         puller.stop()

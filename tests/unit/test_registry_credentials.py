@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +168,50 @@ def test_json_that_is_not_an_object_is_skipped(tmp_path: Path) -> None:
 
 def test_no_files() -> None:
     assert find_credentials("r.io", []) is None
+
+
+# --- credential helpers (docker-credential-<name> get) -------------------------------------------------
+
+
+def write_helper(directory: Path, name: str, script: str) -> None:
+    helper = directory / f"docker-credential-{name}"
+    helper.write_text("#!/bin/sh\n" + script)
+    helper.chmod(0o755)
+
+
+@pytest.fixture
+def helpers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    directory = tmp_path / "bin"
+    directory.mkdir()
+    monkeypatch.setenv("PATH", f"{directory}:{os.environ.get('PATH', '')}")
+    # Answers for the host it is asked about (read from stdin), as docker-credential-* helpers do.
+    write_helper(
+        directory,
+        "vault",
+        'read host; [ "$1" = get ] || exit 3\n'
+        'case "$host" in registry.example:5000) echo "{\\"ServerURL\\":\\"$host\\",\\"Username\\":\\"bob\\",'
+        '\\"Secret\\":\\"hunter2\\"}";; *) echo "credentials not found in native keychain"; exit 1;; esac\n',
+    )
+    write_helper(directory, "oauth", 'read host; echo "{\\"Username\\":\\"<token>\\",\\"Secret\\":\\"refresh\\"}"\n')
+    return directory
+
+
+def test_a_helper_named_for_the_host_is_asked(helpers: Path, tmp_path: Path) -> None:
+    config = write(tmp_path / "config.json", {"credHelpers": {"registry.example:5000": "vault"}})
+    assert find_credentials("registry.example:5000", [config]) == Credentials("bob", "hunter2")
+
+
+def test_the_creds_store_is_asked_for_every_host(helpers: Path, tmp_path: Path) -> None:
+    config = write(tmp_path / "config.json", {"credsStore": "vault", "auths": {"registry.example:5000": {}}})
+    assert find_credentials("registry.example:5000", [config]) == Credentials("bob", "hunter2")
+
+
+def test_a_helper_without_an_answer_falls_back_to_inline_auths(helpers: Path, tmp_path: Path) -> None:
+    inline = base64.b64encode(b"carol:pw").decode()
+    config = write(tmp_path / "config.json", {"credsStore": "vault", "auths": {"other.example": {"auth": inline}}})
+    assert find_credentials("other.example", [config]) == Credentials("carol", "pw")
+
+
+def test_a_missing_helper_or_an_identity_token_gives_nothing(helpers: Path, tmp_path: Path) -> None:
+    assert find_credentials("h", [write(tmp_path / "config.json", {"credsStore": "absent"})]) is None
+    assert find_credentials("h", [write(tmp_path / "config.json", {"credsStore": "oauth"})]) is None
