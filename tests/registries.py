@@ -173,7 +173,26 @@ def _hard_close(connection: socket.socket) -> None:
 
 
 class _Running:
-    """``with`` starts a test server and stops it, whatever happened."""
+    """A test server on loopback: ``with`` starts it and stops it, whatever happened."""
+
+    _port = 0
+
+    @property
+    def scheme(self) -> str:
+        return "http"
+
+    @property
+    def port(self) -> int:
+        assert self._port, "not started"
+        return self._port
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}"
 
     def start(self) -> Self:
         raise NotImplementedError
@@ -818,19 +837,6 @@ class FakeOllamaRegistry(_Running):
         return "https" if self.tls else "http"
 
     @property
-    def port(self) -> int:
-        assert self._port, "not started"
-        return self._port
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"{self.scheme}://{self.host}"
-
-    @property
     def storage_host(self) -> str:
         assert self._storage_port, "not started"
         return f"{self._storage_name}:{self._storage_port}"
@@ -1355,19 +1361,6 @@ class ForwardProxy(_Running):
         if self._server is not None:
             self._server.stop()
             self._server = None
-
-    @property
-    def port(self) -> int:
-        assert self._port, "not started"
-        return self._port
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
 
     def arm_cut(self, after_bytes: int) -> None:
         """Cut once after ``after_bytes`` more response-body bytes (counting from now)."""
