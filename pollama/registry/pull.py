@@ -16,13 +16,12 @@ from typing import Any
 from pollama.names import ModelName
 from pollama.registry.connection import Connection
 from pollama.registry.errors import RegistryError
-from pollama.registry.transfer import BlobDownload, Downloads
+from pollama.registry.transfer import PROGRESS_INTERVAL, BlobDownload, Downloads, progress_event
 from pollama.store import CorruptManifest, InvalidDigest, Manifest, MediaType, Store, gc, normalize_digest
 
 __all__ = ["MANIFEST_ACCEPT", "fetch_manifest", "pull_model"]
 
 MANIFEST_ACCEPT = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
-PROGRESS_INTERVAL = 0.06
 
 Event = dict[str, Any]
 
@@ -38,22 +37,15 @@ async def fetch_manifest(connection: Connection) -> Manifest:
         raise RegistryError(f"invalid manifest: {err}") from None
 
 
-def _progress(digest: str, total: int, completed: int) -> Event:
-    event: Event = {"status": f"pulling {digest[7:19]}", "digest": digest, "total": total}
-    if completed:
-        event["completed"] = completed
-    return event
-
-
 async def _follow(download: BlobDownload, digest: str) -> AsyncIterator[Event]:
     while not download.done.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(download.done.wait(), PROGRESS_INTERVAL)
         if download.total and not download.done.is_set():
-            yield _progress(digest, download.total, download.completed)
+            yield progress_event("pulling", digest, download.total, download.completed)
     if download.error is not None:
         raise download.error
-    yield _progress(digest, download.total, download.total)
+    yield progress_event("pulling", digest, download.total, download.total)
 
 
 async def pull_model(
@@ -77,7 +69,7 @@ async def pull_model(
     for layer in layers:
         if store.blobs.exists(layer.digest):
             size = store.blobs.size(layer.digest)
-            yield _progress(layer.digest, size, size)
+            yield progress_event("pulling", layer.digest, size, size)
             continue
         download = downloads.join(store.blobs, layer.digest, connection)
         try:

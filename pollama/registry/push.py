@@ -22,24 +22,16 @@ import httpx
 from pollama.names import ModelName
 from pollama.registry.connection import Connection
 from pollama.registry.errors import RegistryError
-from pollama.registry.transfer import Part, TransferTuning, plan_parts
+from pollama.registry.transfer import PROGRESS_INTERVAL, Part, TransferTuning, plan_parts, progress_event
 from pollama.store import Layer, Store
 from pollama.store.layers import MANIFEST_MEDIA_TYPE
 
 __all__ = ["push_model"]
 
-PROGRESS_INTERVAL = 0.06
 _READ_SIZE = 1 << 20
 _OCTETS = "application/octet-stream"
 
 Event = dict[str, Any]
-
-
-def _progress(digest: str, total: int, completed: int) -> Event:
-    event: Event = {"status": f"pushing {digest[7:19]}", "digest": digest, "total": total}
-    if completed:
-        event["completed"] = completed
-    return event
 
 
 @dataclass
@@ -139,14 +131,14 @@ async def _push_blob(
 ) -> AsyncIterator[Event]:
     head = await connection.send("HEAD", connection.url("blobs", layer.digest), allow=(404,))
     if head.status_code < 300:
-        yield _progress(layer.digest, layer.size, layer.size)
+        yield progress_event("pushing", layer.digest, layer.size, layer.size)
         return
     url = httpx.URL(connection.url("blobs", "uploads") + "/")
     if layer.source:
         url = url.copy_merge_params({"mount": layer.digest, "from": ModelName.parse(layer.source).repository})
     started = await connection.send("POST", url, headers={"Content-Length": "0"}, body=lambda: b"")
     if started.status_code == 201:
-        yield _progress(layer.digest, layer.size, layer.size)
+        yield progress_event("pushing", layer.digest, layer.size, layer.size)
         return
     location = started.headers.get("docker-upload-location") or started.headers.get("location")
     if not location:
@@ -160,11 +152,11 @@ async def _push_blob(
         while not task.done():
             await asyncio.wait([task], timeout=PROGRESS_INTERVAL)
             if not task.done():
-                yield _progress(layer.digest, size, upload.completed)
+                yield progress_event("pushing", layer.digest, size, upload.completed)
         task.result()
     finally:
         task.cancel()
-    yield _progress(layer.digest, size, size)
+    yield progress_event("pushing", layer.digest, size, size)
 
 
 async def push_model(

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -29,13 +30,22 @@ from pollama.registry.connection import Connection
 from pollama.registry.errors import DiskFull, NotFound, RegistryError
 from pollama.store.blobs import BlobStore, fsync_directory, normalize_digest
 
-__all__ = ["BlobDownload", "Downloads", "Part", "TransferTuning", "plan_parts"]
+__all__ = ["PROGRESS_INTERVAL", "BlobDownload", "Downloads", "Part", "TransferTuning", "plan_parts", "progress_event"]
 
 log = logging.getLogger(__name__)
 
 MB = 1000 * 1000
 _REDIRECTS = (301, 302, 303, 307, 308)
 _WRITE_SIZE = 1 << 20  # hand received bytes to the disk in 1 MiB writes
+PROGRESS_INTERVAL = 0.06  # Ollama reports a transfer's progress every 60 ms
+
+
+def progress_event(verb: str, digest: str, total: int, completed: int) -> dict[str, Any]:
+    """Ollama's progress line for a blob being pulled or pushed (``completed`` left out while 0)."""
+    event: dict[str, Any] = {"status": f"{verb} {digest[7:19]}", "digest": digest, "total": total}
+    if completed:
+        event["completed"] = completed
+    return event
 
 
 @dataclass(frozen=True)
@@ -249,10 +259,10 @@ class BlobDownload:
                         if part.start < part.stop:
                             group.create_task(self._part_with_retries(connection, direct, part, fd, limit))
                 await hashing
-            except* DiskFull as failure:
-                raise failure.exceptions[0] from None
             except* Exception as failure:
-                raise failure.exceptions[0] from None
+                # A full disk is the failure to report: the others (cut parts) follow from it.
+                errors = failure.exceptions
+                raise next((err for err in errors if isinstance(err, DiskFull)), errors[0]) from None
         finally:
             if hashing is not None:
                 hashing.cancel()
