@@ -13,16 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from pollama.api.native import ChatRequest
-from pollama.compat.openai import client_errors
+from pollama.compat.requests import TranslationError, client_errors, expect_object
 
 __all__ = ["AnthropicError", "MessageConversion", "MessageStream", "error_body", "message", "message_request"]
 
 
-class AnthropicError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+# The API's own name for a refused request, for the routes and tests that speak Anthropic.
+AnthropicError = TranslationError
 
 
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -31,12 +28,6 @@ _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: 
 
 def error_body(status: int, text: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": _ERROR_TYPES.get(status, "api_error"), "message": text}}
-
-
-def _object(data: Any, what: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise AnthropicError(400, f"invalid {what}")
-    return data
 
 
 def _text_of(content: Any) -> str:
@@ -55,7 +46,7 @@ def _messages(raw: Any, system: Any) -> list[dict[str, Any]]:
         out.append({"role": "system", "content": system_text})
     names: dict[str, str] = {}
     for entry in raw:
-        entry = _object(entry, "message")
+        entry = expect_object(entry, "message")
         role = entry.get("role")
         if role not in ("user", "assistant"):
             raise AnthropicError(400, f"invalid message role: {role!r}")
@@ -67,7 +58,7 @@ def _messages(raw: Any, system: Any) -> list[dict[str, Any]]:
             raise AnthropicError(400, "invalid message content")
         text, thinking, images, calls = [], [], [], []
         for block in content:
-            block = _object(block, "content block")
+            block = expect_object(block, "content block")
             kind = block.get("type")
             if kind == "text":
                 text.append(str(block.get("text", "")))
@@ -107,7 +98,7 @@ def _tools(raw: Any) -> list[dict[str, Any]] | None:
         return None
     tools = []
     for tool in raw:
-        tool = _object(tool, "tool")
+        tool = expect_object(tool, "tool")
         if tool.get("type", "custom") not in ("custom", None) and "input_schema" not in tool:
             continue  # server tools (web search) are not run here
         function = {"name": tool.get("name", ""), "description": tool.get("description", ""),
@@ -134,15 +125,15 @@ class MessageConversion:
     forced_tools: list[str] | None
 
 
-@client_errors(AnthropicError)
+@client_errors
 def message_request(data: Any) -> MessageConversion:
-    data = _object(data, "request")
+    data = expect_object(data, "request")
     if not data.get("model"):
         raise AnthropicError(400, "model is required")
     max_tokens = data.get("max_tokens")
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens <= 0:
         raise AnthropicError(400, "max_tokens is required and must be a positive integer")
-    options: dict[str, Any] = {**_object(data.get("options") or {}, "options"), "num_predict": max_tokens}
+    options: dict[str, Any] = {**expect_object(data.get("options") or {}, "options"), "num_predict": max_tokens}
     for name, native in (("temperature", "temperature"), ("top_p", "top_p"), ("top_k", "top_k")):
         if data.get(name) is not None:
             options[native] = data[name]

@@ -9,17 +9,17 @@ that many choices, and ``tool_choice`` ``none`` drops the tools.
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import random
 import re
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from pollama.api.native import ChatRequest, EmbedRequest, GenerateRequest
+from pollama.compat.requests import TranslationError, client_errors, expect_object
 
 __all__ = [
     "ChatConversion",
@@ -28,7 +28,6 @@ __all__ = [
     "OpenAIError",
     "chat_completion",
     "chat_request",
-    "client_errors",
     "completion",
     "completion_request",
     "embed_request",
@@ -42,43 +41,13 @@ FINGERPRINT = "fp_ollama"
 _IMAGE_DATA = re.compile(r"data:(?:image/(?:jpeg|jpg|png|webp))?;base64,", re.IGNORECASE)
 
 
-class OpenAIError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-Converter = TypeVar("Converter", bound=Callable[..., Any])
-
-
-def client_errors(error: type[Exception]) -> Callable[[Converter], Converter]:
-    """Make a request converter's type slips (a string where an object belongs...) the client's 400."""
-
-    def decorate(convert: Converter) -> Converter:
-        @functools.wraps(convert)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return convert(*args, **kwargs)
-            except (AttributeError, TypeError, ValueError) as err:
-                if isinstance(err, error):
-                    raise
-                raise error(400, f"invalid request: {err}") from None  # type: ignore[call-arg]
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
+# The API's own name for a refused request, for the routes and tests that speak OpenAI.
+OpenAIError = TranslationError
 
 
 def error_body(status: int, message: str) -> dict[str, Any]:
     kind = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
     return {"error": {"message": message, "type": kind, "param": None, "code": None}}
-
-
-def _object(data: Any, what: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise OpenAIError(400, f"invalid {what}")
-    return data
 
 
 def _stop(value: Any) -> list[str] | None:
@@ -120,7 +89,7 @@ def _image(part: dict[str, Any]) -> str:
 def _tool_calls(calls: Any) -> list[dict[str, Any]]:
     converted = []
     for call in calls or []:
-        function = _object(call, "tool call").get("function") or {}
+        function = expect_object(call, "tool call").get("function") or {}
         arguments = function.get("arguments") or "{}"
         try:
             parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
@@ -143,7 +112,7 @@ def _messages(raw: Any) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     names_by_call: dict[str, str] = {}
     for message in raw:
-        message = _object(message, "message format")
+        message = expect_object(message, "message format")
         role = message.get("role", "")
         content = message.get("content")
         tool_calls = _tool_calls(message.get("tool_calls"))
@@ -162,7 +131,7 @@ def _messages(raw: Any) -> list[dict[str, Any]]:
         elif isinstance(content, list):
             parts: list[dict[str, Any]] = []
             for part in content:
-                part = _object(part, "message part")
+                part = expect_object(part, "message part")
                 kind = part.get("type")
                 if kind == "text":
                     if not isinstance(part.get("text"), str):
@@ -191,7 +160,7 @@ def _messages(raw: Any) -> list[dict[str, Any]]:
 def _format(response_format: Any) -> Any:
     if response_format is None:
         return None
-    response_format = _object(response_format, "response_format")
+    response_format = expect_object(response_format, "response_format")
     kind = str(response_format.get("type", "")).lower()
     if kind == "json_object":
         return "json"
@@ -204,7 +173,7 @@ def _format(response_format: Any) -> Any:
 def _sampling(data: dict[str, Any], *, completion: bool) -> dict[str, Any]:
     """Native options: the passed-through ``options`` object, then the OpenAI fields, which win."""
     passed = data.get("options") or {}
-    options: dict[str, Any] = {"temperature": 1.0, "top_p": 1.0, **_object(passed, "options")}
+    options: dict[str, Any] = {"temperature": 1.0, "top_p": 1.0, **expect_object(passed, "options")}
     if data.get("temperature") is not None:
         options["temperature"] = data["temperature"]
     if data.get("top_p") is not None:
@@ -225,7 +194,7 @@ def _sampling(data: dict[str, Any], *, completion: bool) -> dict[str, Any]:
 def _logit_bias(value: Any) -> dict[int, float]:
     if value is None:
         return {}
-    bias = _object(value, "logit_bias")
+    bias = expect_object(value, "logit_bias")
     try:
         return {int(token): float(weight) for token, weight in bias.items()}
     except (TypeError, ValueError):
@@ -261,9 +230,9 @@ class ChatConversion:
     extra_options: dict[str, Any] = field(default_factory=dict)
 
 
-@client_errors(OpenAIError)
+@client_errors
 def chat_request(data: Any) -> ChatConversion:
-    data = _object(data, "request")
+    data = expect_object(data, "request")
     tools = data.get("tools")
     forced = forced_tools(data.get("tool_choice"), tools)
     if data.get("tool_choice") == "none":
@@ -421,9 +390,9 @@ def usage_of(final: dict[str, Any]) -> dict[str, Any]:
 # --- /v1/completions ------------------------------------------------------------------------------
 
 
-@client_errors(OpenAIError)
+@client_errors
 def completion_request(data: Any) -> tuple[GenerateRequest, bool, bool]:
-    data = _object(data, "request")
+    data = expect_object(data, "request")
     prompt = data.get("prompt", "")
     if not isinstance(prompt, str):
         raise OpenAIError(400, "invalid type for 'prompt' field: only a string is supported")
@@ -485,9 +454,9 @@ class CompletionStream:
 # --- /v1/embeddings, /v1/models ------------------------------------------------------------------
 
 
-@client_errors(OpenAIError)
+@client_errors
 def embed_request(data: Any) -> tuple[EmbedRequest, str]:
-    data = _object(data, "request")
+    data = expect_object(data, "request")
     value = data.get("input")
     if value == "":
         value = [""]

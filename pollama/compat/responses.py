@@ -10,15 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pollama.api.native import ChatRequest
-from pollama.compat.openai import OpenAIError, client_errors, forced_tools, reasoning_think
+from pollama.compat.openai import OpenAIError, forced_tools, reasoning_think
+from pollama.compat.requests import client_errors, expect_object
 
 __all__ = ["ResponseConversion", "ResponseStream", "response_object", "response_request"]
-
-
-def _object(data: Any, what: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise OpenAIError(400, f"invalid {what}")
-    return data
 
 
 def _image(url: Any) -> str:
@@ -37,7 +32,7 @@ def _message(item: dict[str, Any]) -> dict[str, Any]:
         raise OpenAIError(400, "invalid message content")
     text, images = [], []
     for part in content:
-        part = _object(part, "content part")
+        part = expect_object(part, "content part")
         kind = part.get("type")
         if kind in ("input_text", "output_text", "text"):
             text.append(str(part.get("text", "")))
@@ -65,7 +60,7 @@ def _messages(data: dict[str, Any]) -> list[dict[str, Any]]:
     names: dict[str, str] = {}
     thinking = ""
     for item in items:
-        item = _object(item, "input item")
+        item = expect_object(item, "input item")
         kind = item.get("type", "message")
         if kind == "message":
             message = _message(item)
@@ -107,7 +102,7 @@ def _messages(data: dict[str, Any]) -> list[dict[str, Any]]:
 def _tools(raw: Any) -> list[dict[str, Any]] | None:
     tools = []
     for tool in raw or ():
-        tool = _object(tool, "tool")
+        tool = expect_object(tool, "tool")
         if tool.get("type") != "function":
             continue
         function = {"name": tool.get("name", ""), "description": tool.get("description") or "",
@@ -135,9 +130,9 @@ class ResponseConversion:
     forced_tools: list[str] | None = None
 
 
-@client_errors(OpenAIError)
+@client_errors
 def response_request(data: Any) -> ResponseConversion:
-    data = _object(data, "request")
+    data = expect_object(data, "request")
     if data.get("previous_response_id"):
         raise OpenAIError(400, "previous_response_id is not supported: the Responses API here is stateless")
     tools = None if data.get("tool_choice") == "none" else _tools(data.get("tools"))
