@@ -9,6 +9,7 @@ schema that cannot become a constraint is a 400, never an unconstrained 200 (oll
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from llguidance import LLMatcher
@@ -25,6 +26,17 @@ class FormatError(ValueError):
     """A ``format`` that is not ``"json"`` or a usable JSON schema; the message is the client's."""
 
 
+def _checked(compile_grammar: Callable[[], str], problem: str) -> str:
+    """A compiled grammar, checked now: a 400 (``FormatError``) before anything runs, never a runner failure."""
+    try:
+        grammar = compile_grammar()
+    except (ValueError, TypeError) as error:
+        raise FormatError(f"{problem}: {error}") from None
+    if error := LLMatcher.validate_grammar(grammar):
+        raise FormatError(f"{problem}: {error}")
+    return grammar
+
+
 def grammar_for_format(value: object) -> str | None:
     """The llguidance grammar for ``format``; None when unset."""
     if value is None or value == "":
@@ -35,13 +47,9 @@ def grammar_for_format(value: object) -> str | None:
         schema = value
     else:
         raise FormatError(f'invalid format: {json.dumps(value)}; expected "json" or a valid JSON Schema object')
-    try:
-        grammar = LLMatcher.grammar_from_json_schema(schema, overrides=_COMPILE_OPTIONS)
-    except (ValueError, TypeError) as error:
-        raise FormatError(f"invalid JSON schema in format: {error}") from None
-    if problem := LLMatcher.validate_grammar(grammar):
-        raise FormatError(f"invalid JSON schema in format: {problem}")
-    return grammar
+    return _checked(
+        lambda: LLMatcher.grammar_from_json_schema(schema, overrides=_COMPILE_OPTIONS), "invalid JSON schema in format"
+    )
 
 
 def _tag(text: str, *, special: bool) -> str:
@@ -73,10 +81,4 @@ def tool_call_grammar(opening: str, closing: str, tools: list[dict[str, Any]], *
     prefix = "" if opening == "{" else f'{_tag(opening, special=special)} "\\n" '
     suffix = f' "\\n" {_tag(closing, special=special)}' if closing else ""
     lark = f"start: {prefix}call{suffix}\ncall: %json {json.dumps(schema)}"
-    try:
-        grammar = LLMatcher.grammar_from_lark(lark)
-    except (ValueError, TypeError) as error:
-        raise FormatError(f"invalid tool parameters: {error}") from None
-    if problem := LLMatcher.validate_grammar(grammar):
-        raise FormatError(f"invalid tool parameters: {problem}")
-    return grammar
+    return _checked(lambda: LLMatcher.grammar_from_lark(lark), "invalid tool parameters")

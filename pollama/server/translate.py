@@ -16,7 +16,7 @@ from fastapi.responses import StreamingResponse
 
 from pollama.errors import APIError
 
-__all__ = ["first_line", "merged", "native_lines", "read_json"]
+__all__ = ["first_line", "merged", "named_event", "native_lines", "read_json"]
 
 
 async def read_json(request: Request) -> Any:
@@ -25,6 +25,11 @@ async def read_json(request: Request) -> Any:
         return json.loads(raw) if raw.strip() else {}
     except ValueError as err:
         raise APIError(400, f"invalid JSON: {err}") from None
+
+
+def named_event(kind: str, data: dict[str, Any]) -> bytes:
+    """One server-sent event with its name (``event: <kind>``), as the Responses and Anthropic APIs stream."""
+    return f"event: {kind}\ndata: ".encode() + json.dumps(data, ensure_ascii=False).encode() + b"\n\n"
 
 
 async def native_lines(response: Response) -> AsyncIterator[dict[str, Any]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator
 
@@ -16,17 +15,13 @@ from pollama.server.bodies import describe_validation_error
 from pollama.server.inference import find_model
 from pollama.server.routes.generate import run_chat
 from pollama.server.state import state
-from pollama.server.translate import first_line, native_lines, read_json
+from pollama.server.translate import first_line, named_event, native_lines, read_json
 
 router = APIRouter()
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse(anthropic.error_body(status, message), status_code=status)
-
-
-def _event(kind: str, data: dict[str, object]) -> bytes:
-    return f"event: {kind}\ndata: ".encode() + json.dumps(data, ensure_ascii=False).encode() + b"\n\n"
 
 
 @router.post("/v1/messages")
@@ -54,12 +49,12 @@ async def messages(request: Request) -> Response:
 
     async def events() -> AsyncIterator[bytes]:
         for kind, data in stream.start():
-            yield _event(kind, data)
+            yield named_event(kind, data)
         try:
             async for line in lines:
                 for kind, data in stream.feed(line):
-                    yield _event(kind, data)
+                    yield named_event(kind, data)
         except APIError as err:
-            yield _event("error", anthropic.error_body(err.status, err.message))
+            yield named_event("error", anthropic.error_body(err.status, err.message))
 
     return StreamingResponse(events(), media_type="text/event-stream")

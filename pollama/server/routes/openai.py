@@ -23,7 +23,7 @@ from pollama.server.bodies import describe_validation_error
 from pollama.server.routes.embed import run_embed
 from pollama.server.routes.generate import run_chat, run_generate
 from pollama.server.state import state
-from pollama.server.translate import first_line, merged, native_lines, read_json
+from pollama.server.translate import first_line, merged, named_event, native_lines, read_json
 from pollama.timefmt import parse_rfc3339
 
 router = APIRouter()
@@ -130,19 +130,16 @@ async def responses(request: Request) -> Response:
     async def events() -> AsyncIterator[bytes]:
         try:
             for event in stream.start():
-                yield _named_event(event)
+                yield named_event(event["type"], event)
             async for line in lines:
                 for event in stream.feed(line):
-                    yield _named_event(event)
+                    yield named_event(event["type"], event)
         except APIError as err:
             failed = {**stream.shell, "status": "failed", "error": {"code": "server_error", "message": err.message}}
-            yield _named_event({"type": "response.failed", "sequence_number": stream.sequence, "response": failed})
+            failure = {"type": "response.failed", "sequence_number": stream.sequence, "response": failed}
+            yield named_event("response.failed", failure)
 
     return StreamingResponse(events(), media_type="text/event-stream")
-
-
-def _named_event(event: dict[str, Any]) -> bytes:
-    return f"event: {event['type']}\ndata: ".encode() + json.dumps(event, ensure_ascii=False).encode() + b"\n\n"
 
 
 @router.post("/v1/completions")
