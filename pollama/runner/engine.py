@@ -397,13 +397,10 @@ def _constraint(model: LoadedModel, options: dict[str, Any], grammar: str) -> Co
     """The request's constraint; ``grammar_fallback`` is tried when ``grammar`` names tokens this model lacks."""
     tokenizer = tokenizer_for(model.vocab, model.n_vocab)
     after, opening = options.get("grammar_after") or "", options.get("grammar_opening") or ""
-    try:
-        return Constraint(tokenizer, grammar, model.n_vocab, start_after=after, opening=opening)
-    except ConstraintError as error:
-        fallback = options.get("grammar_fallback")
-        if not fallback:
-            raise RequestError(400, str(error)) from None
-    try:
-        return Constraint(tokenizer, fallback, model.n_vocab, start_after=after, opening=opening)
-    except ConstraintError as error:
-        raise RequestError(400, str(error)) from None
+    failure = ""
+    for candidate in filter(None, (grammar, options.get("grammar_fallback"))):
+        try:
+            return Constraint(tokenizer, candidate, model.n_vocab, start_after=after, opening=opening)
+        except ConstraintError as error:
+            failure = str(error)
+    raise RequestError(400, failure)

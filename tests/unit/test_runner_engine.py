@@ -634,6 +634,20 @@ def test_invalid_grammar_is_an_error(make: Any) -> None:
     assert not h.engine.slots[0].busy
 
 
+def test_a_grammar_naming_a_missing_special_token_falls_back(make: Any) -> None:
+    # A forced tool call names the model's tag as a special token; a model without one gets the text form.
+    h = make(slots=1)
+    special = LLMatcher.grammar_from_lark('start: <no_such_token> "yes"')
+    fallback = LLMatcher.grammar_from_lark('start: "yes"')
+    done = h.run("a", FRANCE, grammar=special, grammar_fallback=fallback, num_predict=10)
+    assert (h.recorder.text("a"), done["done_reason"]) == ("yes", "stop")
+    h.submit("b", FRANCE, grammar=special, num_predict=3)
+    h.drain()
+    failed = h.recorder.done("b")
+    assert (failed["event"], failed["status"]) == ("error", 400)
+    assert "no_such_token" in failed["error"]
+
+
 def test_empty_prompt_is_an_error(make: Any) -> None:
     h = make(slots=1)
     h.engine.submit(Job("a", []))
