@@ -23,7 +23,7 @@ import pytest
 
 from pollama.timefmt import parse_rfc3339
 from tests.integration.test_scheduler import install
-from tests.integration.test_structured_tools import THINKING_OPENED
+from tests.integration.test_structured_tools import ADD_TOOL, THINKING_OPENED
 from tests.servers import ServerProcess
 from tools.test_models import ensure_model
 
@@ -38,18 +38,6 @@ NAME_SCHEMA = {
     "properties": {"name": {"type": "string"}},
     "required": ["name"],
     "additionalProperties": False,
-}
-ADD_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "add",
-        "description": "Add two integers and return their sum.",
-        "parameters": {
-            "type": "object",
-            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
-            "required": ["a", "b"],
-        },
-    },
 }
 WEATHER_TOOL = {
     "type": "function",
