@@ -20,7 +20,7 @@ from pollama.api.native import CreateRequest
 from pollama.errors import APIError
 from pollama.human import human_number
 from pollama.names import ModelName, parse_model_ref
-from pollama.options import DEPRECATED_PARAMETERS, OPTIONS, OptionError, coerce_option
+from pollama.options import DEPRECATED_PARAMETERS, OPTIONS, OptionError, check_sampling, coerce_option
 from pollama.store import InvalidDigest, Layer, Manifest, MediaType, ModelConfig, Store, gc
 from pollama.store.gguf import GGUFFile, is_gguf
 from pollama.store.layers import CONFIG_MEDIA_TYPE, messages_blob, params_blob
@@ -274,6 +274,10 @@ def _typed_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
             typed[key] = coerce_option(key, value)
         except OptionError as err:
             raise APIError(400, str(err)) from None
+    try:
+        check_sampling(typed)
+    except OptionError as err:
+        raise APIError(400, str(err)) from None
     return typed
 
 

@@ -17,9 +17,12 @@ from pollama import gostrconv
 
 __all__ = [
     "DEPRECATED_PARAMETERS",
+    "MIROSTAT_MODES",
     "OPTIONS",
     "OptionError",
     "OptionKind",
+    "UNSUPPORTED_OPTIONS",
+    "check_sampling",
     "coerce_option",
     "coerce_options",
     "format_go_syntax",
@@ -59,6 +62,10 @@ OPTIONS: dict[str, OptionSpec] = {
     "repeat_penalty": OptionSpec(OptionKind.FLOAT),
     "presence_penalty": OptionSpec(OptionKind.FLOAT),
     "frequency_penalty": OptionSpec(OptionKind.FLOAT),
+    # Beyond Ollama, which lists them in its Modelfile docs but ignores them: llama.cpp has both Mirostats.
+    "mirostat": OptionSpec(OptionKind.INT),
+    "mirostat_tau": OptionSpec(OptionKind.FLOAT),
+    "mirostat_eta": OptionSpec(OptionKind.FLOAT),
     "stop": OptionSpec(OptionKind.STRINGS),
     "num_ctx": OptionSpec(OptionKind.INT, load_time=True),
     "num_batch": OptionSpec(OptionKind.INT, load_time=True),
@@ -81,15 +88,30 @@ DEPRECATED_PARAMETERS = frozenset(
         "logits_all",
         "vocab_only",
         "use_mlock",
-        "mirostat",
-        "mirostat_tau",
-        "mirostat_eta",
     }
 )
+
+MIROSTAT_MODES = (0, 1, 2)
+
+# Options Ollama once had that llama.cpp can no longer honour: a request that sets one to anything but
+# its neutral value is refused, since ignoring it would answer differently from what was asked.
+UNSUPPORTED_OPTIONS: dict[str, tuple[float, str]] = {
+    "tfs_z": (1.0, "tail-free sampling was removed from llama.cpp; use min_p or top_p instead"),
+}
 
 
 class OptionError(ValueError):
     pass
+
+
+def check_sampling(values: Mapping[str, Any]) -> None:
+    """Refuse option values the engine cannot honour (``OptionError`` with the reason)."""
+    for name, (neutral, reason) in UNSUPPORTED_OPTIONS.items():
+        if name in values and values[name] is not None and values[name] != neutral:
+            raise OptionError(f'option "{name}" is not supported: {reason}')
+    mirostat = values.get("mirostat")
+    if mirostat is not None and mirostat not in MIROSTAT_MODES:
+        raise OptionError(f'option "mirostat" must be 0 (off), 1 or 2, not {mirostat}')
 
 
 def parse_parameter(name: str, text: str) -> Any:

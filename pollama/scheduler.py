@@ -32,8 +32,9 @@ from pollama.durations import FOREVER, SECOND
 from pollama.errors import APIError
 from pollama.human import human_bytes2
 from pollama.runtime.devices import GpuDevice, Hardware, SystemMemory, default_context_length, physical_cores
+from pollama.runtime.fallback import LADDER, FallbackMemory, describe_steps, machine_fingerprint, with_fallbacks
 from pollama.runtime.memory import Placement, place, runner_estimate
-from pollama.runtime.process import RunnerConfig, RunnerError, RunnerProcess
+from pollama.runtime.process import RunnerConfig, RunnerCrashed, RunnerError, RunnerProcess
 from pollama.store.models import StoredModel
 
 __all__ = ["BUSY", "LoadedRunner", "Scheduler", "Slots"]
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 BUSY = "server busy, please try again.  maximum pending requests exceeded"
 MODELS_PER_GPU = 3  # Ollama's automatic OLLAMA_MAX_LOADED_MODELS: 3 x GPUs, at least 3
 HEALTH_TIMEOUT = 10.0  # seconds; an idle runner answers at once
+FALLBACKS_FILE = "runner-fallbacks.json"  # under OLLAMA's home (~/.ollama): see runtime.fallback
 VRAM_RECOVERY_TIMEOUT = 5.0  # seconds to wait for a stopped runner's VRAM to show as free
 _OUT_OF_MEMORY = ("out of memory", "not enough memory", "failed to allocate", "unable to allocate")
 
@@ -95,6 +97,7 @@ class LoadedRunner:
     placement: Placement
     slots: Slots
     keep_alive: int  # nanoseconds; FOREVER for "never unload"
+    fallback_steps: int = 0  # how far down runtime.fallback.LADDER its configuration is
     refcount: int = 0
     expires_at: float | None = None  # unix time; None while in use for the first time, or forever
     timer: asyncio.TimerHandle | None = None
@@ -140,9 +143,10 @@ class _Ticket:
 
 
 class Scheduler:
-    def __init__(self, settings: Settings, hardware: Hardware | None = None):
+    def __init__(self, settings: Settings, hardware: Hardware | None = None, fallbacks: FallbackMemory | None = None):
         self.settings = settings
         self.hardware = hardware or Hardware(settings)
+        self.fallbacks = fallbacks or FallbackMemory(settings.home / FALLBACKS_FILE, machine_fingerprint())
         self.runners: dict[str, LoadedRunner] = {}
         self.waiting = 0  # requests waiting for a load or a slot, server-wide
         self._load_lock = asyncio.Lock()  # FIFO: one load at a time, in arrival order
@@ -249,6 +253,7 @@ class Scheduler:
                         self._take(loaded, keep_alive)
                         return loaded
                     log.info("reloading %s", model.short_name)
+                    self._note_crash(loaded)
                     await self._evict(loaded)
                     continue
                 if len(self.runners) >= self.max_runners:
@@ -350,19 +355,38 @@ class Scheduler:
     async def _load(
         self, model: StoredModel, config: RunnerConfig, placement: Placement, keep_alive: int | None
     ) -> LoadedRunner:
-        launch = dataclasses.replace(
-            config,
-            num_gpu=placement.layers,
-            main_gpu=placement.main_gpu,
-            tensor_split=placement.tensor_split,
-        )
-        process = RunnerProcess(launch)
+        """Start a runner; one that crashes while loading is started again in a safer configuration."""
+        remembered = steps = self.fallbacks.steps(config.model_path)
+        cause = ""
         timeout = None if self.settings.load_timeout >= FOREVER else self.settings.load_timeout / SECOND
         log.info("loading %s (ctx %d x %d)", model.short_name, config.num_ctx, config.num_parallel)
-        try:
-            await process.start(timeout)
-        except RunnerError as error:
-            raise APIError(500, error.message) from None
+        if steps:
+            log.info(
+                "%s starts with %s, as it crashed otherwise on this machine", model.short_name, describe_steps(steps)
+            )
+        while True:
+            launch = dataclasses.replace(
+                with_fallbacks(config, steps),
+                num_gpu=placement.layers,
+                main_gpu=placement.main_gpu,
+                tensor_split=placement.tensor_split,
+            )
+            process = RunnerProcess(launch)
+            try:
+                await process.start(timeout)
+                break
+            except RunnerCrashed as crash:
+                if steps == len(LADDER):
+                    # Remembered too: the next request tries the safest configuration once, not all of them.
+                    self.fallbacks.remember(config.model_path, steps, f"crashed in every configuration: {crash.cause}")
+                    raise APIError(500, _gave_up(crash, steps)) from None
+                steps += 1
+                cause = f"crashed while loading: {crash.cause}"
+                self._log_fallback(model, crash.cause, "while loading", steps)
+            except RunnerError as error:
+                raise APIError(500, error.message) from None
+        if steps > remembered:
+            self.fallbacks.remember(config.model_path, steps, cause)
         loaded = LoadedRunner(
             process=process,
             model=model,
@@ -370,10 +394,29 @@ class Scheduler:
             placement=placement,
             slots=Slots(config.num_parallel),
             keep_alive=self.settings.keep_alive if keep_alive is None else keep_alive,
+            fallback_steps=steps,
         )
         loaded.idle.set()
         self.runners[str(config.model_path)] = loaded
         return loaded
+
+    def _log_fallback(self, model: StoredModel, cause: str, when: str, steps: int) -> None:
+        log.warning(
+            "the runner for %s crashed %s (%s); loading it again with %s. It loads that way on this machine "
+            "from now on (remembered in %s: delete that file to try the default again)",
+            model.short_name, when, cause, describe_steps(steps), self.fallbacks.path,
+        )  # fmt: skip
+
+    def _note_crash(self, loaded: LoadedRunner) -> None:
+        """A runner that crashed before its first decode finished: its next load goes one step safer."""
+        cause, loaded.process.crash = loaded.process.crash, None  # once per runner, whoever notices first
+        if cause is None or loaded.fallback_steps == len(LADDER):
+            return
+        loaded.fallback_steps += 1
+        self._log_fallback(loaded.model, cause, "on its first decode", loaded.fallback_steps)
+        self.fallbacks.remember(
+            loaded.requested.model_path, loaded.fallback_steps, f"crashed on its first decode: {cause}"
+        )
 
     def _victim(self) -> LoadedRunner:
         """Ollama's choice: shortest keep-alive first (forever last), idle before busy."""
@@ -415,6 +458,7 @@ class Scheduler:
     def _idle(self, loaded: LoadedRunner) -> None:
         """Its last request is done: stop it now, or when its keep-alive runs out."""
         loaded.idle.set()
+        self._note_crash(loaded)
         if loaded.retiring or not loaded.process.alive or loaded.keep_alive <= 0:
             loaded.expires_at = time.time()
             self._stop_soon(loaded)
@@ -478,6 +522,14 @@ async def _responds(loaded: LoadedRunner) -> bool:
         loaded.process.kill()
         return False
     return True
+
+
+def _gave_up(crash: RunnerCrashed, steps: int) -> str:
+    message = (
+        f"llama runner process has terminated: {crash.cause} while loading, in the default configuration "
+        f"and with {describe_steps(steps)} alike"
+    )
+    return f"{message}; the runner's last output: {crash.output}" if crash.output else message
 
 
 def _out_of_memory(message: str) -> bool:

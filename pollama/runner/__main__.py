@@ -5,17 +5,24 @@ from __future__ import annotations
 import argparse
 import os
 import queue
+import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import llama_cpp
 
-from pollama.runner import protocol
+from pollama.runner import ggml, protocol
 from pollama.runner.engine import Engine, Job
 from pollama.runner.logs import BufferLog
 from pollama.runner.model import LoadedModel, LoadError, LoadOptions, load
+
+# Tests make a runner crash the way a broken kernel does: a comma-separated list of the configurations
+# that "crash" (extra-buffers, mmap, flash-attention, always), plus "request" to crash at the first
+# request's decode instead of the warm-up decode while loading.
+SIMULATED_CRASH = "POLLAMA_TEST_RUNNER_CRASH"
 
 
 def parse_args(argv: list[str]) -> LoadOptions:
@@ -32,6 +39,7 @@ def parse_args(argv: list[str]) -> LoadOptions:
     parser.add_argument("--flash-attn", choices=["auto", "on", "off"], default="auto")
     parser.add_argument("--kv-cache-type", default="f16")
     parser.add_argument("--embedding", action="store_true")
+    parser.add_argument("--no-extra-buffers", action="store_true", help="no repacked CPU weight layouts")
     args = parser.parse_args(argv)
     return LoadOptions(
         path=args.model,
@@ -46,14 +54,32 @@ def parse_args(argv: list[str]) -> LoadOptions:
         flash_attention={"auto": None, "on": True, "off": False}[args.flash_attn],
         kv_cache_type=args.kv_cache_type,
         embedding=args.embedding,
+        extra_buffers=not args.no_extra_buffers,
     )
 
 
+def simulated_crash(options: LoadOptions, spec: str) -> tuple[Callable[[], None] | None, bool]:
+    """The crash ``spec`` (``SIMULATED_CRASH``) asks of a runner loaded with ``options``, if any.
+
+    Returns the action and whether it belongs at the first request's decode rather than the warm-up.
+    """
+    wanted = {part.strip() for part in spec.split(",") if part.strip()}
+    unsafe = {
+        "always": True,
+        "extra-buffers": options.extra_buffers,
+        "mmap": options.use_mmap,
+        "flash-attention": options.flash_attention is not False,
+    }
+    if not any(unsafe.get(name, False) for name in wanted):
+        return None, False
+    return (lambda: os.kill(os.getpid(), signal.SIGSEGV)), "request" in wanted
+
+
 class Runner:
-    def __init__(self, model: LoadedModel, output: BinaryIO):
+    def __init__(self, model: LoadedModel, output: BinaryIO, before_first_decode: Callable[[], None] | None = None):
         self.model = model
         self.output = output
-        self.engine = Engine(model, model.options.num_parallel, self.send)
+        self.engine = Engine(model, model.options.num_parallel, self.send, before_first_decode=before_first_decode)
         self.inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
 
     def send(self, message: dict[str, Any]) -> None:
@@ -145,13 +171,16 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(2, 1)
     buffers = BufferLog()
     buffers.install()
+    llama_cpp.llama_backend_init()
+    print(f"runner: system info: {ggml.system_info()}", file=sys.stderr, flush=True)
+    crash, at_request = simulated_crash(options, os.environ.get(SIMULATED_CRASH, ""))
     try:
-        model = load(options)
+        model = load(options, before_first_decode=None if at_request else crash)
     except LoadError as error:
         output.write(protocol.encode({"event": "load_error", "error": str(error)}))
         output.flush()
         return 1
-    runner = Runner(model, output)
+    runner = Runner(model, output, crash if at_request else None)
     total_bytes, vram_bytes = buffers.sizes()
     runner.send(
         {

@@ -69,9 +69,17 @@ class Job:
 
 
 class Engine:
-    def __init__(self, model: LoadedModel, num_parallel: int, emit: Emit):
+    def __init__(
+        self,
+        model: LoadedModel,
+        num_parallel: int,
+        emit: Emit,
+        *,
+        before_first_decode: Callable[[], None] | None = None,
+    ):
         self.model = model
         self.emit = emit
+        self._before_first_decode = before_first_decode
         self.slots = [Slot(seq_id) for seq_id in range(num_parallel)]
         self.waiting: deque[Job] = deque()
         self.active: list[Job] = []
@@ -120,6 +128,9 @@ class Engine:
         batch_jobs = self._fill_batch()
         if not batch_jobs:
             return
+        if self._before_first_decode is not None:
+            hook, self._before_first_decode = self._before_first_decode, None
+            hook()
         status = llama_cpp.llama_decode(self.model.context, self._batch)
         if status != 0:
             for job in batch_jobs:

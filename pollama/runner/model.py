@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import llama_cpp
 
-__all__ = ["LoadError", "LoadOptions", "LoadedModel", "load"]
+from pollama.runner import ggml
+
+__all__ = ["UNSAFE_BUFFER_TYPES", "LoadError", "LoadOptions", "LoadedModel", "load"]
+
+# Extra CPU buffer types never used: llama.cpp's AMX matmul segfaults at the first batch of more than
+# one token on Sapphire Rapids and later Xeons (llama.cpp#20824, ollama#17006).
+UNSAFE_BUFFER_TYPES = ("AMX",)
 
 _KV_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0, "q4_0": llama_cpp.GGML_TYPE_Q4_0}
+_WARM_UP_TEXT = "The quick brown fox jumps over the lazy dog."
 _FLASH = {
     None: llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO,
     True: llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED,
@@ -36,6 +45,7 @@ class LoadOptions:
     flash_attention: bool | None = None  # None = llama.cpp decides
     kv_cache_type: str = "f16"
     embedding: bool = False  # an embedding model: pooled outputs, no logits
+    extra_buffers: bool = True  # llama.cpp's repacked CPU weight layouts (minus UNSAFE_BUFFER_TYPES)
 
 
 class LoadedModel:
@@ -103,19 +113,25 @@ class LoadedModel:
         llama_cpp.llama_model_free(self.model)
 
 
-def load(options: LoadOptions) -> LoadedModel:
+def load(options: LoadOptions, *, before_first_decode: Callable[[], None] | None = None) -> LoadedModel:
+    """Load the weights and create the context; ``before_first_decode`` runs just before the warm-up decode."""
     llama_cpp.llama_backend_init()
+    if options.extra_buffers:
+        ggml.drop_extra_buffer_types(UNSAFE_BUFFER_TYPES)
     model_params = llama_cpp.llama_model_default_params()
-    model_params.n_gpu_layers = 999 if options.num_gpu < 0 else options.num_gpu
-    model_params.main_gpu = options.main_gpu
+    _set_fields(
+        model_params,
+        n_gpu_layers=999 if options.num_gpu < 0 else options.num_gpu,
+        main_gpu=options.main_gpu,
+        load_mode=llama_cpp.LLAMA_LOAD_MODE_MMAP if options.use_mmap else llama_cpp.LLAMA_LOAD_MODE_NONE,
+        use_extra_bufts=options.extra_buffers,
+    )
     if options.tensor_split:
         size = max(len(options.tensor_split), llama_cpp.llama_max_devices())  # llama.cpp reads that many
         split = (ctypes.c_float * size)(*options.tensor_split)
-        model_params.split_mode = llama_cpp.LLAMA_SPLIT_MODE_LAYER
-        model_params.tensor_split = split
+        _set_fields(model_params, split_mode=llama_cpp.LLAMA_SPLIT_MODE_LAYER, tensor_split=split)
     elif options.num_gpu != 0 and llama_cpp.llama_supports_gpu_offload():
-        model_params.split_mode = llama_cpp.LLAMA_SPLIT_MODE_NONE  # the whole model on main_gpu
-    model_params.use_mmap = options.use_mmap
+        _set_fields(model_params, split_mode=llama_cpp.LLAMA_SPLIT_MODE_NONE)  # the whole model on main_gpu
     model = llama_cpp.llama_model_load_from_file(str(options.path).encode(), model_params)
     if not model:
         raise LoadError("error loading model")
@@ -126,34 +142,67 @@ def load(options: LoadOptions) -> LoadedModel:
         kv_type = llama_cpp.GGML_TYPE_F16  # quantized V cache needs flash attention
 
     params = llama_cpp.llama_context_default_params()
-    params.n_ctx = options.num_ctx * options.num_parallel
-    params.n_seq_max = options.num_parallel
     # Every sequence may need an output in one batch; llama.cpp asserts there is room for them.
-    params.n_batch = params.n_ubatch = max(options.num_batch, options.num_parallel)
-    params.n_threads = options.num_thread
-    params.n_threads_batch = options.num_thread
-    params.flash_attn_type = flash
-    params.type_k = kv_type
-    params.type_v = kv_type
-    params.kv_unified = False  # each sequence gets num_ctx cells of its own, as Ollama promises
-    params.embeddings = options.embedding
-    params.no_perf = True
+    batch = max(options.num_batch, options.num_parallel)
+    _set_fields(
+        params,
+        n_ctx=options.num_ctx * options.num_parallel,
+        n_seq_max=options.num_parallel,
+        n_batch=batch,
+        n_ubatch=batch,
+        n_threads=options.num_thread,
+        n_threads_batch=options.num_thread,
+        flash_attn_type=flash,
+        type_k=kv_type,
+        type_v=kv_type,
+        kv_unified=False,  # each sequence gets num_ctx cells of its own, as Ollama promises
+        embeddings=options.embedding,
+        no_perf=True,
+    )
     context = llama_cpp.llama_init_from_model(model, params)
     if not context:
         llama_cpp.llama_model_free(model)
         raise LoadError("unable to create a context for the model (not enough memory?)")
     loaded = LoadedModel(model, context, options)
     if not loaded.encoder_only:
-        _warm_up(loaded)
+        _warm_up(loaded, before_first_decode)
     return loaded
 
 
-def _warm_up(model: LoadedModel) -> None:
-    """Run one tiny decode so the first request does not pay for allocating compute buffers."""
-    token = model.bos if model.bos >= 0 else 0
+def _decode(model: LoadedModel, tokens: list[int]) -> int:
+    array = (llama_cpp.llama_token * len(tokens))(*tokens)  # the batch points into it: keep it alive
+    return int(llama_cpp.llama_decode(model.context, llama_cpp.llama_batch_get_one(array, len(tokens))))
+
+
+def _set_fields(struct: ctypes.Structure, **values: Any) -> None:
+    """Set fields of a llama.cpp parameter struct, refusing names it lacks.
+
+    A ctypes structure takes any attribute silently; a field that a new llama.cpp renamed (``use_mmap``
+    became ``load_mode``) would otherwise be dropped without a word.
+    """
+    fields = {name for name, *_type in type(struct)._fields_}
+    for name, value in values.items():
+        if name not in fields:
+            raise TypeError(f"{type(struct).__name__} has no field {name!r}: llama-cpp-python changed")
+        setattr(struct, name, value)
+
+
+def _warm_up(model: LoadedModel, before_first_decode: Callable[[], None] | None) -> None:
+    """Decode a short prompt and one more token, as a request would, then forget them.
+
+    The first request then does not pay for allocating compute buffers, and a kernel that crashes on
+    this machine (AMX did, on any batch of more than one token) crashes here, while loading, where
+    the server can retry in a safer configuration, instead of under a user's request.
+    """
+    prompt = model.tokenize(_WARM_UP_TEXT)[: max(1, min(16, model.n_batch))]
     llama_cpp.llama_set_warmup(model.context, True)
-    batch = llama_cpp.llama_batch_get_one((llama_cpp.llama_token * 1)(token), 1)
-    llama_cpp.llama_decode(model.context, batch)
+    _decode(model, prompt[:1])
     llama_cpp.llama_memory_clear(model.memory, True)
     llama_cpp.llama_synchronize(model.context)
     llama_cpp.llama_set_warmup(model.context, False)
+    if before_first_decode is not None:
+        before_first_decode()
+    if _decode(model, prompt) != 0 or _decode(model, prompt[-1:]) != 0:
+        raise LoadError("the model failed its first decode")
+    llama_cpp.llama_synchronize(model.context)
+    llama_cpp.llama_memory_clear(model.memory, True)

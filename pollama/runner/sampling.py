@@ -1,7 +1,8 @@
 """Per-request sampling: a llama.cpp sampler chain built from Ollama's options, and logprobs.
 
-The chain follows llama.cpp's server order (penalties, top-k, typical, top-p, min-p, temperature,
-then a seeded draw), so a given seed reproduces the same text.
+The chain follows llama.cpp's server order (logit bias, penalties, top-k, typical, top-p, min-p,
+temperature, then a seeded draw; with mirostat, temperature then mirostat's own draw), so a given
+seed reproduces the same text.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 __all__ = ["SamplingOptions", "Sampler", "token_logprobs"]
 
 _RANDOM_SEED = 0xFFFFFFFF  # LLAMA_DEFAULT_SEED: llama.cpp picks a random seed
+_MIROSTAT_CANDIDATES = 100  # llama.cpp's m for mirostat 1: tokens used to estimate s_hat
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,9 @@ class SamplingOptions:
     repeat_penalty: float = 1.0
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    mirostat: int = 0  # 0 off, 1 Mirostat, 2 Mirostat 2.0
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
     seed: int = -1
     logit_bias: dict[int, float] = field(default_factory=dict)
 
@@ -46,7 +51,7 @@ class Sampler:
 
     def __init__(self, options: SamplingOptions, *, n_vocab: int, n_ctx: int):
         self.chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-        self._penalties: llama_cpp.llama_sampler_p | None = None
+        self._penalties: Any = None  # the penalties sampler, a llama_sampler pointer
         self._penalty_window = n_ctx if options.repeat_last_n < 0 else options.repeat_last_n
         add = lambda sampler: llama_cpp.llama_sampler_chain_add(self.chain, sampler)  # noqa: E731
         if options.logit_bias:
@@ -57,11 +62,25 @@ class Sampler:
         penalised = options.repeat_penalty != 1.0 or options.presence_penalty or options.frequency_penalty
         if self._penalty_window and penalised:
             self._penalties = llama_cpp.llama_sampler_init_penalties(
-                self._penalty_window, options.repeat_penalty, options.frequency_penalty, options.presence_penalty
+                n_vocab,
+                self._penalty_window,
+                options.repeat_penalty,
+                options.frequency_penalty,
+                options.presence_penalty,
             )
             add(self._penalties)
         if options.temperature <= 0:
             add(llama_cpp.llama_sampler_init_greedy())
+            return
+        seed = _RANDOM_SEED if options.seed < 0 else options.seed & 0xFFFFFFFF
+        if options.mirostat == 1:
+            add(llama_cpp.llama_sampler_init_temp(options.temperature))
+            mirostat_1 = llama_cpp.llama_sampler_init_mirostat
+            add(mirostat_1(n_vocab, seed, options.mirostat_tau, options.mirostat_eta, _MIROSTAT_CANDIDATES))
+            return
+        if options.mirostat == 2:
+            add(llama_cpp.llama_sampler_init_temp(options.temperature))
+            add(llama_cpp.llama_sampler_init_mirostat_v2(seed, options.mirostat_tau, options.mirostat_eta))
             return
         if options.top_k > 0:
             add(llama_cpp.llama_sampler_init_top_k(options.top_k))
@@ -72,7 +91,7 @@ class Sampler:
         if options.min_p > 0:
             add(llama_cpp.llama_sampler_init_min_p(options.min_p, 1))
         add(llama_cpp.llama_sampler_init_temp(options.temperature))
-        add(llama_cpp.llama_sampler_init_dist(_RANDOM_SEED if options.seed < 0 else options.seed & 0xFFFFFFFF))
+        add(llama_cpp.llama_sampler_init_dist(seed))
 
     def remember_prompt(self, tokens: list[int]) -> None:
         """Let repeat penalties see the prompt, as llama.cpp's server does."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from pollama.config import Settings
 from pollama.errors import APIError
-from pollama.options import OPTIONS, OptionError, coerce_options
+from pollama.options import OPTIONS, UNSUPPORTED_OPTIONS, OptionError, check_sampling, coerce_options
 from pollama.runtime.devices import physical_cores
 from pollama.runtime.process import RunnerConfig
 from pollama.store.models import StoredModel
@@ -67,8 +67,13 @@ def resolve(
     except OptionError as error:
         raise APIError(500, str(error)) from None
     for name in unknown:
-        log.warning("invalid option provided: %s", name)
+        if name not in UNSUPPORTED_OPTIONS:
+            log.warning("invalid option provided: %s", name)
     options = {**DEFAULT_OPTIONS, **model.parameters, **{k: v for k, v in requested.items() if v is not None}}
+    try:
+        check_sampling({**(request_options or {}), **options})
+    except OptionError as error:
+        raise APIError(400, str(error)) from None
 
     if model.model_path is None:
         raise APIError(500, f"{model.short_name} has no model weights to load")

@@ -22,12 +22,21 @@ from typing import Any
 
 from pollama.runner import protocol
 
-__all__ = ["RunnerConfig", "RunnerError", "RunnerProcess"]
+__all__ = ["RunnerConfig", "RunnerCrashed", "RunnerError", "RunnerProcess"]
 
 log = logging.getLogger(__name__)
 
 _LINE_LIMIT = 64 << 20  # an embedding or a long context array is one line
 _STDERR_LINES = 40
+_CRASH_DETAIL_LINES = 3
+# Signals a process gets from its own faults (not from the OOM killer or a user's kill).
+_CRASH_SIGNALS = {
+    signal.SIGSEGV: "segmentation fault",
+    signal.SIGBUS: "bus error",
+    signal.SIGILL: "illegal instruction",
+    signal.SIGABRT: "aborted",
+    signal.SIGFPE: "floating-point exception",
+}
 
 
 def _runner_environment() -> dict[str, str]:
@@ -41,6 +50,19 @@ class RunnerError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+class RunnerCrashed(RunnerError):
+    """The runner died of a crash signal while loading or before any decode of its had finished.
+
+    Nothing a request did can be blamed yet: the configuration crashes on this machine, and a safer
+    one may not (``runtime.fallback``).
+    """
+
+    def __init__(self, message: str, cause: str, output: str):
+        super().__init__(500, message)
+        self.cause = cause  # "signal: sigsegv (segmentation fault)"
+        self.output = output  # the runner's last lines, " | "-joined
 
 
 @dataclass(frozen=True)
@@ -59,6 +81,7 @@ class RunnerConfig:
     flash_attention: bool | None = None
     kv_cache_type: str = "f16"
     embedding: bool = False
+    extra_buffers: bool = True  # repacked CPU weight layouts (a fallback turns them off)
 
     def arguments(self) -> list[str]:
         flash = {None: "auto", True: "on", False: "off"}[self.flash_attention]
@@ -79,6 +102,8 @@ class RunnerConfig:
             args.append("--no-mmap")
         if self.embedding:
             args.append("--embedding")
+        if not self.extra_buffers:
+            args.append("--no-extra-buffers")
         return args
 
 
@@ -94,6 +119,8 @@ class RunnerProcess:
         self._tasks: list[asyncio.Task[None]] = []
         self._failure: str | None = None
         self._load_error: str | None = None
+        self._decoded = False  # some decode finished: a crash from now on is no start-up fault
+        self.crash: str | None = None  # the cause, when it died as RunnerCrashed describes
         self._closing: asyncio.Future[None] | None = None
 
     @property
@@ -146,7 +173,7 @@ class RunnerProcess:
                 event = await events.get()
                 if event["event"] == "error":
                     finished = True
-                    raise RunnerError(event.get("status", 500), event["error"])
+                    raise _error_of(event)
                 finished = event["event"] == "done"
                 yield event
                 if finished:
@@ -215,7 +242,7 @@ class RunnerProcess:
         finally:
             self._requests.pop(request_id, None)
         if event["event"] == "error":
-            raise RunnerError(event.get("status", 500), event["error"])
+            raise _error_of(event)
         return event
 
     def _send(self, message: dict[str, Any]) -> None:
@@ -237,6 +264,8 @@ class RunnerProcess:
             await asyncio.wait_for(asyncio.shield(self._tasks[1]), 1.0)
         if self._load_error is not None:
             self._fail_all(self._with_detail(f"llama runner process has terminated: {self._load_error}"))
+        if returncode < 0 and -returncode in _CRASH_SIGNALS and not self._decoded:
+            self.crash = _describe_status(returncode)
         self._fail_all(self._exit_reason(returncode))
 
     def _dispatch(self, event: dict[str, Any]) -> None:
@@ -246,6 +275,7 @@ class RunnerProcess:
         elif kind == "load_error":
             self._load_error = event["error"]
         elif (queue := self._requests.get(str(event.get("id")))) is not None:
+            self._decoded = self._decoded or kind in ("token", "done", "embedding")
             queue.put_nowait(event)
 
     async def _read_stderr(self) -> None:
@@ -258,16 +288,24 @@ class RunnerProcess:
     def _fail_all(self, reason: str) -> None:
         if self._failure is None:
             self._failure = reason
+        failure = {"event": "error", "status": 500, "error": reason}
+        if self.crash is not None:
+            failure.update(crash=self.crash, output=self._last_output())
         if self._ready and not self._ready.done():
-            self._ready.set_exception(RunnerError(500, reason))
+            self._ready.set_exception(_error_of(failure))
         for queue in self._requests.values():
-            queue.put_nowait({"event": "error", "status": 500, "error": reason})
+            queue.put_nowait(failure)
 
     def _exit_reason(self, returncode: int) -> str:
-        status = (
-            f"signal: {signal.Signals(-returncode).name.lower()}" if returncode < 0 else f"exit status {returncode}"
-        )
-        return self._with_detail(f"llama runner process has terminated: {status}")
+        message = f"llama runner process has terminated: {_describe_status(returncode)}"
+        if returncode < 0 and -returncode in _CRASH_SIGNALS:
+            # A crash leaves no error line to quote; what the runner printed last says where it was.
+            output = self._last_output()
+            return f"{message}; the runner's last output: {output}" if output else message
+        return self._with_detail(message)
+
+    def _last_output(self) -> str:
+        return " | ".join([text.strip() for text in self._stderr if text.strip()][-_CRASH_DETAIL_LINES:])
 
     def _with_detail(self, message: str) -> str:
         detail = self._last_error_line()
@@ -282,3 +320,21 @@ class RunnerProcess:
             if "error" in text.lower() or "failed" in text.lower():
                 return text.split(": ", 1)[-1] if text.startswith(("llama_", "gguf_")) else text
         return ""
+
+
+def _describe_status(returncode: int) -> str:
+    if returncode >= 0:
+        return f"exit status {returncode}"
+    number = -returncode
+    try:
+        name = f"signal: {signal.Signals(number).name.lower()}"
+    except ValueError:
+        name = f"signal: {number}"
+    meaning = _CRASH_SIGNALS.get(number)
+    return f"{name} ({meaning})" if meaning else name
+
+
+def _error_of(event: dict[str, Any]) -> RunnerError:
+    if "crash" in event:
+        return RunnerCrashed(event["error"], event["crash"], event.get("output", ""))
+    return RunnerError(event.get("status", 500), event["error"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from pollama.errors import APIError
 from pollama.names import InvalidModelName, ModelName, parse_model_ref
 from pollama.options import THINK_LEVELS
 from pollama.runtime.options import Resolved, resolve
-from pollama.runtime.process import RunnerError, RunnerProcess
+from pollama.runtime.process import RunnerCrashed, RunnerError, RunnerProcess
 from pollama.scheduler import LoadedRunner
 from pollama.server.state import ServerState, state
 from pollama.store import CorruptManifest
@@ -33,17 +34,21 @@ __all__ = [
     "ClientGone",
     "complete",
     "find_model",
+    "first",
     "keep_alive_of",
     "on_runner",
     "parse_name",
+    "retry_after_crash",
     "until_disconnected",
     "use_runner",
     "validate_think",
     "while_connected",
 ]
 
+log = logging.getLogger(__name__)
 
 Result = TypeVar("Result")
+Item = TypeVar("Item")
 
 
 class ClientGone(APIError):
@@ -135,14 +140,16 @@ async def on_runner(
     server = state(request)
     model = await find_model(server, body.model, missing=missing)
 
-    async def run() -> Result:
+    async def run() -> AsyncIterator[Result]:
         async with use_runner(server, model, body.options, keep_alive_of(body.keep_alive)) as (runner, _resolved):
             try:
-                return await action(runner.process)
+                yield await action(runner.process)
+            except RunnerCrashed:
+                raise
             except RunnerError as error:
                 raise APIError(error_status or error.status, error.message) from None
 
-    return await while_connected(request, run())
+    return await while_connected(request, first(retry_after_crash(run)))
 
 
 async def complete(
@@ -171,10 +178,38 @@ async def complete(
                 metrics=metrics,
                 context=event.get("context"),
             )
+    except RunnerCrashed:
+        raise
     except RunnerError as error:
         raise APIError(error.status, error.message) from None
     finally:
         await events.aclose()
+
+
+async def first(items: AsyncIterator[Item]) -> Item:
+    """The first item of ``items`` (which must yield one), closing it afterwards."""
+    try:
+        return await anext(items)
+    finally:
+        await items.aclose()
+
+
+async def retry_after_crash(attempt: Callable[[], AsyncIterator[Item]]) -> AsyncIterator[Item]:
+    """Pass on what ``attempt()`` yields; if its runner crashed before finishing any decode, attempt once more.
+
+    Such a crash comes before any output (the runner had produced none), and the scheduler has taken
+    note: the model is loaded again in a safer configuration (``runtime.fallback``).
+    """
+    for last in (False, True):
+        try:
+            async with contextlib.aclosing(attempt()) as items:
+                async for item in items:
+                    yield item
+            return
+        except RunnerCrashed as crash:
+            if last:
+                raise APIError(500, crash.message) from None
+            log.warning("a runner crashed before its first answer (%s); running the request again", crash.cause)
 
 
 async def until_disconnected(request: Request, items: AsyncIterator[Any]) -> AsyncIterator[Any]:

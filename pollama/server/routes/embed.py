@@ -5,15 +5,24 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from pollama.api.native import EmbeddingsRequest, EmbeddingsResponse, EmbedRequest, EmbedResponse
 from pollama.errors import APIError
-from pollama.runtime.process import RunnerError, RunnerProcess
+from pollama.runtime.process import RunnerCrashed, RunnerError, RunnerProcess
 from pollama.server.bodies import read_body
-from pollama.server.inference import find_model, keep_alive_of, on_runner, use_runner, while_connected
+from pollama.server.inference import (
+    find_model,
+    first,
+    keep_alive_of,
+    on_runner,
+    retry_after_crash,
+    use_runner,
+    while_connected,
+)
 from pollama.server.responses import JSON
 from pollama.server.state import state
 
@@ -57,17 +66,19 @@ async def run_embed(request: Request, body: EmbedRequest, started: int) -> JSON:
     model = await find_model(st, body.model, missing=_not_found(body.model))
     keep_alive = keep_alive_of(body.keep_alive)
 
-    async def run() -> tuple[int, list[dict[str, Any]]]:
+    async def run() -> AsyncIterator[tuple[int, list[dict[str, Any]]]]:
         async with use_runner(st, model, body.options, keep_alive) as (runner, _resolved):
             load_ns = time.perf_counter_ns() - started
             truncate = body.truncate is not False
             try:
                 jobs = (runner.process.embed(text, truncate=truncate) for text in inputs)
-                return load_ns, list(await asyncio.gather(*jobs))
+                yield load_ns, list(await asyncio.gather(*jobs))
+            except RunnerCrashed:
+                raise
             except RunnerError as error:
                 raise APIError(400 if error.status < 500 else error.status, error.message) from None
 
-    load_ns, results = await while_connected(request, run())
+    load_ns, results = await while_connected(request, first(retry_after_crash(run)))
     if not inputs:
         return JSON(EmbedResponse(model=body.model, embeddings=[]).dump())
     embeddings = []

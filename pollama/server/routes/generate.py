@@ -22,6 +22,7 @@ from pollama.server.inference import (
     complete,
     find_model,
     keep_alive_of,
+    retry_after_crash,
     until_disconnected,
     use_runner,
     validate_think,
@@ -110,7 +111,7 @@ async def _answer(
                 yield line(body.model, chunk)
 
     return await progress_response(
-        until_disconnected(request, lines()), stream=body.stream is not False, combine=combine
+        until_disconnected(request, retry_after_crash(lines)), stream=body.stream is not False, combine=combine
     )
 
 
