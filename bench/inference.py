@@ -25,6 +25,7 @@ import httpx
 import llama_cpp
 import ollama
 
+from pollama.runner.model import drop_unsafe_buffer_types
 from pollama.runtime.devices import physical_cores
 from pollama.runtime.process import RunnerConfig, RunnerProcess
 from tests.servers import ServerProcess
@@ -42,6 +43,7 @@ class BareLoop:
 
     def __init__(self, path: Path, threads: int):
         llama_cpp.llama_backend_init()
+        drop_unsafe_buffer_types()  # the same weight buffers as the runner (AMX crashes, see runner.model)
         self.model = llama_cpp.llama_model_load_from_file(str(path).encode(), llama_cpp.llama_model_default_params())
         params = llama_cpp.llama_context_default_params()
         params.n_ctx, params.n_batch, params.n_ubatch = CONTEXT, 512, 512

@@ -22,6 +22,7 @@ from pathlib import Path
 import llama_cpp
 from llama_cpp import llama_grammar
 
+from pollama.runner.model import drop_unsafe_buffer_types
 from pollama.runtime.devices import physical_cores
 from pollama.runtime.process import RunnerConfig, RunnerProcess
 from pollama.structured import grammar_for_format
@@ -78,6 +79,7 @@ class BareLoop:
 
     def __init__(self, path: Path, threads: int):
         llama_cpp.llama_backend_init()
+        drop_unsafe_buffer_types()  # the same weight buffers as the runner (AMX crashes, see runner.model)
         params = llama_cpp.llama_model_default_params()
         params.n_gpu_layers = 0
         self.model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)

@@ -167,6 +167,12 @@ class Scheduler:
         if not gpus:
             log.info("inference compute id=cpu library=cpu threads=%d", physical_cores())
         log.info("default context length %d", self.default_num_ctx)
+        if log.isEnabledFor(logging.DEBUG):  # what a bug report needs to know of the machine and the build
+            build = self.hardware.build
+            log.debug(
+                "system info: llama-cpp-python=%s backends=%s %s",
+                build.engine, ",".join(build.backends), build.system_info,
+            )  # fmt: skip
 
     @property
     def max_runners(self) -> int:

@@ -123,14 +123,14 @@ class Engine:
     def step(self) -> None:
         self._steps += 1
         self._admit()
+        if self._before_first_decode is not None and self.active:
+            hook, self._before_first_decode = self._before_first_decode, None
+            hook()
         for job in [job for job in self.active if job.embed]:
             self._embed(job)
         batch_jobs = self._fill_batch()
         if not batch_jobs:
             return
-        if self._before_first_decode is not None:
-            hook, self._before_first_decode = self._before_first_decode, None
-            hook()
         status = llama_cpp.llama_decode(self.model.context, self._batch)
         if status != 0:
             for job in batch_jobs:

@@ -12,7 +12,7 @@ import llama_cpp
 
 from pollama.runner import ggml
 
-__all__ = ["UNSAFE_BUFFER_TYPES", "LoadError", "LoadOptions", "LoadedModel", "load"]
+__all__ = ["UNSAFE_BUFFER_TYPES", "LoadError", "LoadOptions", "LoadedModel", "drop_unsafe_buffer_types", "load"]
 
 # Extra CPU buffer types never used: llama.cpp's AMX matmul segfaults at the first batch of more than
 # one token on Sapphire Rapids and later Xeons (llama.cpp#20824, ollama#17006).
@@ -117,7 +117,7 @@ def load(options: LoadOptions, *, before_first_decode: Callable[[], None] | None
     """Load the weights and create the context; ``before_first_decode`` runs just before the warm-up decode."""
     llama_cpp.llama_backend_init()
     if options.extra_buffers:
-        ggml.drop_extra_buffer_types(UNSAFE_BUFFER_TYPES)
+        drop_unsafe_buffer_types()
     model_params = llama_cpp.llama_model_default_params()
     _set_fields(
         model_params,
@@ -167,6 +167,11 @@ def load(options: LoadOptions, *, before_first_decode: Callable[[], None] | None
     if not loaded.encoder_only:
         _warm_up(loaded, before_first_decode)
     return loaded
+
+
+def drop_unsafe_buffer_types() -> None:
+    """Keep llama.cpp from choosing ``UNSAFE_BUFFER_TYPES`` for any model this process loads."""
+    ggml.drop_extra_buffer_types(UNSAFE_BUFFER_TYPES)
 
 
 def _decode(model: LoadedModel, tokens: list[int]) -> int:

@@ -71,6 +71,8 @@ class BuildSupport:
 
     gpu_offload: bool
     backends: tuple[str, ...] = ("CPU",)
+    engine: str = ""  # llama-cpp-python's version
+    system_info: str = ""  # llama.cpp's CPU features line ("CPU : SSE3 = 1 | AVX = 1 | ...")
 
     def drives(self, library: str) -> bool:
         """Whether this build can run on a GPU of ``library`` (Vulkan drives them all)."""
@@ -244,22 +246,15 @@ def _read_int(path: Path) -> int | None:
 
 
 _PROBE = """
-import ctypes, json, pathlib, llama_cpp
-names = []
-for path in sorted((pathlib.Path(llama_cpp.__file__).parent / "lib").glob("libggml.*")):
-    try:
-        lib = ctypes.CDLL(str(path))
-    except OSError:
-        continue
-    lib.ggml_backend_reg_count.restype = ctypes.c_size_t
-    lib.ggml_backend_reg_get.restype = ctypes.c_void_p
-    lib.ggml_backend_reg_get.argtypes = [ctypes.c_size_t]
-    lib.ggml_backend_reg_name.restype = ctypes.c_char_p
-    lib.ggml_backend_reg_name.argtypes = [ctypes.c_void_p]
-    count = lib.ggml_backend_reg_count()
-    names = [lib.ggml_backend_reg_name(lib.ggml_backend_reg_get(i)).decode() for i in range(count)]
-    break
-print(json.dumps({"gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()), "backends": names}))
+import json, llama_cpp
+from pollama.runner import ggml
+llama_cpp.llama_backend_init()
+print(json.dumps({
+    "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
+    "backends": ggml.backend_names(),
+    "engine": llama_cpp.__version__,
+    "system_info": ggml.system_info(),
+}))
 """
 
 
@@ -270,7 +265,12 @@ def probe_build() -> BuildSupport:
             [sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=60, check=True
         ).stdout
         facts = json.loads(output.strip().splitlines()[-1])
-        return BuildSupport(gpu_offload=bool(facts["gpu_offload"]), backends=tuple(facts["backends"]) or ("CPU",))
+        return BuildSupport(
+            gpu_offload=bool(facts["gpu_offload"]),
+            backends=tuple(facts["backends"]) or ("CPU",),
+            engine=str(facts["engine"]),
+            system_info=str(facts["system_info"]),
+        )
     except (OSError, subprocess.SubprocessError, ValueError, KeyError, IndexError):
         log.warning("could not ask llama-cpp-python about GPU support; assuming CPU only")
         return BuildSupport(gpu_offload=False)

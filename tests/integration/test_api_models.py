@@ -354,6 +354,8 @@ class TestCreateErrors:
             ({"stop": ["<end>", 3]}, 'option "stop" must be of an array of strings'),
             ({"use_mmap": 1}, 'option "use_mmap" must be of type boolean'),
             ({"warp_speed": 9}, "unknown parameter 'warp_speed'"),
+            ({"mirostat": 3}, 'option "mirostat" must be 0 (off), 1 or 2, not 3'),
+            ({"tfs_z": 0.9}, "unknown parameter 'tfs_z'"),
         ],
     )
     def test_bad_parameters_fail_and_leave_nothing(

@@ -243,7 +243,12 @@ def stop_processes_of(server: ServerProcess) -> None:
             return
 
 
-def test_run_starts_a_server_and_imports_the_bundled_model(tmp_path: Path) -> None:
+def test_readme_first_command_starts_a_server_imports_the_bundled_model_and_answers(tmp_path: Path) -> None:
+    """The smoke test: what the README's first command does, on a fresh home, with sampled answers.
+
+    A crash at the first token (AMX did that) fails here; the answers have a token budget because a
+    sampled SmolLM2 answer has no bound of its own.
+    """
     absent = ServerProcess(tmp_path / "auto", port=free_port())  # never started: run must start one
     home = Path(absent.env["HOME"])
     home.mkdir(parents=True)
@@ -262,10 +267,14 @@ def test_run_starts_a_server_and_imports_the_bundled_model(tmp_path: Path) -> No
         assert set(rows) == {"smollm2:135m", "smollm2:latest"}
         assert rows["smollm2:135m"] == rows["smollm2:latest"]
 
-        # The server is up and the model there: no import, and it answers (with a token budget).
+        # The bundled model itself answers the README's question, sampled as the README's command samples.
+        answer = ollama.Client(host=absent.url).generate("smollm2", "Why is the sky blue?", options={"num_predict": 32})
+        assert answer.done and answer.response.strip() and 0 < (answer.eval_count or 0) <= 32
+
+        # The server is up and the model there: no import, and run answers (with a token budget).
         create = {"model": "smollm2-short", "from": "smollm2:latest", "parameters": {"num_predict": 20}}
         httpx.post(absent.url + "/api/create", json={**create, "stream": False}, timeout=60).raise_for_status()
-        again = run(absent, "smollm2-short", "Say hi.")
+        again = run(absent, "smollm2-short", "Why is the sky blue?")
         assert again.returncode == 0, again.stderr
         assert again.stdout.endswith("\n\n") and again.stdout.strip()
         assert "importing" not in again.stderr

@@ -603,11 +603,11 @@ def test_fields_errors(line: str, message: str) -> None:
 
 
 def test_deprecated_parameters_warn_and_are_ignored() -> None:
-    text = "FROM foo\nPARAMETER mirostat 1\nPARAMETER penalize_newline true\nPARAMETER use_mlock 1\nPARAMETER top_k 5\n"
+    text = "FROM foo\nPARAMETER low_vram 1\nPARAMETER penalize_newline true\nPARAMETER use_mlock 1\nPARAMETER top_k 5\n"
     fields = parse_modelfile(text).fields()
     assert fields.parameters == {"top_k": 5}
     assert fields.warnings == [
-        "warning: parameter mirostat is deprecated",
+        "warning: parameter low_vram is deprecated",
         "warning: parameter penalize_newline is deprecated",
         "warning: parameter use_mlock is deprecated",
     ]
@@ -622,9 +622,6 @@ def test_deprecated_parameters_warn_and_are_ignored() -> None:
         "logits_all",
         "vocab_only",
         "use_mlock",
-        "mirostat",
-        "mirostat_tau",
-        "mirostat_eta",
     ],
 )
 def test_every_deprecated_parameter(name: str) -> None:

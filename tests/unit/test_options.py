@@ -45,8 +45,15 @@ EXPECTED_KINDS = {
     "draft_num_predict": OptionKind.INT,
 }
 LOAD_TIME = {"num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread", "draft_num_predict"}
-# Ours: a model's default for the request's "think" (ollama#10961), per-model parallelism (ollama#8842).
-OURS = {"think": OptionKind.THINK, "num_parallel": OptionKind.INT}
+# Ours: a model's default for the request's "think" (ollama#10961), per-model parallelism (ollama#8842),
+# and the Mirostat samplers, which Ollama's Modelfile docs list but its engine ignores.
+OURS = {
+    "think": OptionKind.THINK,
+    "num_parallel": OptionKind.INT,
+    "mirostat": OptionKind.INT,
+    "mirostat_tau": OptionKind.FLOAT,
+    "mirostat_eta": OptionKind.FLOAT,
+}
 
 
 def test_option_table_matches_ollama() -> None:
@@ -62,9 +69,6 @@ def test_deprecated_parameters() -> None:
         "logits_all",
         "vocab_only",
         "use_mlock",
-        "mirostat",
-        "mirostat_tau",
-        "mirostat_eta",
     } == DEPRECATED_PARAMETERS
 
 
@@ -221,7 +225,7 @@ def test_parse_stop(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["numa", "num_gqa", "penalize_newline", "mirostat", "Temperature", "TOP_K", "", "stop_words"]
+    "name", ["numa", "num_gqa", "penalize_newline", "tfs_z", "Temperature", "TOP_K", "", "stop_words"]
 )
 def test_parse_unknown_parameter(name: str) -> None:
     with pytest.raises(OptionError) as info:

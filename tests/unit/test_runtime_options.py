@@ -155,6 +155,48 @@ def test_wrong_option_type_is_a_500(
     assert caught.value.message == message
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"tfs_z": 0.95}, 'option "tfs_z" is not supported: tail-free sampling was removed from llama.cpp'),
+        ({"tfs_z": "0.9"}, 'option "tfs_z" is not supported'),
+        ({"mirostat": 3}, 'option "mirostat" must be 0 (off), 1 or 2, not 3'),
+        ({"mirostat": -1}, 'option "mirostat" must be 0 (off), 1 or 2, not -1'),
+    ],
+)
+def test_an_option_the_engine_cannot_honour_is_a_400(
+    tmp_path: Path, stored: Callable[..., StoredModel], options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(APIError) as caught:
+        resolve(settings(tmp_path), stored(), options)
+    assert caught.value.status == 400
+    assert caught.value.message.startswith(message)
+
+
+def test_a_stored_mirostat_the_engine_cannot_honour_is_a_400(
+    tmp_path: Path, stored: Callable[..., StoredModel]
+) -> None:
+    # a params layer written elsewhere (the create path refuses it here)
+    with pytest.raises(APIError) as caught:
+        resolve(settings(tmp_path), stored({"mirostat": 7}), {})
+    assert caught.value.status == 400
+
+
+def test_neutral_and_honoured_sampling_options_pass(
+    tmp_path: Path, stored: Callable[..., StoredModel], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        resolved = resolve(
+            settings(tmp_path), stored(), {"tfs_z": 1.0, "mirostat": 2, "mirostat_tau": 4.0, "mirostat_eta": 0.2}
+        )
+    assert "tfs_z" not in resolved.options and "tfs_z" not in caplog.text  # disabled is what the engine does
+    assert (resolved.options["mirostat"], resolved.options["mirostat_tau"], resolved.options["mirostat_eta"]) == (
+        2,
+        4.0,
+        0.2,
+    )
+
+
 def test_integer_options_accept_json_floats(tmp_path: Path, stored: Callable[..., StoredModel]) -> None:
     resolved = resolve(settings(tmp_path), stored(), {"num_predict": 12.0, "num_ctx": 300.7})
     assert resolved.options["num_predict"] == 12
