@@ -98,7 +98,8 @@ def drop_extra_buffer_types(names: Iterable[str]) -> list[str]:
     if entries is None:
         return []
     unwanted = set(names)
-    kept, dropped = [], []
+    kept: list[int | None] = []
+    dropped: list[int | None] = []
     for entry in entries[: len(entries) - 1]:
         (dropped if _base().ggml_backend_buft_name(entry).decode() in unwanted else kept).append(entry)
     for index in range(len(entries)):

@@ -30,7 +30,7 @@ _LINE_LIMIT = 64 << 20  # an embedding or a long context array is one line
 _STDERR_LINES = 40
 _CRASH_DETAIL_LINES = 3
 # Signals a process gets from its own faults (not from the OOM killer or a user's kill).
-_CRASH_SIGNALS = {
+_CRASH_SIGNALS: dict[int, str] = {
     signal.SIGSEGV: "segmentation fault",
     signal.SIGBUS: "bus error",
     signal.SIGILL: "illegal instruction",

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -140,7 +140,7 @@ async def on_runner(
     server = state(request)
     model = await find_model(server, body.model, missing=missing)
 
-    async def run() -> AsyncIterator[Result]:
+    async def run() -> AsyncGenerator[Result]:
         async with use_runner(server, model, body.options, keep_alive_of(body.keep_alive)) as (runner, _resolved):
             try:
                 yield await action(runner.process)
@@ -186,7 +186,7 @@ async def complete(
         await events.aclose()
 
 
-async def first(items: AsyncIterator[Item]) -> Item:
+async def first(items: AsyncGenerator[Item]) -> Item:
     """The first item of ``items`` (which must yield one), closing it afterwards."""
     try:
         return await anext(items)
@@ -194,7 +194,7 @@ async def first(items: AsyncIterator[Item]) -> Item:
         await items.aclose()
 
 
-async def retry_after_crash(attempt: Callable[[], AsyncIterator[Item]]) -> AsyncIterator[Item]:
+async def retry_after_crash(attempt: Callable[[], AsyncGenerator[Item]]) -> AsyncGenerator[Item]:
     """Pass on what ``attempt()`` yields; if its runner crashed before finishing any decode, attempt once more.
 
     Such a crash comes before any output (the runner had produced none), and the scheduler has taken

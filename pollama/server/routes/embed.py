@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -66,7 +66,7 @@ async def run_embed(request: Request, body: EmbedRequest, started: int) -> JSON:
     model = await find_model(st, body.model, missing=_not_found(body.model))
     keep_alive = keep_alive_of(body.keep_alive)
 
-    async def run() -> AsyncIterator[tuple[int, list[dict[str, Any]]]]:
+    async def run() -> AsyncGenerator[tuple[int, list[dict[str, Any]]]]:
         async with use_runner(st, model, body.options, keep_alive) as (runner, _resolved):
             load_ns = time.perf_counter_ns() - started
             truncate = body.truncate is not False

@@ -6,7 +6,7 @@ import re
 import secrets
 import string
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -83,7 +83,7 @@ async def _answer(
         rendered["_debug_info"] = {"rendered_template": (await answer.render(None, 0)).text}
         return JSON(rendered)
 
-    async def lines() -> AsyncIterator[dict[str, Any]]:
+    async def lines() -> AsyncGenerator[dict[str, Any]]:
         async with use_runner(state(request), answer.model, body.options, answer.keep_alive) as (runner, resolved):
             tokenize = runner.process.tokenize if body.truncate is not False else None
             rendered = await answer.render(tokenize, int(resolved.options["num_ctx"]))
