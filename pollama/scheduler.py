@@ -415,7 +415,7 @@ class Scheduler:
 
     def _note_crash(self, loaded: LoadedRunner) -> None:
         """A runner that crashed before its first decode finished: its next load goes one step safer."""
-        cause, loaded.process.crash = loaded.process.crash, None  # once per runner, whoever notices first
+        cause = loaded.process.take_crash()  # once per runner, whoever notices first
         if cause is None or loaded.fallback_steps == len(LADDER):
             return
         loaded.fallback_steps += 1

@@ -171,7 +171,6 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(2, 1)
     buffers = BufferLog()
     buffers.install()
-    llama_cpp.llama_backend_init()
     print(f"runner: system info: {ggml.system_info()}", file=sys.stderr, flush=True)
     crash, at_request = simulated_crash(options, os.environ.get(SIMULATED_CRASH, ""))
     try:

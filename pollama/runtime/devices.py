@@ -248,7 +248,6 @@ def _read_int(path: Path) -> int | None:
 _PROBE = """
 import json, llama_cpp
 from pollama.runner import ggml
-llama_cpp.llama_backend_init()
 print(json.dumps({
     "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
     "backends": ggml.backend_names(),

@@ -120,7 +120,7 @@ class RunnerProcess:
         self._failure: str | None = None
         self._load_error: str | None = None
         self._decoded = False  # some decode finished: a crash from now on is no start-up fault
-        self.crash: str | None = None  # the cause, when it died as RunnerCrashed describes
+        self._crash: str | None = None  # the cause, when it died as RunnerCrashed describes
         self._closing: asyncio.Future[None] | None = None
 
     @property
@@ -140,6 +140,11 @@ class RunnerProcess:
         """``(total, on GPUs)`` bytes as llama.cpp reported them at load; None if it did not."""
         total = int(self.info.get("total_bytes") or 0)
         return (total, int(self.info.get("vram_bytes") or 0)) if total else None
+
+    def take_crash(self) -> str | None:
+        """The cause, once, if it died as ``RunnerCrashed`` describes (a start-up crash); later calls get None."""
+        crash, self._crash = self._crash, None
+        return crash
 
     async def start(self, timeout: float | None) -> None:
         """Spawn the runner and wait until its model is loaded; RunnerError if it cannot be."""
@@ -264,8 +269,8 @@ class RunnerProcess:
             await asyncio.wait_for(asyncio.shield(self._tasks[1]), 1.0)
         if self._load_error is not None:
             self._fail_all(self._with_detail(f"llama runner process has terminated: {self._load_error}"))
-        if returncode < 0 and -returncode in _CRASH_SIGNALS and not self._decoded:
-            self.crash = _describe_status(returncode)
+        if _crashed(returncode) and not self._decoded:
+            self._crash = _describe_status(returncode)
         self._fail_all(self._exit_reason(returncode))
 
     def _dispatch(self, event: dict[str, Any]) -> None:
@@ -289,8 +294,8 @@ class RunnerProcess:
         if self._failure is None:
             self._failure = reason
         failure = {"event": "error", "status": 500, "error": reason}
-        if self.crash is not None:
-            failure.update(crash=self.crash, output=self._last_output())
+        if self._crash is not None:
+            failure.update(crash=self._crash, output=self._last_output())
         if self._ready and not self._ready.done():
             self._ready.set_exception(_error_of(failure))
         for queue in self._requests.values():
@@ -298,7 +303,7 @@ class RunnerProcess:
 
     def _exit_reason(self, returncode: int) -> str:
         message = f"llama runner process has terminated: {_describe_status(returncode)}"
-        if returncode < 0 and -returncode in _CRASH_SIGNALS:
+        if _crashed(returncode):
             # A crash leaves no error line to quote; what the runner printed last says where it was.
             output = self._last_output()
             return f"{message}; the runner's last output: {output}" if output else message
@@ -320,6 +325,10 @@ class RunnerProcess:
             if "error" in text.lower() or "failed" in text.lower():
                 return text.split(": ", 1)[-1] if text.startswith(("llama_", "gguf_")) else text
         return ""
+
+
+def _crashed(returncode: int) -> bool:
+    return returncode < 0 and -returncode in _CRASH_SIGNALS
 
 
 def _describe_status(returncode: int) -> str:
