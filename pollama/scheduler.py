@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 BUSY = "server busy, please try again.  maximum pending requests exceeded"
 MODELS_PER_GPU = 3  # Ollama's automatic OLLAMA_MAX_LOADED_MODELS: 3 x GPUs, at least 3
-HEALTH_TIMEOUT = 10.0  # seconds; an idle runner answers at once
+HEALTH_TIMEOUT = 10.0  # seconds of silence after a ping that make a runner dead (it answers at once, busy or not)
 FALLBACKS_FILE = "runner-fallbacks.json"  # under OLLAMA's home (~/.ollama): see runtime.fallback
 VRAM_RECOVERY_TIMEOUT = 5.0  # seconds to wait for a stopped runner's VRAM to show as free
 _OUT_OF_MEMORY = ("out of memory", "not enough memory", "failed to allocate", "unable to allocate")
@@ -519,12 +519,10 @@ def _compatible(running: RunnerConfig, wanted: RunnerConfig) -> bool:
 
 
 async def _responds(loaded: LoadedRunner) -> bool:
-    """Ping an idle runner before handing it out: it may have died a moment ago, unnoticed yet."""
+    """Ping an idle runner before handing it out: it may have died or hung a moment ago, unnoticed yet."""
     if not loaded.process.alive:
         return False
-    try:
-        await asyncio.wait_for(loaded.process.health(), HEALTH_TIMEOUT)
-    except (RunnerError, TimeoutError):
+    if not await loaded.process.responds(HEALTH_TIMEOUT):
         loaded.process.kill()
         return False
     return True

@@ -18,6 +18,7 @@ from pollama.runner import ggml, protocol
 from pollama.runner.engine import Engine, Job
 from pollama.runner.logs import BufferLog
 from pollama.runner.model import LoadedModel, LoadError, LoadOptions, load
+from pollama.runner.pieces import bounded_tokens
 
 # Tests make a runner crash the way a broken kernel does: a comma-separated list of the configurations
 # that "crash" (extra-buffers, mmap, flash-attention, always), plus "request" to crash at the first
@@ -76,21 +77,40 @@ def simulated_crash(options: LoadOptions, spec: str) -> tuple[Callable[[], None]
 
 
 class Runner:
+    """Commands are read on a thread of their own and run by ``serve`` between decode steps, but for
+    ``health``: the reader answers that at once, so a long decode step does not pass for a hung runner.
+    """
+
     def __init__(self, model: LoadedModel, output: BinaryIO, before_first_decode: Callable[[], None] | None = None):
         self.model = model
         self.output = output
         self.engine = Engine(model, model.options.num_parallel, self.send, before_first_decode=before_first_decode)
         self.inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._output_lock = threading.Lock()  # a message's fragment lines go out together
 
-    def send(self, message: dict[str, Any]) -> None:
-        self.output.write(protocol.encode(message))
+    def send(self, message: dict[str, Any], *, flush: bool = False) -> None:
+        lines = protocol.encode(message)
+        with self._output_lock:
+            for line in lines:
+                self.output.write(line)
+            if flush:
+                self.output.flush()
 
     def read_commands(self, source: BinaryIO) -> None:
-        for line in source:
+        decoder = protocol.Decoder()
+        # Reading at most a line's limit at a time: a longer line arrives in parts, each refused.
+        for line in iter(lambda: source.readline(protocol.LINE_LIMIT + 1), b""):
             try:
-                self.inbox.put(protocol.decode(line))
-            except ValueError:
-                print(f"runner: ignoring a malformed command: {line[:200]!r}", file=sys.stderr)
+                command = decoder.feed(line)
+            except ValueError as error:
+                print(f"runner: ignoring a malformed command ({error}): {line[:200]!r}", file=sys.stderr)
+                continue
+            if command is None:
+                continue
+            if command.get("op") == "health":
+                self.send({"id": command.get("id", ""), "event": "health", **self.health()}, flush=True)
+            else:
+                self.inbox.put(command)
         self.inbox.put(None)  # the server went away: stop
 
     def serve(self) -> None:
@@ -113,13 +133,20 @@ class Runner:
         op, request_id = command.get("op"), command.get("id", "")
         try:
             if op == "completion":
-                tokens = self.model.tokenize(command["prompt"])
+                # A prompt of a context's length or more is cut to its head and tail (engine, slots.truncate_prompt).
+                n_ctx = self.model.n_ctx_seq
+                tokens = bounded_tokens(self.model, command["prompt"], head=n_ctx, tail=n_ctx)
                 self.engine.submit(Job(request_id, tokens, options=command.get("options") or {}))
             elif op == "embed":
                 self.engine.submit(Job(request_id, self.embedding_tokens(command), embed=True))
             elif op == "tokenize":
-                tokens = self.model.tokenize(command["content"], add_special=bool(command.get("add_special")))
+                add_special = bool(command.get("add_special"))
+                tokens = bounded_tokens(self.model, command["content"], add_special=add_special)
                 self.send({"id": request_id, "event": "tokens", "tokens": tokens})
+            elif op == "count":
+                limit = int(command["limit"])
+                tokens = bounded_tokens(self.model, command["content"], head=limit, add_special=False)
+                self.send({"id": request_id, "event": "count", "count": min(len(tokens), limit)})
             elif op == "detokenize":
                 tokens = [int(token) for token in command["tokens"]]
                 if invalid := [token for token in tokens if not self.model.valid_token(token)]:
@@ -127,8 +154,6 @@ class Runner:
                 self.send({"id": request_id, "event": "content", "content": self.model.detokenize(tokens)})
             elif op == "cancel":
                 self.engine.cancel(request_id)
-            elif op == "health":
-                self.send({"id": request_id, "event": "health", **self.health()})
             else:
                 raise ValueError(f"unknown operation {op!r}")
         except (KeyError, TypeError, ValueError) as error:
@@ -136,10 +161,11 @@ class Runner:
         return True
 
     def embedding_tokens(self, command: dict[str, Any]) -> list[int]:
-        tokens = self.model.tokenize(command["content"])
         limit = self.model.n_ctx_seq
         if self.model.options.embedding:
             limit = min(limit, self.model.n_batch)  # pooled models see the whole input in one batch
+        # One token past the limit tells an input that does not fit; what follows it is never needed.
+        tokens = bounded_tokens(self.model, command["content"], head=limit + 1)
         if len(tokens) > limit:
             if not command.get("truncate", True):
                 raise ValueError("the input length exceeds the context length")
@@ -149,6 +175,7 @@ class Runner:
         return tokens
 
     def health(self) -> dict[str, Any]:
+        # Read from the command reader's thread while the engine runs: lengths are all it reads.
         return {
             "active": len(self.engine.active),
             "waiting": len(self.engine.waiting),
@@ -176,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = load(options, before_first_decode=None if at_request else crash)
     except LoadError as error:
-        output.write(protocol.encode({"event": "load_error", "error": str(error)}))
+        output.writelines(protocol.encode({"event": "load_error", "error": str(error)}))
         output.flush()
         return 1
     runner = Runner(model, output, crash if at_request else None)

@@ -20,6 +20,7 @@ UNSAFE_BUFFER_TYPES = ("AMX",)
 
 _KV_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0, "q4_0": llama_cpp.GGML_TYPE_Q4_0}
 _WARM_UP_TEXT = "The quick brown fox jumps over the lazy dog."
+_PROBE_TEXT = "probe"
 _FLASH = {
     None: llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO,
     True: llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED,
@@ -72,9 +73,11 @@ class LoadedModel:
         )
         self.can_shift = bool(llama_cpp.llama_memory_can_shift(self.memory))
         self._piece_buffer = ctypes.create_string_buffer(256)
+        self.special_prefix, self.special_suffix = self._specials()
 
-    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True) -> list[int]:
-        data = text.encode("utf-8")
+    def tokenize(self, text: str | bytes, *, add_special: bool = True, parse_special: bool = True) -> list[int]:
+        """One call of llama.cpp's tokenizer: ``pieces.bounded_tokens`` is the one for texts of any length."""
+        data = text.encode("utf-8") if isinstance(text, str) else text
         capacity = len(data) + 8
         tokens = (llama_cpp.llama_token * capacity)()
         count = llama_cpp.llama_tokenize(self.vocab, data, len(data), tokens, capacity, add_special, parse_special)
@@ -82,11 +85,22 @@ class LoadedModel:
             capacity = -count
             tokens = (llama_cpp.llama_token * capacity)()
             count = llama_cpp.llama_tokenize(self.vocab, data, len(data), tokens, capacity, add_special, parse_special)
-        result = list(tokens[:count])
+        return self.without_doubled_bos(tokens[:count])
+
+    def without_doubled_bos(self, tokens: list[int]) -> list[int]:
         # Chat templates often write the BOS text themselves; tokenizing adds another one.
-        if self.add_bos and len(result) > 1 and result[0] == result[1] == self.bos:
-            del result[0]
-        return result
+        if self.add_bos and len(tokens) > 1 and tokens[0] == tokens[1] == self.bos:
+            del tokens[0]
+        return tokens
+
+    def _specials(self) -> tuple[list[int], list[int]]:
+        """The tokens tokenizing with ``add_special`` puts before and after a text, whichever the vocabulary's kind."""
+        plain = self.tokenize(_PROBE_TEXT, add_special=False)
+        special = self.tokenize(_PROBE_TEXT)
+        for start in range(len(special) - len(plain) + 1):
+            if special[start : start + len(plain)] == plain:
+                return special[:start], special[start + len(plain) :]
+        return [], []  # the vocabulary changes the text itself when adding specials: none known
 
     def piece(self, token: int, *, special: bool = False) -> bytes:
         length = llama_cpp.llama_token_to_piece(self.vocab, token, self._piece_buffer, 256, 0, special)

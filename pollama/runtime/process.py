@@ -26,7 +26,6 @@ __all__ = ["RunnerConfig", "RunnerCrashed", "RunnerError", "RunnerProcess"]
 
 log = logging.getLogger(__name__)
 
-_LINE_LIMIT = 64 << 20  # an embedding or a long context array is one line
 _STDERR_LINES = 40
 _CRASH_DETAIL_LINES = 3
 # Signals a process gets from its own faults (not from the OOM killer or a user's kill).
@@ -122,6 +121,7 @@ class RunnerProcess:
         self._decoded = False  # some decode finished: a crash from now on is no start-up fault
         self._crash: str | None = None  # the cause, when it died as RunnerCrashed describes
         self._closing: asyncio.Future[None] | None = None
+        self._lines_read = 0  # every line from the runner, fragments included: it shows a busy runner alive
 
     @property
     def pid(self) -> int | None:
@@ -151,7 +151,7 @@ class RunnerProcess:
         self._process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "pollama.runner", *self.config.arguments(),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            limit=_LINE_LIMIT, start_new_session=True, env=_runner_environment(),
+            limit=protocol.LINE_LIMIT, start_new_session=True, env=_runner_environment(),
         )  # fmt: skip
         self._ready = asyncio.get_running_loop().create_future()
         self._tasks = [asyncio.create_task(self._read_events()), asyncio.create_task(self._read_stderr())]
@@ -194,11 +194,29 @@ class RunnerProcess:
     async def tokenize(self, content: str, *, add_special: bool = False) -> list[int]:
         return (await self._call({"op": "tokenize", "content": content, "add_special": add_special}))["tokens"]
 
+    async def count_tokens(self, content: str, limit: int) -> int:
+        """How many tokens ``content`` has, counting no further than ``limit``: cheap for a text of any length."""
+        return int((await self._call({"op": "count", "content": content, "limit": limit}))["count"])
+
     async def detokenize(self, tokens: list[int]) -> str:
         return (await self._call({"op": "detokenize", "tokens": tokens}))["content"]
 
-    async def health(self) -> dict[str, Any]:
-        return await self._call({"op": "health"})
+    async def responds(self, timeout: float) -> bool:
+        """Whether the runner lives: it answers a health ping within ``timeout`` seconds, or at least talks.
+
+        The runner answers pings from its command reader, apart from its decode loop, so a long decode
+        step does not hold the answer up; on a loaded machine it can still come late, behind a large
+        message. A runner heard from meanwhile is busy, not dead: only one whose process ended, or that
+        sent nothing at all for ``timeout`` seconds, fails.
+        """
+        heard = self._lines_read
+        try:
+            await asyncio.wait_for(self._call({"op": "health"}), timeout)
+        except TimeoutError:
+            return self.alive and self._lines_read > heard
+        except RunnerError:
+            return False
+        return True
 
     async def close(self, grace: float = 5.0) -> None:
         """Ask the runner to exit, kill it if it does not, and fail whatever still waits on it.
@@ -254,13 +272,16 @@ class RunnerProcess:
         assert self._process is not None and self._process.stdin is not None
         if self._process.stdin.is_closing():
             raise RunnerError(500, self._failure or "llama runner is not running")
-        self._process.stdin.write(protocol.encode(message))
+        self._process.stdin.writelines(protocol.encode(message))
 
     async def _read_events(self) -> None:
         assert self._process is not None and self._process.stdout is not None
+        decoder = protocol.Decoder()
         try:
             while line := await self._process.stdout.readline():
-                self._dispatch(protocol.decode(line))
+                self._lines_read += 1
+                if (event := decoder.feed(line)) is not None:
+                    self._dispatch(event)
         except (ValueError, asyncio.LimitOverrunError) as error:
             log.error("runner %s sent an unreadable message: %s", self.pid, error)
             self.kill()
@@ -285,7 +306,13 @@ class RunnerProcess:
 
     async def _read_stderr(self) -> None:
         assert self._process is not None and self._process.stderr is not None
-        while line := await self._process.stderr.readline():
+        while True:
+            try:
+                line = await self._process.stderr.readline()
+            except ValueError:  # a line past the protocol's limit: dropped, and reading goes on
+                continue
+            if not line:
+                return
             text = line.decode(errors="replace").rstrip()
             self._stderr.append(text)
             log.debug("runner %s: %s", self.pid, text)
