@@ -21,6 +21,12 @@ produce the prompt the model was trained on we reproduce transformers' renderer
   passed (``tools`` and ``documents`` as ``None`` when absent), the special
   tokens next, and extra variables overriding the special tokens.
 
+Beyond transformers, a render has the budgets of :class:`~pollama.config.Limits`
+(the sandbox alone lets a template loop, call and write without end): steps,
+counted per loop item, call and piece of output, and bytes of output, counted in
+macros and ``set`` blocks too; ``*`` and ``**`` may not make a value past the
+output limit.
+
 Every failure while compiling or rendering surfaces as :class:`ChatTemplateError`
 with a one-line, user-facing message.
 """
@@ -30,7 +36,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from datetime import datetime
 from functools import lru_cache
 from types import TracebackType
@@ -44,11 +51,16 @@ import jinja2.runtime
 import jinja2.utils
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from pollama.config import Limits
+
 __all__ = ["ChatTemplateError", "render_chat_template"]
 
 
 class ChatTemplateError(Exception):
     """A chat template failed to compile or render; the message is fit to show a user."""
+
+
+_DEFAULT_LIMITS = Limits()  # for callers without settings at hand
 
 
 def render_chat_template(
@@ -60,13 +72,14 @@ def render_chat_template(
     bos_token: str = "",
     eos_token: str = "",
     variables: dict[str, Any] | None = None,
+    limits: Limits = _DEFAULT_LIMITS,
 ) -> str:
     """Render ``messages`` through the jinja chat template ``source``.
 
     ``variables`` are extra template variables (``enable_thinking``,
     ``documents``...); as in transformers they override ``bos_token`` and
     ``eos_token``, while ``messages``, ``tools`` and ``add_generation_prompt``
-    always come from their own arguments.
+    always come from their own arguments. ``limits`` bound the render's steps and output.
     """
     try:
         template = _compile(source)
@@ -80,12 +93,53 @@ def render_chat_template(
         tools=_plain(tools),
         add_generation_prompt=add_generation_prompt,
     )
+    budget = _BUDGET.set(_Budget(limits))
     try:
         return template.render(context)
     except ChatTemplateError:
         raise
     except Exception as exc:
         raise ChatTemplateError(_summarise(exc)) from exc
+    finally:
+        _BUDGET.reset(budget)
+
+
+# --- budget -----------------------------------------------------------------------------------------------------
+
+
+class _OverLimit(jinja2.TemplateRuntimeError):
+    pass
+
+
+class _Budget:
+    """What one render has spent, against its limits."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.steps = 0
+        self.written = 0
+
+    def step(self) -> None:
+        self.steps += 1
+        if self.steps > self.limits.template_max_steps:
+            raise _OverLimit(f"chat template exceeds the limit of {self.limits.template_max_steps} steps")
+
+    def write(self, text: str) -> None:
+        self.step()
+        self.written += len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+        if self.written > self.limits.template_max_output:
+            raise _OverLimit(f"chat template exceeds the limit of {self.limits.template_max_output} bytes of output")
+
+    def allow(self, size: int) -> None:
+        """Refuse to make a value of ``size`` bytes (about) past the output limit, before it is made."""
+        if size > self.limits.template_max_output:
+            raise _OverLimit(
+                f"chat template makes a value larger than the limit of {self.limits.template_max_output} bytes"
+            )
+
+
+# The render's budget where the environment's hooks can reach it, yet template code cannot.
+_BUDGET: ContextVar[_Budget] = ContextVar("chat_template_budget")
 
 
 # --- environment ------------------------------------------------------------------------------------------------
@@ -155,10 +209,56 @@ class _TemplateNamespace(jinja2.utils.Namespace):
             )
 
 
+class _BudgetedEnvironment(ImmutableSandboxedEnvironment):
+    """Every call is a step, and ``*`` and ``**`` are checked before they make a value."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call(self, context: jinja2.runtime.Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        _BUDGET.get().step()
+        return super().call(context, obj, *args, **kwargs)
+
+    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
+        budget = _BUDGET.get()
+        if _is_int(left) and _is_int(right):
+            if operator == "*":
+                budget.allow((left.bit_length() + right.bit_length()) // 8)
+            elif operator == "**" and right > 0 and abs(left) > 1:
+                budget.allow(right * abs(left).bit_length() // 8)
+        elif operator == "*":
+            sequence, count = (left, right) if _is_int(right) else (right, left)
+            if isinstance(sequence, str | list | tuple) and _is_int(count):
+                budget.allow(len(sequence) * count)
+        return super().call_binop(context, operator, left, right)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@jinja2.pass_context  # needing the context keeps jinja from running it at compile time
+def _finalize(_context: jinja2.runtime.Context, value: Any) -> str:
+    text = str(value)
+    _BUDGET.get().write(text)
+    return text
+
+
+@jinja2.pass_context  # as _finalize
+def _counted_loop(_context: jinja2.runtime.Context, items: Any) -> Iterator[Any]:
+    budget = _BUDGET.get()
+    for item in items:
+        budget.step()
+        yield item
+
+
+_COUNTED_LOOP = "counted loop"  # a name no template can write, so only _counted's rewrite applies it
+
+
 def _environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
-        trim_blocks=True, lstrip_blocks=True, extensions=[_Generation, jinja2.ext.loopcontrols]
+    env = _BudgetedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=[_Generation, jinja2.ext.loopcontrols], finalize=_finalize
     )
+    env.filters[_COUNTED_LOOP] = _counted_loop
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = _strftime_now
@@ -173,7 +273,20 @@ _ENV = _environment()
 
 @lru_cache
 def _compile(source: str) -> jinja2.Template:
-    return _ENV.from_string(source)
+    return _ENV.from_string(_counted(_ENV.parse(source)))
+
+
+def _counted(tree: jinja2.nodes.Template) -> jinja2.nodes.Template:
+    """``tree`` with each loop's items passed through the budget, and its literal text as constants, which (unlike
+    template data) go through ``_finalize`` like any other output."""
+    for loop in list(tree.find_all(jinja2.nodes.For)):
+        loop.iter = jinja2.nodes.Filter(loop.iter, _COUNTED_LOOP, [], [], None, None, lineno=loop.iter.lineno)
+    for output in tree.find_all(jinja2.nodes.Output):
+        output.nodes = [
+            jinja2.nodes.Const(node.data, lineno=node.lineno) if isinstance(node, jinja2.nodes.TemplateData) else node
+            for node in output.nodes
+        ]
+    return tree
 
 
 # --- inputs -----------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pollama import gojson
+from pollama.config import Limits
 from pollama.templates.gotemplate import Template, TemplateSyntaxError
 from pollama.templates.gotemplate.nodes import (
     ActionNode,
@@ -32,6 +33,7 @@ from pollama.templates.gotemplate.nodes import (
 __all__ = ["DEFAULT_TEMPLATE", "ModelTemplate", "TemplateValues", "infer_thinking_tags", "template_vars"]
 
 DEFAULT_TEMPLATE = "{{ .Prompt }}"
+_DEFAULT_LIMITS = Limits()  # for callers without settings at hand
 
 
 class GoJSON(dict):
@@ -104,11 +106,13 @@ class ModelTemplate:
             # Ollama appends {{ .Response }} so legacy templates continue an answer.
             self.template.tree.root.nodes.append(ActionNode(PipeNode([], [_response_command()])))
 
-    def execute(self, values: TemplateValues) -> str:
+    def execute(self, values: TemplateValues, limits: Limits = _DEFAULT_LIMITS) -> str:
+        """The prompt; ``ExecError`` with Go's message, ``ExecLimitError`` when one execution passes ``limits``."""
         think = {"Think": values.think, "ThinkLevel": values.think_level, "IsThinkSet": values.is_think_set}
         system, messages = collate(values.messages)
         if values.prompt and values.suffix:
-            return self.template.execute({"Prompt": values.prompt, "Suffix": values.suffix, "Response": "", **think})
+            data = {"Prompt": values.prompt, "Suffix": values.suffix, "Response": "", **think}
+            return self.template.execute(data, limits)
         if "messages" in self.vars:
             return self.template.execute(
                 {
@@ -117,16 +121,17 @@ class ModelTemplate:
                     "Tools": _tools(values.tools),
                     "Response": "",
                     **think,
-                }
+                },
+                limits,
             )
-        return self._legacy(messages, think)
+        return self._legacy(messages, think, limits)
 
-    def _legacy(self, messages: list[dict[str, Any]], think: dict[str, Any]) -> str:
+    def _legacy(self, messages: list[dict[str, Any]], think: dict[str, Any], limits: Limits) -> str:
         out: list[str] = []
         turn = {"System": "", "Prompt": "", "Response": ""}
 
         def execute() -> None:
-            out.append(self.template.execute({**turn, **think}))
+            out.append(self.template.execute({**turn, **think}, limits))
             turn.update(System="", Prompt="", Response="")
 
         for message in messages:
@@ -144,7 +149,7 @@ class ModelTemplate:
         last = copy.copy(self.template)
         last.tree = copy.copy(self.template.tree)
         last.tree.root = _cut_after_response(copy.deepcopy(self.template.tree.root))
-        out.append(last.execute({**turn, **think}))
+        out.append(last.execute({**turn, **think}, limits))
         return "".join(out)
 
 

@@ -15,19 +15,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pollama.config import Limits
 from pollama.errors import APIError
 from pollama.store.gguf import GGUFError, read_gguf
 from pollama.store.models import StoredModel
-from pollama.templates.gotemplate import ExecError, TemplateSyntaxError
+from pollama.templates.gotemplate import ExecError, ExecLimitError, TemplateSyntaxError
 from pollama.templates.jinja import ChatTemplateError, render_chat_template
 from pollama.templates.model_template import DEFAULT_TEMPLATE, ModelTemplate, TemplateValues
 
 __all__ = ["RenderedPrompt", "Tokenize", "chat_prompt", "fill_in_middle_prompt", "fitted_chat_prompt", "parse_template"]
 
-Tokenize = Callable[[str], Awaitable[list[int]]]
+Tokenize = Callable[[str, int], Awaitable[int]]  # a text's token count, counted no further than the bound
 IMAGE_TOKENS = 768  # what Ollama counts for an image when fitting history into the context
 
 JINJA_THINKING_TAGS = ("<think>", "</think>")
+_DEFAULT_LIMITS = Limits()  # for callers without settings at hand
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ async def fitted_chat_prompt(
         for start in range(len(messages)):
             kept_system = [m for m in messages[:start] if m.get("role") == "system"]
             rendered = chat_prompt(model, [*kept_system, *messages[start:]], **render)
-            length = len(await tokenize(rendered.text))
+            length = await tokenize(rendered.text, num_ctx + 1)  # enough to tell whether it fits
             if model.projector_paths:
                 length += IMAGE_TOKENS * sum(len(m.get("images") or ()) for m in messages[start:])
             if length <= num_ctx:
@@ -120,19 +122,20 @@ def chat_prompt(
     think: bool | str | None = None,
     template: str = "",
     go_template: bool = True,
+    limits: Limits = _DEFAULT_LIMITS,
 ) -> RenderedPrompt:
-    """The prompt for a conversation, ending where the assistant's answer begins."""
+    """The prompt for a conversation, ending where the assistant's answer begins; ``limits`` bound each execution."""
     gguf = model.gguf()
     chat_template = gguf.chat_template if gguf else ""
     if template or (model.template is not None and go_template) or not chat_template:
         values = TemplateValues(messages=messages, tools=tools, **_think_values(think))
-        parsed = _parse(template or model.template or DEFAULT_TEMPLATE)
-        return RenderedPrompt(_execute(parsed, values), parsed.thinking_tags)
+        parsed = _parse(template or model.template or DEFAULT_TEMPLATE, from_request=bool(template))
+        return RenderedPrompt(_execute(parsed, values, limits, from_request=bool(template)), parsed.thinking_tags)
     bos, eos = _special_token_texts(model.model_path)
     variables = {} if not isinstance(think, bool) else {"enable_thinking": think}
     try:
         text = render_chat_template(
-            chat_template, messages, tools=tools, bos_token=bos, eos_token=eos, variables=variables
+            chat_template, messages, tools=tools, bos_token=bos, eos_token=eos, variables=variables, limits=limits
         )
     except ChatTemplateError as error:
         raise APIError(400, str(error)) from None
@@ -140,11 +143,12 @@ def chat_prompt(
     return RenderedPrompt(text, JINJA_THINKING_TAGS if thinks else ("", ""))
 
 
-def fill_in_middle_prompt(model: StoredModel, prompt: str, suffix: str, *, template: str = "") -> str:
+def fill_in_middle_prompt(
+    model: StoredModel, prompt: str, suffix: str, *, template: str = "", limits: Limits = _DEFAULT_LIMITS
+) -> str:
     """Generate's ``suffix``: the template sees only ``.Prompt`` and ``.Suffix``."""
-    return _execute(
-        _parse(template or model.template or DEFAULT_TEMPLATE), TemplateValues(prompt=prompt, suffix=suffix)
-    )
+    parsed = _parse(template or model.template or DEFAULT_TEMPLATE, from_request=bool(template))
+    return _execute(parsed, TemplateValues(prompt=prompt, suffix=suffix), limits, from_request=bool(template))
 
 
 def _think_values(think: bool | str | None) -> dict[str, Any]:
@@ -155,18 +159,22 @@ def _think_values(think: bool | str | None) -> dict[str, Any]:
     }
 
 
-def _parse(text: str) -> ModelTemplate:
+def _parse(text: str, *, from_request: bool) -> ModelTemplate:
     try:
         return parse_template(text)
     except TemplateSyntaxError as error:
-        raise APIError(500, str(error)) from None
+        # Ollama answers 500 for a request's own template too; but then the request is what is wrong.
+        raise APIError(400 if from_request else 500, str(error)) from None
 
 
-def _execute(template: ModelTemplate, values: TemplateValues) -> str:
+def _execute(template: ModelTemplate, values: TemplateValues, limits: Limits, *, from_request: bool) -> str:
     try:
-        return template.execute(values)
+        return template.execute(values, limits)
     except ExecError as error:
-        raise APIError(500, str(error)) from None
+        # A model's own template failing is the server's fault (a 500, as Ollama); a request's template, or a request
+        # whose messages make a template pass its limits, is the client's.
+        client_fault = from_request or isinstance(error, ExecLimitError)
+        raise APIError(400 if client_fault else 500, str(error)) from None
 
 
 @functools.lru_cache(maxsize=32)

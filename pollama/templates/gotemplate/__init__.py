@@ -5,8 +5,8 @@
 lists, str, int, float, bool, None) and objects offering ``__go_str__`` (Go's Stringer).
 """
 
-from pollama.templates.gotemplate.execute import ExecError
+from pollama.templates.gotemplate.execute import ExecError, ExecLimitError
 from pollama.templates.gotemplate.lexer import TemplateSyntaxError
 from pollama.templates.gotemplate.template import Template
 
-__all__ = ["ExecError", "Template", "TemplateSyntaxError"]
+__all__ = ["ExecError", "ExecLimitError", "Template", "TemplateSyntaxError"]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pollama.templates.gotemplate.fmt import go_string, map_key_order, type_name
+from pollama.config import Limits
+from pollama.templates.gotemplate.fmt import TextTooLong, go_string, map_key_order, type_name
 from pollama.templates.gotemplate.nodes import (
     ActionNode,
     BoolNode,
@@ -34,14 +35,21 @@ from pollama.templates.gotemplate.nodes import (
 )  # fmt: skip
 from pollama.templates.gotemplate.parse import Tree
 
-__all__ = ["ExecError", "Function", "LazyFunction", "execute", "is_true"]
+__all__ = [
+    "AnyFunction", "BoundedFunction", "ExecError", "ExecLimitError", "Function", "LazyFunction", "execute", "is_true",
+]  # fmt: skip
 
 Function = Callable[..., Any]
-MAX_DEPTH = 100_000  # Go's maxExecDepth for nested template calls
+# Go's maxExecDepth is 100,000 nested template calls; Python's stack would overflow long before.
+MAX_DEPTH = 100
 
 
 class ExecError(ValueError):
     """A failure while executing; the message is Go's (``template: name:line:col: executing ...``)."""
+
+
+class ExecLimitError(ExecError):
+    """An execution ran past a budget of ``Limits`` (steps, or bytes of text); Go has no such limit."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,17 @@ class LazyFunction:
     """A builtin whose arguments are evaluated on demand (``and``/``or`` short-circuit)."""
 
     call: Callable[[list[Callable[[], Any]]], Any]
+
+
+@dataclass(frozen=True)
+class BoundedFunction:
+    """A builtin that can make any length of text from short arguments (``printf``'s padding): it is called with
+    the most characters it may make first, and raises ``TextTooLong`` rather than make more."""
+
+    call: Callable[..., str]
+
+
+AnyFunction = Function | LazyFunction | BoundedFunction
 
 
 class _Break(Exception):
@@ -60,9 +79,10 @@ class _Continue(Exception):
 
 
 class _Failure(Exception):
-    def __init__(self, message: str):
+    def __init__(self, message: str, *, over_limit: bool = False):
         super().__init__(message)
         self.message = message
+        self.over_limit = over_limit
 
 
 class _Invalid:
@@ -84,23 +104,30 @@ def is_true(value: Any) -> bool:
     return True
 
 
-def execute(tree: Tree, data: Any, functions: dict[str, Function | LazyFunction]) -> str:
-    state = _State(tree, functions)
+def execute(tree: Tree, data: Any, functions: dict[str, AnyFunction], limits: Limits) -> str:
+    """Run ``tree`` over ``data``; ``ExecLimitError`` as soon as it passes ``limits``' steps or bytes of text."""
+    state = _State(tree, functions, limits)
     dot = NO_VALUE if data is None else data
     state.variables = [("$", dot)]
     try:
         state.walk(dot, tree.root)
     except _Failure as failure:
-        raise ExecError(failure.message) from None
+        raise (ExecLimitError if failure.over_limit else ExecError)(failure.message) from None
     except RecursionError:
         raise ExecError(f"template: {tree.name}: exceeded maximum template depth ({MAX_DEPTH})") from None
     return "".join(state.out)
 
 
 class _State:
-    def __init__(self, tree: Tree, functions: dict[str, Function | LazyFunction]):
+    def __init__(self, tree: Tree, functions: dict[str, AnyFunction], limits: Limits):
         self.tree = tree
         self.functions = functions
+        self.limits = limits
+        self.steps = 0
+        self.written = 0  # bytes of output
+        # Text that functions make counts apart from output: kept in variables rather than written, it is what
+        # would grow memory without ever reaching the output.
+        self.made = 0
         self.out: list[str] = []
         self.variables: list[tuple[str, Any]] = []
         self.node: Node | None = None
@@ -108,17 +135,39 @@ class _State:
         self.template_name = tree.name  # the template being executed, for error messages
 
     def fail(self, message: str) -> _Failure:
-        node = self.node
-        if node is None:
+        if self.node is None:
             return _Failure(f"template: {self.tree.name}: {message}")
+        return _Failure(f"{self.executing()} at <{self.node}>: {message}")
+
+    def over_limit(self, limit: str) -> _Failure:
+        # Without Go's "at <node>": the node may be a whole range body; its line and column say where.
+        return _Failure(f"{self.executing()} exceeds the limit of {limit}", over_limit=True)
+
+    def executing(self) -> str:
         text = self.tree.text
-        pos = min(getattr(node, "pos", 0), len(text))
+        pos = min(getattr(self.node, "pos", 0), len(text))
         line_start = text.rfind("\n", 0, pos) + 1
         column = len(text[line_start:pos].encode())
         line = text.count("\n", 0, pos) + 1
-        return _Failure(
-            f'template: {self.tree.name}:{line}:{column}: executing "{self.template_name}" at <{node}>: {message}'
-        )
+        return f'template: {self.tree.name}:{line}:{column}: executing "{self.template_name}"'
+
+    # --- budgets ----------------------------------------------------------------------------------
+
+    def step(self) -> None:
+        self.steps += 1
+        if self.steps > self.limits.template_max_steps:
+            raise self.over_limit(f"{self.limits.template_max_steps} steps")
+
+    def write(self, text: str) -> None:
+        self.written += _utf8_size(text)
+        if self.written > self.limits.template_max_output:
+            raise self.over_limit(f"{self.limits.template_max_output} bytes of output")
+        self.out.append(text)
+
+    def count_made(self, text: str) -> None:
+        self.made += _utf8_size(text)
+        if self.made > self.limits.template_max_output:
+            raise self.over_limit(f"{self.limits.template_max_output} bytes of text")
 
     # --- variables --------------------------------------------------------------------------------
 
@@ -145,13 +194,15 @@ class _State:
         if isinstance(node, ListNode):
             for child in node.nodes:
                 self.walk(dot, child)
-        elif isinstance(node, TextNode):
-            self.out.append(node.text)
+            return
+        self.step()
+        if isinstance(node, TextNode):
+            self.write(node.text)
         elif isinstance(node, ActionNode):
             value = self.pipeline(dot, node.pipe)
             if not node.pipe.decl:
                 self.node = node
-                self.out.append(self.printable(value))
+                self.write(self.printable(value))
         elif isinstance(node, IfNode | WithNode):
             self.branch(dot, node)
         elif isinstance(node, RangeNode):
@@ -187,22 +238,23 @@ class _State:
         mark = len(self.variables)
         value = self.pipeline(dot, node.pipe)
         self.node = node.pipe
+        # Lazily: the step budget must end a range over a huge count long before a list of it could be made.
+        pairs: Iterable[tuple[Any, Any]]
         if value is None:
-            pairs: list[tuple[Any, Any]] = []
+            pairs = ()
         elif isinstance(value, list | tuple):
-            pairs = list(enumerate(value))
+            pairs = enumerate(value)
         elif isinstance(value, dict):
             pairs = [(key, value[key]) for key in sorted(value, key=map_key_order)]
         elif isinstance(value, int) and not isinstance(value, bool):
-            pairs = [(index, index) for index in range(value)]
+            pairs = enumerate(range(value))
         else:
             raise self.fail(f"range can't iterate over {go_string(value)}")
-        if not pairs:
-            if node.else_list is not None:
-                self.walk(dot, node.else_list)
-            del self.variables[mark:]
-            return
+        empty = True
         for key, element in pairs:
+            empty = False
+            self.node = node.pipe
+            self.step()
             # The declared variables are set afresh for each element; an outer "$x =" sticks.
             if node.pipe.decl:
                 if node.pipe.is_assign:
@@ -223,6 +275,8 @@ class _State:
             except _Continue:
                 pass
             del self.variables[inner:]
+        if empty and node.else_list is not None:
+            self.walk(dot, node.else_list)
         del self.variables[mark:]
 
     def _assign_range(self, pipe: PipeNode, key: Any, element: Any) -> None:
@@ -332,19 +386,34 @@ class _State:
             self.node = identifier
             want = f"at least {least}" if most is None else str(least)
             raise self.fail(f"wrong number of args for {name}: want {want} got {count}")
+        self.node = node
+        self.step()
         thunks: list[Callable[[], Any]] = [lambda arg=arg: _nil(self.argument(dot, arg)) for arg in args]
         if final is not _NO_FINAL:
             thunks.append(lambda: final)
+        arguments: list[Any] = []
         try:
             if isinstance(function, LazyFunction):
                 result = function.call(thunks)
+            elif isinstance(function, BoundedFunction):
+                arguments = [thunk() for thunk in thunks]
+                result = function.call(self.limits.template_max_output - self.made, *arguments)
             else:
-                result = function(*(thunk() for thunk in thunks))
+                arguments = [thunk() for thunk in thunks]
+                result = function(*arguments)
         except _Failure:
             raise
+        except TextTooLong:
+            self.node = node
+            raise self.over_limit(f"{self.limits.template_max_output} bytes of text") from None
         except (TypeError, ValueError, IndexError, KeyError, ZeroDivisionError) as error:
             self.node = node
             raise self.fail(f"error calling {name}: {error}") from None
+        # What a function hands back of its arguments (and/or hand back one) is no new text.
+        new = not isinstance(function, LazyFunction) and not any(result is argument for argument in arguments)
+        if new and isinstance(result, str):
+            self.node = node
+            self.count_made(result)
         return result
 
 
@@ -363,6 +432,11 @@ def _field_name(node: Node) -> str:
         names = node.ident[1:] if isinstance(node, VariableNode) else node.fields
         return names[-1] if names else ""
     return ""
+
+
+def _utf8_size(text: str) -> int:
+    # Lone surrogates can come from JSON ("\ud800"); they still take three bytes each.
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 def _nil(value: Any) -> Any:

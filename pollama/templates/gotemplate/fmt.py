@@ -7,7 +7,11 @@ from typing import Any
 
 from pollama.gostrconv import format_float, quote
 
-__all__ = ["go_string", "map_key_order", "sprint", "sprintf", "sprintln", "type_name"]
+__all__ = ["TextTooLong", "go_string", "map_key_order", "sprint", "sprintf", "sprintln", "type_name"]
+
+
+class TextTooLong(Exception):
+    """Formatting would make more text than its caller allows."""
 
 
 def type_name(value: Any) -> str:
@@ -76,40 +80,60 @@ def sprintln(*args: Any) -> str:
 _VERB = re.compile(r"%([-+# 0]*)(\d+|\*)?(?:\.(\d+|\*)?)?(?:\[(\d+)\])?([a-zA-Z%!]|$)")
 
 
-def sprintf(template: str, *args: Any) -> str:
-    """``fmt.Sprintf`` for the verbs templates use: %v %s %q %d %x %X %o %b %c %f %F %e %E %g %G %t %T %%."""
+def sprintf(template: str, *args: Any, max_length: int | None = None) -> str:
+    """``fmt.Sprintf`` for the verbs templates use: %v %s %q %d %x %X %o %b %c %f %F %e %E %g %G %t %T %%.
+
+    Past ``max_length`` characters it raises ``TextTooLong``, before padding or digits (a width or precision of
+    any size) are made.
+    """
     out: list[str] = []
+    length = 0
+
+    def add(text: str) -> None:
+        nonlocal length
+        length += len(text)
+        if max_length is not None and length > max_length:
+            raise TextTooLong
+        out.append(text)
+
+    def allow(size: str | None) -> None:
+        if max_length is not None and size and size.isdigit() and length + int(size) > max_length:
+            raise TextTooLong
+
     position = 0
     arg_index = 0
     for match in _VERB.finditer(template):
-        out.append(template[position : match.start()])
+        add(template[position : match.start()])
         position = match.end()
         flags, width, precision, argument, verb = match.groups()
         if verb == "%":
-            out.append("%")
+            add("%")
             continue
         if not verb:
-            out.append("%!(NOVERB)")
+            add("%!(NOVERB)")
             continue
         if argument is not None:  # %[n]v: explicit argument index, counting from 1
             arg_index = int(argument) - 1
         if width == "*":
             if arg_index >= len(args) or not isinstance(args[arg_index], int):
-                out.append(f"%!{verb}(BADWIDTH)")
+                add(f"%!{verb}(BADWIDTH)")
                 continue
             width = str(args[arg_index])
             arg_index += 1
         if arg_index >= len(args):
-            out.append(f"%!{verb}(MISSING)")
+            add(f"%!{verb}(MISSING)")
             continue
         arg = args[arg_index]
         arg_index += 1
         has_precision = match.group(0).count(".") > 0
-        out.append(_pad(_format_one(arg, verb, flags, precision, has_precision), flags, width))
-    out.append(template[position:])
+        allow(width)
+        if verb in "fFeEgG":
+            allow(precision)
+        add(_pad(_format_one(arg, verb, flags, precision, has_precision), flags, width))
+    add(template[position:])
     if arg_index < len(args) and not any(match.group(4) for match in _VERB.finditer(template)):
         extra = ", ".join(f"{type_name(arg)}={go_string(arg)}" for arg in args[arg_index:])
-        out.append(f"%!(EXTRA {extra})")
+        add(f"%!(EXTRA {extra})")
     return "".join(out)
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pollama import gojson
-from pollama.templates.gotemplate.execute import Function, LazyFunction, is_true
+from pollama.templates.gotemplate.execute import AnyFunction, BoundedFunction, LazyFunction, is_true
 from pollama.templates.gotemplate.fmt import sprint, sprintf, sprintln, type_name
 
 __all__ = ["BUILTINS", "ollama_functions"]
@@ -162,7 +162,7 @@ def _call(function: Any, *args: Any) -> Any:
     return function(*args)
 
 
-BUILTINS: dict[str, Function | LazyFunction] = {
+BUILTINS: dict[str, AnyFunction] = {
     "and": LazyFunction(_and),
     "or": LazyFunction(_or),
     "not": _not,
@@ -176,7 +176,7 @@ BUILTINS: dict[str, Function | LazyFunction] = {
     "gt": lambda a, b: not _lt(a, b) and not _eq(a, b),
     "ge": lambda a, b: not _lt(a, b),
     "print": sprint,
-    "printf": sprintf,
+    "printf": BoundedFunction(lambda max_length, *args: sprintf(*args, max_length=max_length)),
     "println": sprintln,
     "html": _html,
     "js": _js,
@@ -200,7 +200,7 @@ def _as_go_map(value: Any) -> Any:
     return value
 
 
-def ollama_functions(today: Callable[[], dt.date] = dt.date.today) -> dict[str, Function | LazyFunction]:
+def ollama_functions(today: Callable[[], dt.date] = dt.date.today) -> dict[str, AnyFunction]:
     """Ollama's additions (template/template.go ``funcs``); ``today`` is injectable for tests."""
     return {
         "json": _json,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from pollama.templates.gotemplate.lexer import Item, Kind, TemplateSyntaxError, lex
@@ -35,6 +36,8 @@ from pollama.templates.gotemplate.strings import unquote
 
 __all__ = ["Tree", "parse"]
 
+# Go allows 10,000 levels of parentheses; Python's stack allows far fewer, and real templates nest a few.
+MAX_NESTING = 100
 _OPERAND_STARTS = {
     Kind.BOOL, Kind.CHAR, Kind.DOT, Kind.FIELD, Kind.IDENTIFIER, Kind.LEFT_PAREN, Kind.NUMBER,
     Kind.RAW_STRING, Kind.STRING, Kind.VARIABLE,
@@ -67,6 +70,18 @@ class _Parser:
         self.templates: dict[str, ListNode] = {}
         self.variables: list[str] = ["$"]
         self.range_depth = 0
+        self.depth = 0  # control structures and parenthesized pipelines open around the current item
+
+    @contextlib.contextmanager
+    def nested(self, item: Item) -> Iterator[None]:
+        """One level deeper; parsing and executing recurse per level, so the levels are bounded."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.error(f"max nesting depth exceeded ({MAX_NESTING})", item)
+        try:
+            yield
+        finally:
+            self.depth -= 1
 
     # --- items ------------------------------------------------------------------------------------
 
@@ -168,7 +183,7 @@ class _Parser:
     def text_or_action(self) -> Node | _End | _Else:
         item = self.next()
         if item.kind is Kind.TEXT:
-            return TextNode(item.value, item.line)
+            return TextNode(item.value, item.line, item.pos)
         if item.kind is Kind.COMMENT:
             return CommentNode(item.value, item.line)
         if item.kind is Kind.LEFT:
@@ -214,7 +229,8 @@ class _Parser:
         pipe = self.pipeline(keyword, Kind.RIGHT)
         if keyword == "range":
             self.range_depth += 1
-        body, end = self.item_list()
+        with self.nested(item):
+            body, end = self.item_list()
         if keyword == "range":
             self.range_depth -= 1
         else_list: ListNode | None = None
@@ -224,7 +240,8 @@ class _Parser:
             if end.chained:
                 # "{{else if x}}" is "{{else}}{{if x}}...{{end}}{{end}}" sharing the one {{end}}.
                 self.next_non_space()
-                nested = self.branch(end.chained, end.item)
+                with self.nested(end.item):  # each "else if" is one more level when executed
+                    nested = self.branch(end.chained, end.item)
                 else_list = ListNode([nested], end.item.line)
             else:
                 else_list, final = self.item_list()
@@ -232,7 +249,7 @@ class _Parser:
                     raise self.error(f"expected end; found {final}", final.item)
         del self.variables[mark:]
         kind = {"if": IfNode, "range": RangeNode, "with": WithNode}[keyword]
-        return kind(keyword, pipe, body, else_list, item.line)
+        return kind(keyword, pipe, body, else_list, item.line, item.pos)
 
     def template_control(self, keyword: str, item: Item) -> TemplateNode:
         context = f"{keyword} clause"
@@ -365,8 +382,8 @@ class _Parser:
             except ValueError as error:
                 raise self.error(str(error), item) from None
         if kind is Kind.LEFT_PAREN:
-            pipe = self.pipeline("parenthesized pipeline", Kind.RIGHT_PAREN)
-            return pipe
+            with self.nested(item):
+                return self.pipeline("parenthesized pipeline", Kind.RIGHT_PAREN)
         raise self.unexpected(item, "operand")
 
 
