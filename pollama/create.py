@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,7 @@ from pollama.store.models import read_gguf_header
 from pollama.templates.gotemplate import TemplateSyntaxError
 from pollama.templates.prompt import parse_template
 
-__all__ = ["CreateTarget", "create_model", "validate_create_request"]
+__all__ = ["CreateTarget", "create_model", "named_blobs", "validate_create_request"]
 
 _REPLACED_TEXT_LAYERS = (MediaType.TEMPLATE, MediaType.PROMPT)
 _INFO_STRINGS = {
@@ -55,18 +55,27 @@ class CreateTarget:
     parameters: dict[str, Any]
 
 
-def validate_create_request(request: CreateRequest, store: Store) -> CreateTarget:
-    """The checks made before streaming starts, so that bad input gets its own status code."""
+def _named_files(request: CreateRequest) -> Iterator[tuple[str, str]]:
     for files in (request.files, request.draft_files, request.adapters):
-        for path, digest in (files or {}).items():
-            if not _valid_relative_path(path):
-                raise APIError(400, "file path must be relative")
-            try:
-                present = store.blobs.exists(digest)
-            except InvalidDigest:
-                raise APIError(400, "invalid digest format") from None
-            if not present:
-                raise APIError(400, f'blob "{digest}" not found')
+        yield from (files or {}).items()
+
+
+def named_blobs(request: CreateRequest) -> list[str]:
+    """The digests of the uploaded blobs a create request names: files, draft files, adapters."""
+    return [digest for _path, digest in _named_files(request)]
+
+
+def validate_create_request(request: CreateRequest, store: Store) -> CreateTarget:
+    """The checks made before the first progress line, so that bad input gets its own status code."""
+    for path, digest in _named_files(request):
+        if not _valid_relative_path(path):
+            raise APIError(400, "file path must be relative")
+        try:
+            present = store.blobs.exists(digest)
+        except InvalidDigest:
+            raise APIError(400, "invalid digest format") from None
+        if not present:
+            raise APIError(400, f'blob "{digest}" not found')
     if len(request.adapters or {}) > 1:
         raise APIError(400, "only one adapter is currently supported")
     if request.draft_quantize and not request.draft_files:

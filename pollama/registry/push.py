@@ -23,7 +23,7 @@ from pollama.names import ModelName
 from pollama.registry.connection import Connection
 from pollama.registry.errors import RegistryError
 from pollama.registry.transfer import PROGRESS_INTERVAL, Part, TransferTuning, plan_parts, progress_event
-from pollama.store import Layer, Store
+from pollama.store import Layer, Manifest, Store
 from pollama.store.layers import MANIFEST_MEDIA_TYPE
 
 __all__ = ["push_model"]
@@ -61,7 +61,7 @@ class _Upload:
                 while remaining:
                     chunk = await asyncio.to_thread(handle.read, min(_READ_SIZE, remaining))
                     if not chunk:
-                        raise RegistryError(f"{self.path} is shorter than its manifest says")
+                        raise RegistryError(f"blob {self.digest} is shorter than its manifest says")
                     remaining -= len(chunk)
                     md5.update(chunk)
                     self.sent[part.n] += len(chunk)
@@ -144,7 +144,10 @@ async def _push_blob(
     if not location:
         raise RegistryError(f"{started.status_code}: upload answer without a Location")
     path = store.blobs.path(layer.digest)
-    size = path.stat().st_size
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise RegistryError(f'blob "{layer.digest}" not found') from None
     parts = plan_parts(size, tuning.part_size(size))
     upload = _Upload(connection, layer.digest, path, parts, started.url.join(location), tuning)
     task = asyncio.create_task(upload.run())
@@ -160,16 +163,11 @@ async def _push_blob(
 
 
 async def push_model(
-    store: Store, name: ModelName, connect: Callable[[], Connection], tuning: TransferTuning
+    store: Store, name: ModelName, manifest: Manifest, connect: Callable[[], Connection], tuning: TransferTuning
 ) -> AsyncIterator[Event]:
+    """Push ``manifest``, read from the store under ``name`` (so that a missing model is refused first)."""
     yield {"status": "retrieving manifest"}
     connection = connect()
-    try:
-        stored = store.manifests.read(name)
-    except FileNotFoundError:
-        yield {"status": "couldn't retrieve manifest"}
-        raise RegistryError(f"open {store.manifests.path(name)}: no such file or directory") from None
-    manifest = stored.manifest
     for layer in manifest.all_layers():
         async for event in _push_blob(store, connection, layer, tuning):
             yield event

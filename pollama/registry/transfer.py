@@ -28,7 +28,8 @@ import httpx
 
 from pollama.registry.connection import Connection
 from pollama.registry.errors import DiskFull, NotFound, RegistryError
-from pollama.store.blobs import BlobStore, fsync_directory, normalize_digest
+from pollama.store.blobs import BlobStore, normalize_digest
+from pollama.store.files import fsync_directory
 
 __all__ = ["PROGRESS_INTERVAL", "BlobDownload", "Downloads", "Part", "TransferTuning", "plan_parts", "progress_event"]
 

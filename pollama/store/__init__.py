@@ -9,6 +9,7 @@ from pollama.store import gc
 from pollama.store.blobs import BlobStore, DigestMismatch, InvalidDigest, normalize_digest
 from pollama.store.layers import CorruptManifest, Layer, Manifest, MediaType, ModelConfig
 from pollama.store.manifests import ManifestStore, StoredManifest
+from pollama.store.uploads import Uploads
 
 __all__ = [
     "CorruptManifest",
@@ -31,6 +32,7 @@ class Store:
         self.manifests = ManifestStore(root / "manifests")
         # Held while manifests change, so a delete never removes a blob a create is about to use.
         self.lock = asyncio.Lock()
+        self.uploads = Uploads()
 
     def ensure(self) -> None:
         self.blobs.ensure()

@@ -1,8 +1,9 @@
 """Content-addressed blobs: ``blobs/sha256-<hex>``, written atomically.
 
 A blob becomes visible only under its verified digest: bytes go to a temporary
-file in the blobs directory, are flushed to disk, and are renamed into place.
-An interrupted or mismatched write leaves nothing behind.
+file in the blobs directory, are flushed to disk, and are renamed into place
+(``pollama.store.files``). An interrupted, mismatched or failed write leaves
+nothing behind.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from pathlib import Path
+
+from pollama.store.files import TempFile
 
 __all__ = ["BlobStore", "BlobWriter", "DigestMismatch", "InvalidDigest", "normalize_digest"]
 
 _DIGEST = re.compile(r"sha256[:-]([0-9a-fA-F]{64})")
-TEMP_PREFIX = ".tmp-"
 
 
 class InvalidDigest(ValueError):
@@ -44,28 +45,18 @@ def digest_filename(digest: str) -> str:
     return normalize_digest(digest).replace(":", "-", 1)
 
 
-def fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class BlobWriter:
     """Receives a blob's bytes, hashing as it goes; ``commit`` makes it visible."""
 
     def __init__(self, store: BlobStore) -> None:
         self._store = store
-        fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=store.root)
-        self._file = os.fdopen(fd, "wb")
-        self._path = Path(name)
+        self._temp = TempFile(store.root, "blob")
         self._hash = hashlib.sha256()
         self.size = 0
 
     def write(self, chunk: bytes) -> None:
         self._hash.update(chunk)
-        self._file.write(chunk)
+        self._temp.write(chunk)
         self.size += len(chunk)
 
     @property
@@ -78,25 +69,18 @@ class BlobWriter:
             digest = self.digest
             if expected is not None and normalize_digest(expected).lower() != digest:
                 raise DigestMismatch(expected, digest)
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
             target = self._store.path(expected or digest)
             if target.exists():
-                self._path.unlink()
+                self.abort()
             else:
-                os.chmod(self._path, 0o644)
-                os.replace(self._path, target)
-                fsync_directory(self._store.root)
+                self._temp.install(target)
             return digest
         except BaseException:
             self.abort()
             raise
 
     def abort(self) -> None:
-        if not self._file.closed:
-            self._file.close()
-        self._path.unlink(missing_ok=True)
+        self._temp.discard()
 
     def __enter__(self) -> BlobWriter:
         return self

@@ -15,7 +15,7 @@ from pollama.store.manifests import StoredManifest
 if TYPE_CHECKING:
     from pollama.store import Store
 
-__all__ = ["fix_blob_names", "prune_unreferenced", "remove_unused"]
+__all__ = ["fix_blob_names", "prune_unreferenced", "remove_unreferenced", "remove_unused"]
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +46,7 @@ def referenced_digests(store: Store) -> set[str] | None:
     return _used(manifests.values())
 
 
-def remove_unused(store: Store, digests: Iterable[str]) -> list[str]:
-    """Delete those of ``digests`` that no manifest references; return what was deleted."""
-    manifests, _corrupt = store.manifests.list()  # a corrupt manifest must not pin freshly orphaned blobs
-    used = _used(manifests.values())
+def _remove(store: Store, digests: Iterable[str], used: set[str]) -> list[str]:
     removed = []
     for digest in dict.fromkeys(digests):
         try:
@@ -60,6 +57,19 @@ def remove_unused(store: Store, digests: Iterable[str]) -> list[str]:
             store.blobs.remove(digest)
             removed.append(digest)
     return removed
+
+
+def remove_unused(store: Store, digests: Iterable[str]) -> list[str]:
+    """Delete those of ``digests`` that no manifest references; return what was deleted."""
+    manifests, _corrupt = store.manifests.list()  # a corrupt manifest must not pin freshly orphaned blobs
+    return _remove(store, digests, _used(manifests.values()))
+
+
+def remove_unreferenced(store: Store, digests: Iterable[str]) -> list[str] | None:
+    """Like ``remove_unused``, for blobs that may predate every manifest: while any manifest is
+    unreadable nothing is deleted (it may be the one using them), and None is returned."""
+    used = referenced_digests(store)
+    return None if used is None else _remove(store, digests, used)
 
 
 def fix_blob_names(store: Store) -> None:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from pollama.names import ModelName
-from pollama.store.blobs import fsync_directory
+from pollama.store.files import TEMP_PREFIX, TempFile
 from pollama.store.layers import CorruptManifest, Manifest
 
 __all__ = ["ManifestStore", "StoredManifest"]
@@ -53,18 +52,9 @@ class ManifestStore:
     def write(self, name: ModelName, manifest: Manifest) -> StoredManifest:
         path = self.path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(manifest.raw)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(temp, 0o644)
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-        fsync_directory(path.parent)
+        with TempFile(path.parent, "manifest") as temp:
+            temp.write(manifest.raw)
+            temp.install(path)
         return StoredManifest(name, manifest, path.stat().st_mtime_ns)
 
     def _scan(self) -> tuple[list[ModelName], list[Path]]:
@@ -73,7 +63,7 @@ class ManifestStore:
         if not self.root.is_dir():
             return names, invalid
         for path in self.root.glob("*/*/*/*"):
-            if not path.is_file() or path.name.startswith(".tmp-"):
+            if not path.is_file() or path.name.startswith(TEMP_PREFIX):
                 continue
             name = ModelName.from_parts(path.relative_to(self.root).parts)  # type: ignore[arg-type]
             if name is None:

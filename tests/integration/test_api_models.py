@@ -37,7 +37,11 @@ def create(client: ollama.Client, model: str, **kwargs: object) -> list[str]:
 
 @pytest.fixture(scope="module")
 def smol_digest(server: ServerProcess, smollm2_path: Path) -> str:
-    return upload(ollama.Client(host=server.url), smollm2_path)
+    """SmolLM2's weights, used by a model so that no failed create removes them (it removes its uploads)."""
+    client = ollama.Client(host=server.url)
+    digest = upload(client, smollm2_path)
+    assert client.create("smol-weights", files={"smol.gguf": digest}).status == "success"
+    return digest
 
 
 class TestBlobs:
@@ -340,6 +344,7 @@ class TestCreateErrors:
         http.post(f"/api/blobs/{digest}", content=data)
         response = http.post("/api/create", json={"model": "x", "files": {"notes.txt": digest}})
         assert (response.status_code, response.json()) == (400, {"error": "unknown type"})
+        http.post(f"/api/blobs/{digest}", content=data)  # the failed create removed it
         response = http.post("/api/create", json={"model": "x", "files": {"fake.gguf": digest}})
         assert response.status_code == 200  # streamed: the error comes after "parsing GGUF"
         lines = [json.loads(line) for line in response.text.splitlines()]

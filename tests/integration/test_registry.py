@@ -181,6 +181,26 @@ def test_http_names_need_insecure(registry: DockerRegistry, server: ServerProces
     assert (missing.status_code, missing.json()) == (400, {"error": "model is required"})
 
 
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize(
+    ("model", "status", "error"),
+    [
+        ("a/b/c/d/e", 400, "invalid model name"),
+        ("bad..//x", 400, "invalid model name"),
+        ("localhost:5000/test/absent:v1", 404, 'model "localhost:5000/test/absent:v1" not found'),
+        ("absent", 404, 'model "absent" not found'),
+    ],
+)
+def test_push_refuses_a_bad_name_or_a_missing_model_before_any_progress(
+    server: ServerProcess, stream: bool, model: str, status: int, error: str
+) -> None:
+    body = {"model": model, "insecure": True, "stream": stream}
+    response = httpx.post(server.url + "/api/push", json=body, timeout=30)
+    assert (response.status_code, response.json()) == (status, {"error": error})
+    log = server.log_path.read_text()
+    assert "Traceback" not in log
+
+
 def test_non_streamed_pull_answers_with_the_last_status(pushed: str, tmp_path: Path) -> None:
     puller = ServerProcess(tmp_path / "puller").start()
     try:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pollama.names import ModelName
+from pollama.store.files import WriteFailed
 from pollama.store.layers import CONFIG_MEDIA_TYPE, CorruptManifest, Layer, Manifest, MediaType
 from pollama.store.manifests import ManifestStore, StoredManifest
 
@@ -97,7 +98,7 @@ def test_write_is_atomic_on_failure(store: ManifestStore, monkeypatch: pytest.Mo
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(WriteFailed, match="write manifest: disk full"):
         store.write(name("a"), make_manifest(D2))
     monkeypatch.undo()
     # the old manifest is intact and no temporary file is left beside it

@@ -1,22 +1,32 @@
-"""``/api/pull`` and ``/api/push`` (spec A.11): registry transfers reported as NDJSON progress."""
+"""``/api/pull`` and ``/api/push`` (spec A.11): registry transfers reported as NDJSON progress.
+
+What the client got wrong (a bad name, a model that is not here to push) is answered with its own
+status before any progress; registry failures come after, as Ollama words them.
+"""
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from pollama.api.native import PullRequest, PushRequest
-from pollama.errors import APIError
+from pollama.errors import APIError, os_error_reason
+from pollama.gostrconv import quote as go_quote
 from pollama.names import ConflictingModelSource, ModelName, parse_model_ref
 from pollama.registry import RegistryError, pull_model, push_model
 from pollama.server.bodies import read_body
 from pollama.server.state import ServerState, state
 from pollama.server.streaming import progress_response
+from pollama.store import CorruptManifest, Manifest
 
 router = APIRouter()
+
+log = logging.getLogger(__name__)
 
 
 async def _reported(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
@@ -27,7 +37,8 @@ async def _reported(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict
     except RegistryError as err:
         raise APIError(500, err.message) from None
     except OSError as err:
-        raise APIError(500, f"{err.filename}: {err.strerror}" if err.filename else str(err)) from None
+        log.warning("registry transfer failed: %s", err)  # the path is for the log, not the client
+        raise APIError(500, os_error_reason(err)) from None
 
 
 def _pull_name(server: ServerState, text: str) -> ModelName:
@@ -53,7 +64,19 @@ async def pull(request: Request) -> Response:
         ):
             yield event
 
-    return await progress_response(_reported(events()), stream=body.stream is not False)
+    return await progress_response(_reported(events()), stream=body.stream is not False, shutdown=server.shutdown)
+
+
+def _local_manifest(server: ServerState, name: ModelName, requested: str) -> Manifest:
+    try:
+        return server.store.manifests.read(name).manifest
+    except FileNotFoundError:
+        raise APIError(404, f"model {go_quote(requested)} not found") from None
+    except CorruptManifest as err:
+        raise APIError(500, str(err)) from None
+    except OSError as err:
+        log.warning("couldn't read the manifest of %s: %s", requested, err)
+        raise APIError(500, f"read manifest: {os_error_reason(err)}") from None
 
 
 @router.post("/api/push")
@@ -63,13 +86,11 @@ async def push(request: Request) -> Response:
     if not requested:
         raise APIError(400, "model is required")
     server = state(request)
-
-    async def events() -> AsyncIterator[dict[str, Any]]:
-        name = server.store.manifests.resolve(ModelName.parse(requested))
-        if not name.is_valid():
-            raise RegistryError("invalid model name")
-        connect = functools.partial(server.registry.connect, name, insecure=body.insecure)
-        async for event in push_model(server.store, name, connect, server.downloads.tuning):
-            yield event
-
-    return await progress_response(_reported(events()), stream=body.stream is not False)
+    name = ModelName.parse(requested)
+    if not name.is_valid():
+        raise APIError(400, "invalid model name")
+    name = server.store.manifests.resolve(name)
+    manifest = await run_in_threadpool(_local_manifest, server, name, requested)
+    connect = functools.partial(server.registry.connect, name, insecure=body.insecure)
+    events = push_model(server.store, name, manifest, connect, server.downloads.tuning)
+    return await progress_response(_reported(events), stream=body.stream is not False, shutdown=server.shutdown)
