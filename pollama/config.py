@@ -16,7 +16,7 @@ from pathlib import Path
 from pollama import gostrconv
 from pollama.durations import FOREVER, MINUTE, SECOND, format_go_duration, parse_go_duration
 
-__all__ = ["HostURL", "Settings", "parse_host", "split_host_port"]
+__all__ = ["HostURL", "Limits", "Settings", "parse_host", "split_host_port"]
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +193,41 @@ def _list(environ: Mapping[str, str], key: str, default: tuple[str, ...] = ()) -
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one request may cost (beyond Ollama, which sets none); README "Limits and failure behaviour".
+
+    Every field has an ``OLLAMA_*`` variable; sizes are bytes, times seconds.
+    """
+
+    max_body_bytes: int = 64 << 20  # a JSON request body (blob uploads are not JSON and have no limit)
+    max_json_depth: int = 128  # nesting of arrays and objects in a request body
+    header_timeout: float = 10.0  # from a connection's first byte to the end of its request headers
+    body_timeout: float = 60.0  # the longest wait for the next piece of a request body
+    template_max_steps: int = 1_000_000  # actions, range iterations and calls one template execution may take
+    template_max_output: int = 128 << 20  # bytes one template execution may write (and make in functions)
+    max_threads: int = 512  # num_thread: llama.cpp's own limit (GGML_MAX_N_THREADS); more aborts the runner
+
+
+def _limits(environ: Mapping[str, str]) -> Limits:
+    defaults = Limits()
+
+    def seconds(key: str, default: float) -> float:
+        nanoseconds = _duration(environ, key, int(default * SECOND))
+        return nanoseconds / SECOND if nanoseconds > 0 else default
+
+    return Limits(
+        max_body_bytes=_uint(environ, "OLLAMA_MAX_BODY_SIZE", defaults.max_body_bytes) or defaults.max_body_bytes,
+        max_json_depth=_uint(environ, "OLLAMA_MAX_JSON_DEPTH", defaults.max_json_depth) or defaults.max_json_depth,
+        header_timeout=seconds("OLLAMA_HEADER_TIMEOUT", defaults.header_timeout),
+        body_timeout=seconds("OLLAMA_BODY_TIMEOUT", defaults.body_timeout),
+        template_max_steps=_uint(environ, "OLLAMA_TEMPLATE_MAX_STEPS", defaults.template_max_steps)
+        or defaults.template_max_steps,
+        template_max_output=_uint(environ, "OLLAMA_TEMPLATE_MAX_OUTPUT", defaults.template_max_output)
+        or defaults.template_max_output,
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     host: HostURL = field(default_factory=lambda: parse_host(""))
     origins: tuple[str, ...] = field(default_factory=lambda: _origins({}))
@@ -236,6 +271,7 @@ class Settings:
     registry_ca: Path | None = None
     docker_config: Path = field(default_factory=lambda: Path.home() / ".docker" / "config.json")
     registry_auth_file: Path | None = None
+    limits: Limits = field(default_factory=Limits)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -298,6 +334,7 @@ class Settings:
             registry_ca=Path(registry_ca).expanduser() if registry_ca else None,
             docker_config=(Path(docker_dir).expanduser() if docker_dir else home / ".docker") / "config.json",
             registry_auth_file=Path(auth_file).expanduser() if auth_file else None,
+            limits=_limits(env),
         )
 
     def describe(self) -> dict[str, str]:

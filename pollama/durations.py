@@ -162,5 +162,10 @@ def parse_keep_alive(value: object) -> int | None:
             else "map[string]interface {}"
         )
         raise ValueError(f"Unsupported type: '{kind}'")
-    nanoseconds = parse_go_duration(value) if isinstance(value, str) else int(value * SECOND)
-    return FOREVER if nanoseconds < 0 or nanoseconds > FOREVER else nanoseconds
+    if isinstance(value, str):
+        nanoseconds: int | float = parse_go_duration(value)
+    else:
+        nanoseconds = value * SECOND  # a float may overflow to infinity here: that is forever too
+        if nanoseconds != nanoseconds:
+            raise ValueError("time: invalid duration NaN")
+    return FOREVER if nanoseconds < 0 or nanoseconds > FOREVER else int(nanoseconds)

@@ -92,6 +92,9 @@ DEPRECATED_PARAMETERS = frozenset(
 )
 
 MIROSTAT_MODES = (0, 1, 2)
+# Go's types for option values: a number beyond them is an error, not a wrapped or infinite value.
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_FLOAT32_MAX = 3.4028234663852886e38
 
 # Options Ollama once had that llama.cpp can no longer honour: a request that sets one to anything but
 # its neutral value is refused, since ignoring it would answer differently from what was asked.
@@ -164,10 +167,14 @@ def coerce_option(name: str, value: Any) -> Any:
             if not math.isfinite(value):
                 raise OptionError(f'option "{name}" must be of type integer')
             value = int(value)
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise OptionError(f'option "{name}" is out of range for an integer')
         return value
     if spec.kind is OptionKind.FLOAT:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise OptionError(f'option "{name}" must be of type float32')
+        if not -_FLOAT32_MAX <= value <= _FLOAT32_MAX:  # False for NaN too
+            raise OptionError(f'option "{name}" is out of range for a float32')
         return value
     if spec.kind is OptionKind.BOOL:
         if not isinstance(value, bool):

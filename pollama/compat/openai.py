@@ -196,9 +196,12 @@ def _logit_bias(value: Any) -> dict[int, float]:
         return {}
     bias = expect_object(value, "logit_bias")
     try:
-        return {int(token): float(weight) for token, weight in bias.items()}
-    except (TypeError, ValueError):
+        weights = {int(token): float(weight) for token, weight in bias.items()}
+    except (TypeError, ValueError, OverflowError):
         raise OpenAIError(400, "invalid logit_bias: token ids map to numbers") from None
+    if not all(-100 <= weight <= 100 for weight in weights.values()):  # OpenAI's range
+        raise OpenAIError(400, "invalid logit_bias: a bias must be between -100 and 100")
+    return weights
 
 
 def forced_tools(choice: Any, tools: Any) -> list[str] | None:

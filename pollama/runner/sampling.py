@@ -52,13 +52,16 @@ class Sampler:
     def __init__(self, options: SamplingOptions, *, n_vocab: int, n_ctx: int):
         self.chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         self._penalties: Any = None  # the penalties sampler, a llama_sampler pointer
-        self._penalty_window = n_ctx if options.repeat_last_n < 0 else options.repeat_last_n
+        # A window beyond the context sees nothing more (and would not fit llama.cpp's int32).
+        self._penalty_window = n_ctx if options.repeat_last_n < 0 else min(options.repeat_last_n, n_ctx)
         add = lambda sampler: llama_cpp.llama_sampler_chain_add(self.chain, sampler)  # noqa: E731
-        if options.logit_bias:
-            biases = (llama_cpp.llama_logit_bias * len(options.logit_bias))(
-                *(llama_cpp.llama_logit_bias(token, bias) for token, bias in options.logit_bias.items())
+        # llama.cpp indexes the logits by these ids unchecked: one outside the vocabulary is no bias at all.
+        logit_bias = [(token, bias) for token, bias in options.logit_bias.items() if 0 <= token < n_vocab]
+        if logit_bias:
+            biases = (llama_cpp.llama_logit_bias * len(logit_bias))(
+                *(llama_cpp.llama_logit_bias(token, bias) for token, bias in logit_bias)
             )
-            add(llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(options.logit_bias), biases))
+            add(llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(logit_bias), biases))
         penalised = options.repeat_penalty != 1.0 or options.presence_penalty or options.frequency_penalty
         if self._penalty_window and penalised:
             self._penalties = llama_cpp.llama_sampler_init_penalties(

@@ -37,6 +37,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "frequency_penalty": 0.0,
 }
 MIN_CONTEXT_LENGTH = 4
+MAX_SEQUENCES = 256  # llama.cpp's LLAMA_MAX_SEQ: a context cannot hold more
 MIN_VISION_CONTEXT_LENGTH = 2048  # an image alone takes hundreds of tokens
 # Architectures whose llama.cpp memory cannot hold several sequences well (Ollama's list).
 SINGLE_SEQUENCE_ARCHITECTURES = frozenset(
@@ -65,7 +66,7 @@ def resolve(
     try:
         requested, unknown = coerce_options(request_options or {})
     except OptionError as error:
-        raise APIError(500, str(error)) from None
+        raise APIError(400, str(error)) from None  # Ollama answers 500: but the request is what is wrong
     for name in unknown:
         if name not in UNSUPPORTED_OPTIONS:
             log.warning("invalid option provided: %s", name)
@@ -87,14 +88,21 @@ def resolve(
     num_ctx = max(num_ctx, MIN_VISION_CONTEXT_LENGTH if "vision" in capabilities else MIN_CONTEXT_LENGTH)
     single = embedding or (gguf is not None and gguf.architecture in SINGLE_SEQUENCE_ARCHITECTURES)
     options["num_ctx"] = num_ctx
-    num_batch = int(options.get("num_batch") or (min(2048, num_ctx) if embedding else 512))
+    num_thread = int(options.get("num_thread") or 0)
+    if num_thread > settings.limits.max_threads:
+        raise APIError(400, f'option "num_thread" must be at most {settings.limits.max_threads}')
+    num_parallel = 1 if single else max(1, int(options.get("num_parallel") or settings.num_parallel))
+    if num_parallel > MAX_SEQUENCES:
+        raise APIError(400, f'option "num_parallel" must be at most {MAX_SEQUENCES}')
+    # A batch beyond the whole context could never fill, yet the runner would allocate it.
+    num_batch = min(int(options.get("num_batch") or (min(2048, num_ctx) if embedding else 512)), num_ctx * num_parallel)
     kv_cache_type = settings.kv_cache_type.lower() if settings.kv_cache_type.lower() in _KV_CACHE_TYPES else "f16"
     config = RunnerConfig(
         model_path=model.model_path,
         num_ctx=num_ctx,
-        num_parallel=1 if single else max(1, int(options.get("num_parallel") or settings.num_parallel)),
+        num_parallel=num_parallel,
         num_batch=max(1, num_batch),
-        num_thread=int(options.get("num_thread") or physical_cores()),
+        num_thread=num_thread if num_thread > 0 else physical_cores(),
         num_gpu=int(options.get("num_gpu", -1)),
         main_gpu=int(options.get("main_gpu", -1)),
         use_mmap=bool(options.get("use_mmap", True)),

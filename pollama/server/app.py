@@ -10,16 +10,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from pollama.config import Settings
 from pollama.errors import APIError
 from pollama.model_info import ModelLister
 from pollama.registry import Downloads, RegistryClientFactory
 from pollama.scheduler import Scheduler
+from pollama.server.limits import RequestBodyLimits
 from pollama.server.middleware import HostAndOriginMiddleware
 from pollama.server.responses import error_response
-from pollama.server.routes import anthropic, create, embed, generate, meta, models, openai, ps, tokenize
+from pollama.server.routes import anthropic, create, embed, generate, meta, models, openai, ps, schema, tokenize
 from pollama.server.routes import registry as registry_routes
+from pollama.server.shutdown import Shutdown
 from pollama.server.state import ServerState
 from pollama.store import Store
 
@@ -33,8 +36,11 @@ def create_app(settings: Settings) -> FastAPI:
     scheduler = Scheduler(settings)
     registry = RegistryClientFactory(settings)
 
+    shutdown = Shutdown()
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        shutdown.bind(asyncio.get_running_loop())
         store.startup(prune=not settings.noprune)
         await asyncio.to_thread(scheduler.start)
         yield
@@ -49,8 +55,9 @@ def create_app(settings: Settings) -> FastAPI:
         scheduler=scheduler,
         registry=registry,
         downloads=Downloads(),
+        shutdown=shutdown,
     )
-    for module in (meta, models, create, generate, embed, tokenize, ps, registry_routes, openai, anthropic):
+    for module in (meta, models, create, generate, embed, tokenize, ps, registry_routes, openai, anthropic, schema):
         app.include_router(module.router)
 
     @app.exception_handler(APIError)
@@ -66,10 +73,16 @@ def create_app(settings: Settings) -> FastAPI:
             return PlainTextResponse("404 page not found", status_code=404)
         return error_response(err.status_code, str(err.detail))
 
+    @app.exception_handler(ClientDisconnect)
+    async def client_left(request: Request, _err: ClientDisconnect) -> Response:
+        log.info("client disconnected before sending its whole request: %s %s", request.method, request.url.path)
+        return Response(status_code=499)  # nobody reads it; nginx's and Ollama's code for a client gone
+
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, err: Exception) -> Response:
         log.exception("unhandled error")
         return error_response(500, str(err) or err.__class__.__name__)
 
+    app.add_middleware(RequestBodyLimits, limits=settings.limits)
     app.add_middleware(HostAndOriginMiddleware, origins=settings.origins, check_hosts=settings.host.is_loopback())
     return app

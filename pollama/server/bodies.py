@@ -1,18 +1,30 @@
-"""Reading JSON request bodies the way Ollama's handlers do."""
+"""Reading JSON request bodies the way Ollama's handlers do, within the server's limits.
+
+Python's decoder is more lenient than Go's and fails differently; these are the differences a
+client could otherwise turn into a 500: ``NaN`` and ``Infinity`` literals and numbers beyond float64
+are refused as Go refuses them, a lone UTF-16 surrogate (``"\\ud800"``) becomes U+FFFD as Go's
+decoder makes it, and nesting is bounded before anything recursive sees it.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import TypeVar
+import math
+import re
+from typing import Any, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from pollama.errors import APIError
 
-__all__ = ["describe_validation_error", "read_body"]
+__all__ = ["decode_json", "describe_validation_error", "read_body", "read_json"]
 
 Body = TypeVar("Body", bound=BaseModel)
+
+# Only a \u escape can put a surrogate into a decoded string (the raw body is checked UTF-8).
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 async def read_body(request: Request, model: type[Body]) -> Body:
@@ -20,10 +32,7 @@ async def read_body(request: Request, model: type[Body]) -> Body:
     raw = await request.body()
     if not raw.strip():
         raise APIError(400, "missing request body")
-    try:
-        data = json.loads(raw)
-    except ValueError as err:
-        raise APIError(400, f"invalid JSON: {err}") from None
+    data = decode_json(raw, _max_depth(request))
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -32,6 +41,74 @@ async def read_body(request: Request, model: type[Body]) -> Body:
         return model.model_validate(data)
     except ValidationError as err:
         raise APIError(400, describe_validation_error(err)) from None
+
+
+async def read_json(request: Request) -> Any:
+    """Any JSON value (the OpenAI and Anthropic routes check its shape themselves); empty means ``{}``."""
+    raw = await request.body()
+    return decode_json(raw, _max_depth(request)) if raw.strip() else {}
+
+
+def decode_json(raw: bytes, max_depth: int) -> Any:
+    """Decode a request body; ``APIError(400)`` for anything Go's decoder or the depth limit refuses."""
+    try:
+        data = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise APIError(400, _too_deep(max_depth)) from None
+    except ValueError as err:
+        raise APIError(400, f"invalid JSON: {err}") from None
+    if _depth_exceeds(data, max_depth):
+        raise APIError(400, _too_deep(max_depth))
+    if _ESCAPED_SURROGATE.search(raw):
+        data = _without_lone_surrogates(data)
+    return data
+
+
+def _max_depth(request: Request) -> int:
+    return int(request.app.state.pollama.settings.limits.max_json_depth)
+
+
+def _too_deep(max_depth: int) -> str:
+    return f"invalid JSON: nested deeper than {max_depth} levels"
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"number {text} is out of range")
+    return number
+
+
+def _depth_exceeds(data: Any, max_depth: int) -> bool:
+    # Iterative, so that checking a deep value cannot itself exhaust the stack.
+    pending: list[tuple[Any, int]] = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > max_depth:
+            return True
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        # A valid pair was already joined by the decoder; what is left is alone.
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(key): _without_lone_surrogates(item) for key, item in value.items()}
+    return value
 
 
 def _json_kind(value: object) -> str:

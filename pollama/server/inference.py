@@ -7,11 +7,10 @@ goes away: the runner is told to cancel, even while the prompt is still being ev
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -25,6 +24,7 @@ from pollama.options import THINK_LEVELS
 from pollama.runtime.options import Resolved, resolve
 from pollama.runtime.process import RunnerCrashed, RunnerError, RunnerProcess
 from pollama.scheduler import LoadedRunner
+from pollama.server.cutoff import interrupted
 from pollama.server.state import ServerState, state
 from pollama.store import CorruptManifest
 from pollama.store.models import StoredModel, load_model
@@ -35,6 +35,7 @@ __all__ = [
     "complete",
     "find_model",
     "first",
+    "history_text",
     "keep_alive_of",
     "on_runner",
     "parse_name",
@@ -142,12 +143,9 @@ async def on_runner(
 
     async def run() -> AsyncGenerator[Result]:
         async with use_runner(server, model, body.options, keep_alive_of(body.keep_alive)) as (runner, _resolved):
-            try:
-                yield await action(runner.process)
-            except RunnerCrashed:
-                raise
-            except RunnerError as error:
-                raise APIError(error_status or error.status, error.message) from None
+            with runner_errors_as_api_errors(error_status):
+                result = await action(runner.process)
+            yield result
 
     return await while_connected(request, first(retry_after_crash(run)))
 
@@ -158,32 +156,49 @@ async def complete(
     """Run a prompt, yielding chunks as the runner streams; the last one has ``done`` and the metrics."""
     events = runner.process.completion(prompt, options)
     try:
-        async for event in events:
-            if event["event"] == "token":
-                yield Chunk(text=event["text"], logprobs=event.get("logprobs"))
-                continue
-            metrics = {
-                "total_duration": time.perf_counter_ns() - started_ns,
-                "load_duration": load_ns,
-                "prompt_eval_count": event["prompt_eval_count"],
-                "prompt_cached_count": event.get("prompt_cached_count", 0),
-                "prompt_eval_duration": event["prompt_eval_duration"],
-                "eval_count": event["eval_count"],
-                "eval_duration": event["eval_duration"],
-            }
-            yield Chunk(
-                text=event.get("text", ""),
-                done=True,
-                done_reason=event["done_reason"],
-                metrics=metrics,
-                context=event.get("context"),
-            )
+        with runner_errors_as_api_errors():
+            async for event in events:
+                if event["event"] == "token":
+                    yield Chunk(text=event["text"], logprobs=event.get("logprobs"))
+                    continue
+                metrics = {
+                    "total_duration": time.perf_counter_ns() - started_ns,
+                    "load_duration": load_ns,
+                    "prompt_eval_count": event["prompt_eval_count"],
+                    "prompt_cached_count": event.get("prompt_cached_count", 0),
+                    "prompt_eval_duration": event["prompt_eval_duration"],
+                    "eval_count": event["eval_count"],
+                    "eval_duration": event["eval_duration"],
+                }
+                yield Chunk(
+                    text=event.get("text", ""),
+                    done=True,
+                    done_reason=event["done_reason"],
+                    metrics=metrics,
+                    context=event.get("context"),
+                )
+    finally:
+        await events.aclose()
+
+
+async def history_text(runner: RunnerProcess, context: list[int]) -> str:
+    """Generate's deprecated ``context`` as text; an id outside the vocabulary is the request's fault (400)."""
+    with runner_errors_as_api_errors():
+        return await runner.detokenize(context)
+
+
+@contextlib.contextmanager
+def runner_errors_as_api_errors(status: int | None = None) -> Iterator[None]:
+    """A runner's error as the API's (with ``status`` where Ollama answers another); a crash stays a crash.
+
+    ``retry_after_crash`` needs to see ``RunnerCrashed`` itself.
+    """
+    try:
+        yield
     except RunnerCrashed:
         raise
     except RunnerError as error:
-        raise APIError(error.status, error.message) from None
-    finally:
-        await events.aclose()
+        raise APIError(status or error.status, error.message) from None
 
 
 async def first(items: AsyncGenerator[Item]) -> Item:
@@ -212,44 +227,9 @@ async def retry_after_crash(attempt: Callable[[], AsyncGenerator[Item]]) -> Asyn
             log.warning("a runner crashed before its first answer (%s); running the request again", crash.cause)
 
 
-async def until_disconnected(request: Request, items: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """Pass ``items`` through until the client disconnects; then close them (cancelling the work).
-
-    One watcher task per request cancels whichever task is waiting for the next item — the handler
-    while the first line or a whole answer is pending, the response while it streams — so a runner
-    slot is let go at once, even mid-prompt. No per-item tasks: this sits on every token's path.
-    """
-    waiting: asyncio.Task[Any] | None = None
-    gone = False
-
-    async def watch() -> None:
-        nonlocal gone
-        await _disconnected(request)
-        gone = True
-        if waiting is not None:
-            waiting.cancel()
-
-    watcher = asyncio.ensure_future(watch())
-    try:
-        while not gone:
-            waiting = asyncio.current_task()
-            try:
-                item = await anext(items)
-            except StopAsyncIteration:
-                return
-            except asyncio.CancelledError:
-                if gone and waiting is not None:
-                    waiting.uncancel()
-                    raise ClientGone from None
-                raise
-            finally:
-                waiting = None
-            yield item
-        raise ClientGone
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(RuntimeError):
-            await items.aclose()
+def until_disconnected(request: Request, items: AsyncIterator[Item]) -> AsyncIterator[Item]:
+    """Pass ``items`` through until the client disconnects; then close them (cancelling the work), 499."""
+    return interrupted(items, lambda: _disconnected(request), ClientGone)
 
 
 async def while_connected(request: Request, work: Awaitable[Result]) -> Result:

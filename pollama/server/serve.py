@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import socket
+from types import FrameType
 
 import uvicorn
 
 from pollama.config import Settings
 from pollama.server.app import create_app
+from pollama.server.limits import protocol_with_header_timeout
+from pollama.server.shutdown import GRACE, Shutdown
 from pollama.version import __version__
 
 __all__ = ["ListenError", "serve"]
@@ -47,11 +50,22 @@ def _listen(settings: Settings) -> socket.socket:
     raise ListenError(f"listen tcp {settings.host.hostport}: {reason}")
 
 
+# Every control character, so that nothing a client sends (an option name with a newline) can forge
+# a log line; a traceback becomes one line too.
+_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)} | {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
+
+
+class OneLineFormatter(logging.Formatter):
+    """One line per event, control characters escaped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).translate(_ESCAPES)
+
+
 def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="time=%(asctime)s level=%(levelname)s source=%(name)s msg=%(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter("time=%(asctime)s level=%(levelname)s source=%(name)s msg=%(message)s"))
+    logging.basicConfig(level=settings.log_level, handlers=[handler])
     # httpx logs every registry request at INFO; that detail is for OLLAMA_DEBUG.
     logging.getLogger("httpx").setLevel(settings.log_level if settings.log_level <= logging.DEBUG else logging.WARNING)
 
@@ -61,11 +75,27 @@ def serve(settings: Settings) -> None:
     sock = _listen(settings)
     log.info("server config env=%s", settings.describe())
     log.info("Listening on %s (version %s)", settings.host.hostport, __version__)
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
+        http=protocol_with_header_timeout(settings.limits.header_timeout),
+        log_config=None,  # uvicorn's loggers write through ours: one format, escaped
         log_level=logging.getLevelName(max(settings.log_level, logging.DEBUG)).lower(),
         access_log=settings.log_level <= logging.DEBUG,
         server_header=False,
-        timeout_graceful_shutdown=5,
+        # Streams end themselves (with an error line) after the grace period; this only bounds the rest.
+        timeout_graceful_shutdown=int(GRACE) + 3,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    _Server(config, app.state.pollama.shutdown).run(sockets=[sock])
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the app when a shutdown begins (uvicorn itself tells it only at the end)."""
+
+    def __init__(self, config: uvicorn.Config, shutdown: Shutdown) -> None:
+        super().__init__(config)
+        self.shutdown_notice = shutdown
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.shutdown_notice.begin()
+        super().handle_exit(sig, frame)

@@ -1,4 +1,4 @@
-"""What every route needs: settings, the store, the model lister, the scheduler, the registry client."""
+"""What every route needs: settings, the store, the model lister, the scheduler, the registry client, shutdown."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pollama.config import Settings
 from pollama.model_info import ModelLister
 from pollama.registry import Downloads, RegistryClientFactory
 from pollama.scheduler import Scheduler
+from pollama.server.shutdown import Shutdown
 from pollama.store import Store
 
 __all__ = ["ServerState", "state"]
@@ -23,6 +24,7 @@ class ServerState:
     scheduler: Scheduler
     registry: RegistryClientFactory
     downloads: Downloads
+    shutdown: Shutdown
 
 
 def state(request: Request) -> ServerState:

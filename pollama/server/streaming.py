@@ -16,6 +16,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from pollama.errors import APIError
 from pollama.server.responses import JSON, error_response
+from pollama.server.shutdown import Shutdown
 
 __all__ = ["NDJSON", "progress_response"]
 
@@ -43,9 +44,13 @@ def _last(events: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def progress_response(
-    events: AsyncIterator[dict[str, Any]], *, stream: bool, combine: Combine = _last
+    events: AsyncIterator[dict[str, Any]], *, stream: bool, shutdown: Shutdown, combine: Combine = _last
 ) -> Response:
-    """Answer with a stream of events, or (``stream=False``) with one object ``combine`` makes of them all."""
+    """Answer with a stream of events, or (``stream=False``) with one object ``combine`` makes of them all.
+
+    A server shutdown cuts the answer short after its grace period, with an error (``Shutdown``).
+    """
+    events = shutdown.bounded(events)
     if not stream:
         collected: list[dict[str, Any]] = []
         try:

@@ -11,20 +11,12 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import Response
 from fastapi.responses import StreamingResponse
 
 from pollama.errors import APIError
 
-__all__ = ["first_line", "merged", "named_event", "native_lines", "read_json"]
-
-
-async def read_json(request: Request) -> Any:
-    raw = await request.body()
-    try:
-        return json.loads(raw) if raw.strip() else {}
-    except ValueError as err:
-        raise APIError(400, f"invalid JSON: {err}") from None
+__all__ = ["first_line", "merged", "named_event", "native_lines"]
 
 
 def named_event(kind: str, data: dict[str, Any]) -> bytes:

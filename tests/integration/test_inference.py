@@ -558,10 +558,11 @@ class TestErrors:
     def test_option_of_the_wrong_type(self, server: ServerProcess, smol: str) -> None:
         message = 'option "top_k" must be of type integer'
         body = {"model": smol, "prompt": "hi", "options": {"top_k": "x"}}
-        assert_error(post(server, "/api/generate", body), 500, message)
-        assert_error(post(server, "/api/generate", {**body, "stream": False}), 500, message)
+        # Ollama answers 500; the request is what is wrong, so pollama answers 400.
+        assert_error(post(server, "/api/generate", body), 400, message)
+        assert_error(post(server, "/api/generate", {**body, "stream": False}), 400, message)
         chat = {"model": smol, "messages": [{"role": "user", "content": "hi"}], "options": {"top_k": "x"}}
-        assert_error(post(server, "/api/chat", chat), 500, message)
+        assert_error(post(server, "/api/chat", chat), 400, message)
 
 
 # --- prompt cache -----------------------------------------------------------------------------------

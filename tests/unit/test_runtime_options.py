@@ -144,14 +144,20 @@ def test_unknown_options_are_ignored_with_a_warning(
         ({"use_mmap": 1}, 'option "use_mmap" must be of type boolean'),
         ({"stop": "x"}, 'option "stop" must be of type array'),
         ({"stop": ["x", 1]}, 'option "stop" must be of an array of strings'),
+        ({"num_ctx": 10**30}, 'option "num_ctx" is out of range for an integer'),
+        ({"temperature": 10**400}, 'option "temperature" is out of range for a float32'),
+        ({"top_p": 1e39}, 'option "top_p" is out of range for a float32'),
+        ({"num_thread": 1_000_000}, 'option "num_thread" must be at most 512'),
+        ({"num_parallel": 100_000}, 'option "num_parallel" must be at most 256'),
     ],
 )
-def test_wrong_option_type_is_a_500(
+def test_wrong_or_out_of_range_option_is_a_400(
     tmp_path: Path, stored: Callable[..., StoredModel], options: dict[str, Any], message: str
 ) -> None:
+    # Ollama answers a wrong type with a 500; the request is what is wrong, so pollama answers 400.
     with pytest.raises(APIError) as caught:
         resolve(settings(tmp_path), stored(), options)
-    assert caught.value.status == 500
+    assert caught.value.status == 400
     assert caught.value.message == message
 
 
@@ -313,6 +319,15 @@ def test_vision_model_context_at_least_2048(tmp_path: Path, stored: Callable[...
     assert resolve(settings(tmp_path), model, {"num_ctx": 512}).config.num_ctx == 2048
 
 
+def test_batch_never_exceeds_the_whole_context(tmp_path: Path, stored: Callable[..., StoredModel]) -> None:
+    config = resolve(settings(tmp_path), stored(), {"num_ctx": 256, "num_batch": 1 << 30}).config
+    assert config.num_batch == 256 * config.num_parallel
+
+
+def test_non_positive_thread_count_means_automatic(tmp_path: Path, stored: Callable[..., StoredModel]) -> None:
+    assert resolve(settings(tmp_path), stored(), {"num_thread": -5}).config.num_thread >= 1
+
+
 def test_model_without_weights_is_an_error(tmp_path: Path, stored: Callable[..., StoredModel]) -> None:
     model = stored()
     model.model_path = None
@@ -369,9 +384,14 @@ def test_parse_keep_alive_errors(value: object, message: str) -> None:
     assert str(caught.value) == message
 
 
-@pytest.mark.parametrize("seconds", [1e20, 9.3e9])
-def test_parse_keep_alive_huge_numbers_stay_within_int64(seconds: float) -> None:
-    assert parse_keep_alive(seconds) <= FOREVER
+@pytest.mark.parametrize("seconds", [1e20, 9.3e9, 1e300, 10**400, float("inf"), -1e300, float("-inf")])
+def test_parse_keep_alive_huge_numbers_are_forever(seconds: float) -> None:
+    assert parse_keep_alive(seconds) == FOREVER
+
+
+def test_parse_keep_alive_refuses_nan() -> None:
+    with pytest.raises(ValueError, match="invalid duration NaN"):
+        parse_keep_alive(float("nan"))
 
 
 # --- physical_cores -------------------------------------------------------------------------------

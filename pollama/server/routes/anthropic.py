@@ -11,11 +11,11 @@ from pydantic import ValidationError
 
 from pollama.compat import anthropic
 from pollama.errors import APIError
-from pollama.server.bodies import describe_validation_error
+from pollama.server.bodies import describe_validation_error, read_json
 from pollama.server.inference import find_model
 from pollama.server.routes.generate import run_chat
 from pollama.server.state import state
-from pollama.server.translate import first_line, named_event, native_lines, read_json
+from pollama.server.translate import first_line, named_event, native_lines
 
 router = APIRouter()
 

@@ -21,6 +21,7 @@ from pollama.server.inference import (
     Chunk,
     complete,
     find_model,
+    history_text,
     keep_alive_of,
     retry_after_crash,
     until_disconnected,
@@ -85,11 +86,11 @@ async def _answer(
 
     async def lines() -> AsyncGenerator[dict[str, Any]]:
         async with use_runner(state(request), answer.model, body.options, answer.keep_alive) as (runner, resolved):
-            tokenize = runner.process.tokenize if body.truncate is not False else None
+            tokenize = runner.process.count_tokens if body.truncate is not False else None
             rendered = await answer.render(tokenize, int(resolved.options["num_ctx"]))
             prompt = rendered.text
             if answer.context:
-                prompt = await runner.process.detokenize(answer.context) + prompt
+                prompt = await history_text(runner.process, answer.context) + prompt
             options = {
                 **resolved.options,
                 "grammar": answer.grammar,
@@ -111,7 +112,10 @@ async def _answer(
                 yield line(body.model, chunk)
 
     return await progress_response(
-        until_disconnected(request, retry_after_crash(lines)), stream=body.stream is not False, combine=combine
+        until_disconnected(request, retry_after_crash(lines)),
+        stream=body.stream is not False,
+        shutdown=state(request).shutdown,
+        combine=combine,
     )
 
 
@@ -207,7 +211,11 @@ async def run_generate(request: Request, body: GenerateRequest, started: int) ->
 
     if body.raw or body.suffix:
         fixed = RenderedPrompt(
-            body.prompt if body.raw else fill_in_middle_prompt(model, body.prompt, body.suffix, template=body.template)
+            body.prompt
+            if body.raw
+            else fill_in_middle_prompt(
+                model, body.prompt, body.suffix, template=body.template, limits=st.settings.limits
+            )
         )
 
         async def render(_tokenize: Tokenize | None, _num_ctx: int) -> RenderedPrompt:
@@ -224,7 +232,7 @@ async def run_generate(request: Request, body: GenerateRequest, started: int) ->
         async def render(tokenize: Tokenize | None, num_ctx: int) -> RenderedPrompt:
             return await fitted_chat_prompt(
                 model, messages, num_ctx=num_ctx, tokenize=tokenize, think=think, template=body.template,
-                go_template=go_template,
+                go_template=go_template, limits=st.settings.limits,
             )  # fmt: skip
 
     return await _answer(
@@ -285,7 +293,7 @@ async def run_chat(
     async def render(tokenize: Tokenize | None, num_ctx: int) -> RenderedPrompt:
         return await fitted_chat_prompt(
             model, messages, num_ctx=num_ctx, tokenize=tokenize, tools=body.tools or None, think=think,
-            go_template=go_template,
+            go_template=go_template, limits=st.settings.limits,
         )  # fmt: skip
 
     tools = None
