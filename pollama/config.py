@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pollama import gostrconv
-from pollama.durations import FOREVER, MINUTE, SECOND, format_go_duration, parse_go_duration
+from pollama.gocompat import gostrconv
+from pollama.gocompat.durations import FOREVER, MINUTE, SECOND, format_go_duration, parse_go_duration
 
 __all__ = ["HostURL", "Limits", "Settings", "parse_host", "split_host_port"]
 

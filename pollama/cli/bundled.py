@@ -11,9 +11,9 @@ import importlib.resources
 import sys
 from pathlib import Path
 
+from pollama.cli.client import Client
 from pollama.cli.create import file_digest
-from pollama.client import Client
-from pollama.names import ModelName
+from pollama.model.names import ModelName
 
 __all__ = ["BUNDLED_NAMES", "bundled_weights", "import_bundled"]
 

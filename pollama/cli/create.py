@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pollama.cli.client import Client
 from pollama.cli.progress import Progress
-from pollama.client import Client
-from pollama.modelfile import ModelfileError, ModelfileFields, parse_modelfile
+from pollama.model.modelfile import ModelfileError, ModelfileFields, parse_modelfile
 
 __all__ = ["CreateError", "ModelfileRequest", "build_request", "run_create"]
 

@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from pollama.durations import format_go_duration
+from pollama.gocompat.durations import format_go_duration
 
 __all__ = ["AnswerPrinter", "print_summary", "wrap_width"]
 

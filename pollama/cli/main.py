@@ -11,17 +11,17 @@ from typing import Any
 
 import click
 
+from pollama.cli.client import Client, ResponseError
 from pollama.cli.create import CreateError, run_create
 from pollama.cli.progress import Progress
 from pollama.cli.run import RunOptions, ensure_model, ensure_server, parse_think, run_embedding, run_once
 from pollama.cli.show import render_show_info
 from pollama.cli.tables import render_table
 from pollama.cli.transfer import pull_with_progress, push_with_progress
-from pollama.client import Client, ResponseError
 from pollama.config import Settings
-from pollama.human import human_bytes, human_time, round_half_away
-from pollama.names import ModelName
-from pollama.timefmt import parse_rfc3339
+from pollama.gocompat.human import human_bytes, human_time, round_half_away
+from pollama.gocompat.timefmt import parse_rfc3339
+from pollama.model.names import ModelName
 from pollama.version import __version__
 
 __all__ = ["cli", "main"]

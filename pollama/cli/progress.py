@@ -14,8 +14,8 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from pollama.durations import SECOND, format_go_duration
-from pollama.human import human_bytes, round_half_away
+from pollama.gocompat.durations import SECOND, format_go_duration
+from pollama.gocompat.human import human_bytes, round_half_away
 
 __all__ = ["Bar", "Progress", "Spinner"]
 

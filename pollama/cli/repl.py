@@ -12,12 +12,12 @@ from typing import Any
 from prompt_toolkit import PromptSession
 from prompt_toolkit.history import FileHistory, InMemoryHistory
 
+from pollama.cli.client import Client, ResponseError
 from pollama.cli.display import AnswerPrinter, print_summary, wrap_width
 from pollama.cli.run import RunOptions, ensure_model, request_body
 from pollama.cli.show import render_show_info
-from pollama.client import Client, ResponseError
 from pollama.config import Settings
-from pollama.options import OptionError, merge_parameter, parse_parameter
+from pollama.model.options import OptionError, merge_parameter, parse_parameter
 
 __all__ = ["chat_loop"]
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pollama.cli.bundled import import_bundled, is_bundled
+from pollama.cli.client import Client, ConnectError, ResponseError
 from pollama.cli.display import AnswerPrinter, print_summary, wrap_width
-from pollama.client import Client, ConnectError, ResponseError
 from pollama.config import Settings
 
 __all__ = ["RunOptions", "ensure_model", "ensure_server", "request_body", "run_embedding", "run_once"]

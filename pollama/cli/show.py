@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pollama.cli.tables import render_table
-from pollama.human import human_number
+from pollama.gocompat.human import human_number
 
 __all__ = ["render_show_info"]
 

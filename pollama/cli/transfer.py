@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from pollama.cli.client import Client, ResponseError
 from pollama.cli.progress import Bar, Progress, Spinner
-from pollama.client import Client, ResponseError
-from pollama.names import ModelName
+from pollama.model.names import ModelName
 
 __all__ = ["pull_with_progress", "push_with_progress"]
 

@@ -12,7 +12,7 @@ import certifi
 import httpx
 
 from pollama.config import Settings
-from pollama.names import ModelName
+from pollama.model.names import ModelName
 from pollama.registry.auth import Authenticator
 from pollama.registry.credentials import find_credentials
 from pollama.registry.errors import NotFound, RegistryError

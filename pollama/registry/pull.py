@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from pollama.names import ModelName
+from pollama.model.names import ModelName
 from pollama.registry.connection import Connection
 from pollama.registry.errors import RegistryError
 from pollama.registry.transfer import PROGRESS_INTERVAL, BlobDownload, Downloads, progress_event

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from pollama.names import ModelName
+from pollama.model.names import ModelName
 from pollama.registry.connection import Connection
 from pollama.registry.errors import RegistryError
 from pollama.registry.transfer import PROGRESS_INTERVAL, Part, TransferTuning, plan_parts, progress_event

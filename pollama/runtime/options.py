@@ -13,7 +13,8 @@ from typing import Any
 
 from pollama.config import Settings
 from pollama.errors import APIError
-from pollama.options import OPTIONS, UNSUPPORTED_OPTIONS, OptionError, check_sampling, coerce_options
+from pollama.model.capabilities import capabilities_of
+from pollama.model.options import OPTIONS, UNSUPPORTED_OPTIONS, OptionError, check_sampling, coerce_options
 from pollama.runtime.devices import physical_cores
 from pollama.runtime.process import RunnerConfig
 from pollama.store.models import StoredModel
@@ -80,7 +81,7 @@ def resolve(
         raise APIError(500, f"{model.short_name} has no model weights to load")
     gguf = model.gguf()
     trained = int(gguf.get("context_length", 0) or 0) if gguf else 0
-    capabilities = model.capabilities()
+    capabilities = capabilities_of(model)
     embedding = "embedding" in capabilities and "completion" not in capabilities
     num_ctx = int(options.get("num_ctx") or settings.context_length or default_num_ctx)
     if trained:

@@ -14,9 +14,9 @@ from starlette.requests import ClientDisconnect
 
 from pollama.config import Settings
 from pollama.errors import APIError
-from pollama.model_info import ModelLister
+from pollama.model.info import ModelLister
 from pollama.registry import Downloads, RegistryClientFactory
-from pollama.scheduler import Scheduler
+from pollama.runtime.scheduler import Scheduler
 from pollama.server.limits import RequestBodyLimits
 from pollama.server.middleware import HostAndOriginMiddleware
 from pollama.server.responses import error_response

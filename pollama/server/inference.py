@@ -17,13 +17,13 @@ from typing import Any, TypeVar
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from pollama.durations import parse_keep_alive
 from pollama.errors import APIError
-from pollama.names import InvalidModelName, ModelName, parse_model_ref
-from pollama.options import THINK_LEVELS
+from pollama.gocompat.durations import parse_keep_alive
+from pollama.model.names import InvalidModelName, ModelName, parse_model_ref
+from pollama.model.options import THINK_LEVELS
 from pollama.runtime.options import Resolved, resolve
 from pollama.runtime.process import RunnerCrashed, RunnerError, RunnerProcess
-from pollama.scheduler import LoadedRunner
+from pollama.runtime.scheduler import LoadedRunner
 from pollama.server.cutoff import interrupted
 from pollama.server.state import ServerState, state
 from pollama.store import CorruptManifest

@@ -19,7 +19,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from pollama.api import native
 from pollama.compat import schemas as compat
-from pollama.options import MIROSTAT_MODES, OPTIONS, THINK_LEVELS, OptionKind
+from pollama.model.options import MIROSTAT_MODES, OPTIONS, THINK_LEVELS, OptionKind
 from pollama.version import OLLAMA_VERSION, __version__
 
 __all__ = ["openapi_document"]

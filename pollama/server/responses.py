@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from pollama import gojson
+from pollama.gocompat import gojson
 
 __all__ = ["JSON", "error_response"]
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from pollama.config import Settings
-from pollama.model_info import ModelLister
+from pollama.model.info import ModelLister
 from pollama.registry import Downloads, RegistryClientFactory
-from pollama.scheduler import Scheduler
+from pollama.runtime.scheduler import Scheduler
 from pollama.server.shutdown import Shutdown
 from pollama.store import Store
 

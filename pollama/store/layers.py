@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from pollama import gojson
+from pollama.gocompat import gojson
 
 __all__ = [
     "CONFIG_MEDIA_TYPE",

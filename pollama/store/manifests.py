@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pollama.names import ModelName
+from pollama.model.names import ModelName
 from pollama.store.files import TEMP_PREFIX, TempFile
 from pollama.store.layers import CorruptManifest, Manifest
 

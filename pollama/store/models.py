@@ -9,8 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pollama.capabilities import model_capabilities
-from pollama.names import ModelName
+from pollama.model.names import ModelName
 from pollama.store.gguf import GGUFError, GGUFFile, read_gguf
 from pollama.store.layers import CorruptManifest, Manifest, MediaType, ModelConfig
 
@@ -79,15 +78,6 @@ class StoredModel:
         if self.model_path is None or self.config.model_format not in ("", "gguf"):
             return None
         return read_gguf_header(self.model_path, full=full)
-
-    def capabilities(self) -> list[str]:
-        return model_capabilities(
-            gguf=self.gguf(),
-            go_template=self.template,
-            config_capabilities=self.config.capabilities,
-            projector_count=len(self.projector_paths),
-            family=self.config.model_family,
-        )
 
     def quantization_level(self) -> str:
         level = self.config.file_type

@@ -13,8 +13,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from pollama import gojson
 from pollama.config import Limits
+from pollama.gocompat import gojson
 from pollama.templates.gotemplate import Template, TemplateSyntaxError
 from pollama.templates.gotemplate.nodes import (
     ActionNode,

@@ -47,7 +47,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import APIOperation, Case, GenerationMode
 
-from pollama.options import OPTIONS
+from pollama.model.options import OPTIONS
 from tests.integration.conftest import upload
 from tests.servers import ServerProcess, free_port
 from tests.shrink import Shrinker

@@ -21,7 +21,7 @@ import ollama
 import openai
 import pytest
 
-from pollama.timefmt import parse_rfc3339
+from pollama.gocompat.timefmt import parse_rfc3339
 from tests.integration.test_scheduler import install
 from tests.integration.test_structured_tools import ADD_TOOL, THINKING_OPENED
 from tests.servers import ServerProcess

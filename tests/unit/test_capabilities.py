@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pollama.capabilities import chat_template_capabilities, go_template_capabilities, model_capabilities
+from pollama.model.capabilities import chat_template_capabilities, go_template_capabilities, model_capabilities
 from pollama.store.gguf import GGUFFile
 from pollama.templates.gotemplate import Template
 from pollama.templates.model_template import template_vars

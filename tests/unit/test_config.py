@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pollama.config import TRACE, Settings, parse_host
-from pollama.durations import FOREVER, HOUR, MINUTE, SECOND
+from pollama.gocompat.durations import FOREVER, HOUR, MINUTE, SECOND
 
 
 def settings(**env: str) -> Settings:

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from pollama.durations import FOREVER, format_go_duration, parse_go_duration
+from pollama.gocompat.durations import FOREVER, format_go_duration, parse_go_duration
 
 NS = 1
 US = 1_000

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from pollama.human import human_bytes, human_duration, human_number, human_time
+from pollama.gocompat.human import human_bytes, human_duration, human_number, human_time
 
 # --- TestHumanBytes -------------------------------------------------------------------------------
 

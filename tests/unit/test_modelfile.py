@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from pollama.modelfile import Command, Modelfile, ModelfileError, format_value, parse_modelfile
+from pollama.model.modelfile import Command, Modelfile, ModelfileError, format_value, parse_modelfile
 
 ERR_COMMAND = (
     'command must be one of "from", "license", "template", "system", "adapter", "draft", '

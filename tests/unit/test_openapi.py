@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.testclient import TestClient
 
 from pollama.config import Settings
-from pollama.options import OPTIONS
+from pollama.model.options import OPTIONS
 from pollama.server.app import create_app
 from pollama.server.openapi import openapi_document
 

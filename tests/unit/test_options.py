@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from pollama.gostrconv import quote as go_quote
-from pollama.options import (
+from pollama.gocompat.gostrconv import quote as go_quote
+from pollama.model.options import (
     DEPRECATED_PARAMETERS,
     OPTIONS,
     OptionError,

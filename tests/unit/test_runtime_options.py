@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from pollama.config import Settings
-from pollama.durations import FOREVER, MINUTE, SECOND, parse_keep_alive
 from pollama.errors import APIError
-from pollama.names import ModelName
+from pollama.gocompat.durations import FOREVER, MINUTE, SECOND, parse_keep_alive
+from pollama.model.capabilities import capabilities_of
+from pollama.model.names import ModelName
 from pollama.runtime.devices import physical_cores
 from pollama.runtime.options import DEFAULT_OPTIONS, resolve
 from pollama.store import Store
@@ -292,7 +293,7 @@ def test_embedding_model_gets_one_sequence_and_a_large_batch(
     tmp_path: Path, stored: Callable[..., StoredModel]
 ) -> None:
     model = stored(**EMBEDDING)
-    assert model.capabilities() == ["embedding"]
+    assert capabilities_of(model) == ["embedding"]
     env = settings(tmp_path, OLLAMA_NUM_PARALLEL="4")
     config = resolve(env, model, None).config
     assert config.embedding is True
@@ -315,7 +316,7 @@ def test_single_sequence_architectures(tmp_path: Path, stored: Callable[..., Sto
 
 def test_vision_model_context_at_least_2048(tmp_path: Path, stored: Callable[..., StoredModel]) -> None:
     model = stored(kv={"llama.vision.block_count": 2})
-    assert "vision" in model.capabilities()
+    assert "vision" in capabilities_of(model)
     assert resolve(settings(tmp_path), model, {"num_ctx": 512}).config.num_ctx == 2048
 
 

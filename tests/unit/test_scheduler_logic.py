@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from pollama.cli.main import processor_label
-from pollama.human import human_bytes2
+from pollama.gocompat.human import human_bytes2
 from pollama.runtime.process import RunnerConfig
-from pollama.scheduler import Slots, _compatible
+from pollama.runtime.scheduler import Slots, _compatible
 
 # --- Slots ----------------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pollama.names import ModelName
+from pollama.model.names import ModelName
 from pollama.store import Store, files
 from pollama.store.files import WriteFailed
 from pollama.store.layers import CONFIG_MEDIA_TYPE, Layer, Manifest

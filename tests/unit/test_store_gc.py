@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pollama.names import ModelName
+from pollama.model.names import ModelName
 from pollama.store import Store, gc
 from pollama.store.layers import CONFIG_MEDIA_TYPE, Layer, Manifest, MediaType
 

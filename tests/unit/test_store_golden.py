@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pollama.api.native import Message
-from pollama.modelfile import parse_modelfile
+from pollama.model.modelfile import parse_modelfile
 from pollama.store import Layer, Manifest, ModelConfig
 from pollama.store.layers import CONFIG_MEDIA_TYPE, messages_blob, params_blob
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pollama.names import ModelName
+from pollama.model.names import ModelName
 from pollama.store.files import WriteFailed
 from pollama.store.layers import CONFIG_MEDIA_TYPE, CorruptManifest, Layer, Manifest, MediaType
 from pollama.store.manifests import ManifestStore, StoredManifest

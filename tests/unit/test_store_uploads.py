@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pollama.names import ModelName
+from pollama.model.names import ModelName
 from pollama.store import Store
 from pollama.store.layers import CONFIG_MEDIA_TYPE, Layer, Manifest, MediaType
 from pollama.store.uploads import UNCLAIMED_SECONDS, Uploads

@@ -8,7 +8,7 @@ import pytest
 
 from pollama.config import Limits
 from pollama.errors import APIError
-from pollama.names import parse_model_ref
+from pollama.model.names import parse_model_ref
 from pollama.store.layers import Layer, Manifest, ModelConfig
 from pollama.store.models import StoredModel
 from pollama.templates.gotemplate import ExecError, ExecLimitError, Template, TemplateSyntaxError

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from pollama.timefmt import parse_rfc3339, rfc3339_nano
+from pollama.gocompat.timefmt import parse_rfc3339, rfc3339_nano
 
 S = 1_000_000_000
 

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from pollama.compat import anthropic
 from pollama.errors import APIError
+from pollama.model.capabilities import capabilities_of
 from pollama.server.bodies import describe_validation_error, read_json
 from pollama.server.inference import find_model
 from pollama.server.routes.generate import run_chat
@@ -32,7 +33,7 @@ async def messages(request: Request) -> Response:
         body = conversion.body
         if conversion.wants_thinking:
             model = await find_model(state(request), body.model)
-            if "thinking" not in model.capabilities():  # Anthropic clients ask every model to think
+            if "thinking" not in capabilities_of(model):  # Anthropic clients ask every model to think
                 body = body.model_copy(update={"think": None})
         native = await run_chat(request, body, started, forced_tools=conversion.forced_tools)
         _first, lines = await first_line(native_lines(native))

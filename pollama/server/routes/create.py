@@ -14,8 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from pollama.api.native import CreateRequest
-from pollama.create import create_model, named_blobs, validate_create_request
 from pollama.errors import APIError
+from pollama.model.create import create_model, named_blobs, validate_create_request
 from pollama.server.bodies import read_body
 from pollama.server.responses import error_response
 from pollama.server.state import ServerState, state

@@ -14,6 +14,8 @@ from fastapi import APIRouter, Request, Response
 
 from pollama.api.native import ChatRequest, ChatResponse, GenerateRequest, GenerateResponse
 from pollama.errors import APIError
+from pollama.gocompat.timefmt import rfc3339_nano
+from pollama.model.capabilities import capabilities_of
 from pollama.parsers.thinking import ThinkingParser
 from pollama.parsers.tools import ToolCallParser, closing_tag, tool_call_tag
 from pollama.server.bodies import read_body
@@ -34,7 +36,6 @@ from pollama.server.streaming import progress_response
 from pollama.store.models import StoredModel
 from pollama.structured import FormatError, grammar_for_format, tool_call_grammar
 from pollama.templates.prompt import RenderedPrompt, Tokenize, fill_in_middle_prompt, fitted_chat_prompt
-from pollama.timefmt import rfc3339_nano
 
 router = APIRouter()
 
@@ -198,7 +199,7 @@ async def run_generate(request: Request, body: GenerateRequest, started: int) ->
     keep_alive = keep_alive_of(body.keep_alive)
     if not body.prompt and keep_alive == 0:
         return JSON(_generate_line(body.model, await _load_or_unload(st, body, model, keep_alive)))
-    capabilities = model.capabilities()
+    capabilities = capabilities_of(model)
     if body.raw and (body.template or body.system or body.context):
         raise APIError(400, RAW_CONFLICT)
     think = validate_think(body.model, body.think, capabilities, model.parameters.get("think"))
@@ -275,7 +276,7 @@ async def run_chat(
     keep_alive = keep_alive_of(body.keep_alive)
     if not body.messages and keep_alive == 0:
         return JSON(_chat_line(body.model, await _load_or_unload(st, body, model, keep_alive)))
-    capabilities = model.capabilities()
+    capabilities = capabilities_of(model)
     if "completion" not in capabilities:
         raise APIError(400, f'"{body.model}" does not support chat')
     if body.tools and "tools" not in capabilities:

@@ -7,10 +7,10 @@ from starlette.concurrency import run_in_threadpool
 
 from pollama.api.native import CopyRequest, DeleteRequest, ListResponse, ShowRequest
 from pollama.errors import APIError
-from pollama.gostrconv import quote as go_quote
-from pollama.model_info import show_response
-from pollama.names import ModelName
-from pollama.options import OptionError, coerce_options
+from pollama.gocompat.gostrconv import quote as go_quote
+from pollama.model.info import show_response
+from pollama.model.names import ModelName
+from pollama.model.options import OptionError, coerce_options
 from pollama.server.bodies import read_body
 from pollama.server.inference import parse_name
 from pollama.server.responses import JSON

@@ -18,13 +18,13 @@ from starlette.concurrency import run_in_threadpool
 from pollama.compat import openai as oai
 from pollama.compat import responses as oai_responses
 from pollama.errors import APIError
-from pollama.names import ModelName
+from pollama.gocompat.timefmt import parse_rfc3339
+from pollama.model.names import ModelName
 from pollama.server.bodies import describe_validation_error, read_json
 from pollama.server.routes.embed import run_embed
 from pollama.server.routes.generate import run_chat, run_generate
 from pollama.server.state import state
 from pollama.server.translate import first_line, merged, named_event, native_lines
-from pollama.timefmt import parse_rfc3339
 
 router = APIRouter()
 

@@ -7,10 +7,10 @@ import time
 from fastapi import APIRouter, Request
 
 from pollama.api.native import ModelDetails, ProcessModel, ProcessResponse
-from pollama.durations import SECOND
+from pollama.gocompat.durations import SECOND
+from pollama.gocompat.timefmt import rfc3339_nano
 from pollama.server.responses import JSON
 from pollama.server.state import state
-from pollama.timefmt import rfc3339_nano
 
 router = APIRouter()
 

@@ -16,8 +16,8 @@ from starlette.concurrency import run_in_threadpool
 
 from pollama.api.native import PullRequest, PushRequest
 from pollama.errors import APIError, os_error_reason
-from pollama.gostrconv import quote as go_quote
-from pollama.names import ConflictingModelSource, ModelName, parse_model_ref
+from pollama.gocompat.gostrconv import quote as go_quote
+from pollama.model.names import ConflictingModelSource, ModelName, parse_model_ref
 from pollama.registry import RegistryError, pull_model, push_model
 from pollama.server.bodies import read_body
 from pollama.server.state import ServerState, state

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pollama.gostrconv import format_float, quote
+from pollama.gocompat.gostrconv import format_float, quote
 
 __all__ = ["TextTooLong", "go_string", "map_key_order", "sprint", "sprintf", "sprintln", "type_name"]
 

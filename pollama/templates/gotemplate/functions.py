@@ -7,7 +7,7 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
-from pollama import gojson
+from pollama.gocompat import gojson
 from pollama.templates.gotemplate.execute import AnyFunction, BoundedFunction, LazyFunction, is_true
 from pollama.templates.gotemplate.fmt import sprint, sprintf, sprintln, type_name
 

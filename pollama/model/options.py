@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pollama import gostrconv
+from pollama.gocompat import gostrconv
 
 __all__ = [
     "DEPRECATED_PARAMETERS",

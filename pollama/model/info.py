@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from pollama.api.native import ListModel, ModelDetails, ShowResponse, Tensor
-from pollama.modelfile import Command, Modelfile
-from pollama.options import OPTIONS, OptionKind, format_go_syntax, format_go_value
+from pollama.gocompat.timefmt import rfc3339_nano
+from pollama.model.capabilities import capabilities_of
+from pollama.model.modelfile import Command, Modelfile
+from pollama.model.options import OPTIONS, OptionKind, format_go_syntax, format_go_value
 from pollama.store import Store
 from pollama.store.gguf import GGUFFile
 from pollama.store.models import SUMMARY_ARRAY_LIMIT, StoredModel, load_model, read_gguf_header
-from pollama.timefmt import rfc3339_nano
 
 __all__ = ["ModelLister", "generated_modelfile", "list_entry", "show_response"]
 
@@ -32,7 +33,7 @@ def list_entry(model: StoredModel) -> ListModel:
         size=model.manifest.size,
         digest=model.digest,
         details=ModelDetails(**model.details(with_lengths=True)),
-        capabilities=model.capabilities() or None,
+        capabilities=capabilities_of(model) or None,
     )
 
 
@@ -152,7 +153,7 @@ def show_response(
         messages=messages or None,
         remote_model=model.config.remote_model or None,
         remote_host=model.config.remote_host or None,
-        capabilities=model.capabilities() or None,
+        capabilities=capabilities_of(model) or None,
         modified_at=rfc3339_nano(model.modified_ns),
         requires=model.config.requires or None,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from pollama.gostrconv import quote
+from pollama.gocompat.gostrconv import quote
 
 __all__ = [
     "DEFAULT_HOST",

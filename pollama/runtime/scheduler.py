@@ -28,9 +28,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from pollama.config import Settings
-from pollama.durations import FOREVER, SECOND
 from pollama.errors import APIError
-from pollama.human import human_bytes2
+from pollama.gocompat.durations import FOREVER, SECOND
+from pollama.gocompat.human import human_bytes2
 from pollama.runtime.devices import GpuDevice, Hardware, SystemMemory, default_context_length, physical_cores
 from pollama.runtime.fallback import LADDER, FallbackMemory, describe_steps, machine_fingerprint, with_fallbacks
 from pollama.runtime.memory import Placement, place, runner_estimate

@@ -10,10 +10,11 @@ import functools
 from collections.abc import Iterable
 
 from pollama.store.gguf import GGUFFile
+from pollama.store.models import StoredModel
 from pollama.templates.gotemplate import Template, TemplateSyntaxError
 from pollama.templates.model_template import infer_thinking_tags, template_vars
 
-__all__ = ["chat_template_capabilities", "model_capabilities"]
+__all__ = ["capabilities_of", "chat_template_capabilities", "model_capabilities"]
 
 
 def chat_template_capabilities(chat_template: str) -> list[str]:
@@ -77,3 +78,14 @@ def model_capabilities(
     if family in ("gptoss", "gpt-oss"):
         add("thinking")
     return found
+
+
+def capabilities_of(model: StoredModel) -> list[str]:
+    """What a stored model can do, from its weights, template, config and projectors."""
+    return model_capabilities(
+        gguf=model.gguf(),
+        go_template=model.template,
+        config_capabilities=model.config.capabilities,
+        projector_count=len(model.projector_paths),
+        family=model.config.model_family,
+    )

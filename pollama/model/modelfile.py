@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pollama.options import DEPRECATED_PARAMETERS, merge_parameter, parse_parameter
+from pollama.model.options import DEPRECATED_PARAMETERS, merge_parameter, parse_parameter
 
 __all__ = [
     "Command",

@@ -18,9 +18,9 @@ from starlette.concurrency import run_in_threadpool
 
 from pollama.api.native import CreateRequest
 from pollama.errors import APIError
-from pollama.human import human_number
-from pollama.names import ModelName, parse_model_ref
-from pollama.options import DEPRECATED_PARAMETERS, OPTIONS, OptionError, check_sampling, coerce_option
+from pollama.gocompat.human import human_number
+from pollama.model.names import ModelName, parse_model_ref
+from pollama.model.options import DEPRECATED_PARAMETERS, OPTIONS, OptionError, check_sampling, coerce_option
 from pollama.store import InvalidDigest, Layer, Manifest, MediaType, ModelConfig, Store, gc
 from pollama.store.gguf import GGUFFile, is_gguf
 from pollama.store.layers import CONFIG_MEDIA_TYPE, messages_blob, params_blob

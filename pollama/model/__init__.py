@@ -1,0 +1,1 @@
+"""What a model is: names, the Modelfile, parameters (options), capabilities, create and show."""
