@@ -1,7 +1,7 @@
 """Build a model from a create request: layers, config, manifest (spec A.5).
 
 ``create_model`` yields progress events (``{"status": ...}``) and raises
-``APIError`` for bad input. Layers are reused by digest; new text layers are
+domain errors (``pollama.errors``) for bad input. Layers are reused by digest; new text layers are
 written as blobs; the manifest is written last, atomically, under the store
 lock. On failure, blobs written for this request that nothing uses are removed.
 """
@@ -17,7 +17,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from pollama.api.native import CreateRequest
-from pollama.errors import APIError
+from pollama.errors import InvalidRequest, NotFound
 from pollama.gocompat.human import human_number
 from pollama.model.names import ModelName, parse_model_ref
 from pollama.model.options import DEPRECATED_PARAMETERS, OPTIONS, OptionError, check_sampling, coerce_option
@@ -69,29 +69,29 @@ def validate_create_request(request: CreateRequest, store: Store) -> CreateTarge
     """The checks made before the first progress line, so that bad input gets its own status code."""
     for path, digest in _named_files(request):
         if not _valid_relative_path(path):
-            raise APIError(400, "file path must be relative")
+            raise InvalidRequest("file path must be relative")
         try:
             present = store.blobs.exists(digest)
         except InvalidDigest:
-            raise APIError(400, "invalid digest format") from None
+            raise InvalidRequest("invalid digest format") from None
         if not present:
-            raise APIError(400, f'blob "{digest}" not found')
+            raise InvalidRequest(f'blob "{digest}" not found')
     if len(request.adapters or {}) > 1:
-        raise APIError(400, "only one adapter is currently supported")
+        raise InvalidRequest("only one adapter is currently supported")
     if request.draft_quantize and not request.draft_files:
-        raise APIError(400, "--draft-quantize requires a DRAFT model")
+        raise InvalidRequest("--draft-quantize requires a DRAFT model")
     if request.quantize or request.quantization or request.draft_quantize:
-        raise APIError(400, "quantization is not supported by this server yet")
+        raise InvalidRequest("quantization is not supported by this server yet")
     if request.remote_host:
-        raise APIError(400, "remote models are not supported by this server")
+        raise InvalidRequest("remote models are not supported by this server")
     name = ModelName.parse(request.model or request.name)
     if not name.is_valid():
-        raise APIError(400, "invalid model name")
+        raise InvalidRequest("invalid model name")
     if request.template:
         try:
             parse_template(request.template)
         except TemplateSyntaxError as error:
-            raise APIError(400, f"template error: {error}") from None
+            raise InvalidRequest(f"template error: {error}") from None
     return CreateTarget(store.manifests.resolve(name), _typed_parameters(request.parameters or {}))
 
 
@@ -106,7 +106,7 @@ class _Build:
 
     def reuse(self, digest: str, media_type: str, source: str, name: str = "") -> Layer:
         if not self.store.blobs.exists(digest):
-            raise APIError(400, f'blob "{digest}" not found')
+            raise InvalidRequest(f'blob "{digest}" not found')
         self.store.blobs.touch(digest)
         layer = Layer(media_type, digest, self.store.blobs.size(digest), source=source, name=name)
         self.layers.append(layer)
@@ -158,14 +158,14 @@ async def _collect_layers(request: CreateRequest, build: _Build, config: ModelCo
     elif request.files is not None:
         kind = await run_in_threadpool(_detect_type, request.files, build.store)
         if kind == "safetensors":
-            raise APIError(400, "importing safetensors models is not supported by this server yet")
+            raise InvalidRequest("importing safetensors models is not supported by this server yet")
         if kind != "gguf":
-            raise APIError(400, "unknown type")
+            raise InvalidRequest("unknown type")
         for path in sorted(request.files):
             yield {"status": "parsing GGUF"}
             await run_in_threadpool(_add_gguf_layer, build, request.files[path], path, None)
     else:
-        raise APIError(400, "neither 'from' or 'files' was specified")
+        raise InvalidRequest("neither 'from' or 'files' was specified")
 
     if request.adapters:
         for path, digest in request.adapters.items():
@@ -180,11 +180,11 @@ def _layers_from_model(reference: str, build: _Build, config: ModelConfig) -> No
     try:
         source = build.store.manifests.resolve(parse_model_ref(reference))
     except ValueError:
-        raise APIError(400, "invalid model name") from None
+        raise InvalidRequest("invalid model name") from None
     try:
         stored = build.store.manifests.read(source)
     except FileNotFoundError:
-        raise APIError(404, f"model '{reference}' not found") from None
+        raise NotFound(f"model '{reference}' not found") from None
     short = source.display_shortest()
     for layer in stored.manifest.layers:
         build.reuse(layer.digest, layer.media_type, short, layer.name)
@@ -225,10 +225,10 @@ def _gguf_media_type(gguf: GGUFFile) -> str:
 def _add_gguf_layer(build: _Build, digest: str, source: str, media_type: str | None) -> None:
     path = build.store.blobs.path(digest)  # checked by validate_create_request
     if not is_gguf(path):
-        raise APIError(400, "supplied file was not in GGUF format")
+        raise InvalidRequest("supplied file was not in GGUF format")
     gguf = read_gguf_header(path)
     if gguf is None:
-        raise APIError(400, "invalid GGUF file")
+        raise InvalidRequest("invalid GGUF file")
     build.reuse(digest, media_type or _gguf_media_type(gguf), source)
 
 
@@ -241,7 +241,7 @@ def _apply_info(info: dict[str, Any] | None, config: ModelConfig) -> None:
     for key, attribute in _INFO_STRINGS.items():
         if key in info:
             if not isinstance(info[key], str):
-                raise APIError(400, f'info field "{key}" must be a string')
+                raise InvalidRequest(f'info field "{key}" must be a string')
             setattr(config, attribute, info[key])
     if config.model_family:
         config.model_families = [config.model_family]
@@ -249,9 +249,9 @@ def _apply_info(info: dict[str, Any] | None, config: ModelConfig) -> None:
         if key in info:
             value = info[key]
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise APIError(400, f'info field "{key}" must be a number')
+                raise InvalidRequest(f'info field "{key}" must be a number')
             if value < 0 or not math.isfinite(value) or int(value) != value:
-                raise APIError(400, f'info field "{key}" must be a non-negative integer')
+                raise InvalidRequest(f'info field "{key}" must be a non-negative integer')
             setattr(config, attribute, int(value))
 
 
@@ -261,7 +261,7 @@ def _apply_gguf_metadata(build: _Build, config: ModelConfig) -> None:
             continue
         gguf = read_gguf_header(build.store.blobs.path(layer.digest))
         if gguf is None:
-            raise APIError(400, "invalid GGUF file")
+            raise InvalidRequest("invalid GGUF file")
         if layer.media_type == MediaType.DRAFT:
             config.draft = {"model_format": "gguf", "architecture": gguf.architecture}
             continue
@@ -278,15 +278,15 @@ def _typed_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
         if key in DEPRECATED_PARAMETERS:
             continue
         if key not in OPTIONS:
-            raise APIError(400, f"unknown parameter '{key}'")
+            raise InvalidRequest(f"unknown parameter '{key}'")
         try:
             typed[key] = coerce_option(key, value)
         except OptionError as err:
-            raise APIError(400, str(err)) from None
+            raise InvalidRequest(str(err)) from None
     try:
         check_sampling(typed)
     except OptionError as err:
-        raise APIError(400, str(err)) from None
+        raise InvalidRequest(str(err)) from None
     return typed
 
 
@@ -335,7 +335,7 @@ def _write_config(build: _Build, config: ModelConfig) -> Layer:
 def _commit(build: _Build, config_layer: Layer, name: ModelName, prune: bool) -> None:
     for layer in (*build.layers, config_layer):
         if not build.store.blobs.exists(layer.digest):
-            raise APIError(400, f'blob "{layer.digest}" not found')
+            raise InvalidRequest(f'blob "{layer.digest}" not found')
     previous = build.store.manifests.layer_digests(name)
     build.store.manifests.write(name, Manifest.build(config_layer, build.layers))
     build.written.clear()  # referenced now

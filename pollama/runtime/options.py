@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pollama.config import Settings
-from pollama.errors import APIError
+from pollama.errors import Failed, InvalidRequest
 from pollama.model.capabilities import capabilities_of
 from pollama.model.options import OPTIONS, UNSUPPORTED_OPTIONS, OptionError, check_sampling, coerce_options
 from pollama.runtime.devices import physical_cores
@@ -67,7 +67,7 @@ def resolve(
     try:
         requested, unknown = coerce_options(request_options or {})
     except OptionError as error:
-        raise APIError(400, str(error)) from None  # Ollama answers 500: but the request is what is wrong
+        raise InvalidRequest(str(error)) from None  # Ollama answers 500: but the request is what is wrong
     for name in unknown:
         if name not in UNSUPPORTED_OPTIONS:
             log.warning("invalid option provided: %s", name)
@@ -75,10 +75,10 @@ def resolve(
     try:
         check_sampling({**(request_options or {}), **options})
     except OptionError as error:
-        raise APIError(400, str(error)) from None
+        raise InvalidRequest(str(error)) from None
 
     if model.model_path is None:
-        raise APIError(500, f"{model.short_name} has no model weights to load")
+        raise Failed(f"{model.short_name} has no model weights to load")
     gguf = model.gguf()
     trained = int(gguf.get("context_length", 0) or 0) if gguf else 0
     capabilities = capabilities_of(model)
@@ -91,10 +91,10 @@ def resolve(
     options["num_ctx"] = num_ctx
     num_thread = int(options.get("num_thread") or 0)
     if num_thread > settings.limits.max_threads:
-        raise APIError(400, f'option "num_thread" must be at most {settings.limits.max_threads}')
+        raise InvalidRequest(f'option "num_thread" must be at most {settings.limits.max_threads}')
     num_parallel = 1 if single else max(1, int(options.get("num_parallel") or settings.num_parallel))
     if num_parallel > MAX_SEQUENCES:
-        raise APIError(400, f'option "num_parallel" must be at most {MAX_SEQUENCES}')
+        raise InvalidRequest(f'option "num_parallel" must be at most {MAX_SEQUENCES}')
     # A batch beyond the whole context could never fill, yet the runner would allocate it.
     num_batch = min(int(options.get("num_batch") or (min(2048, num_ctx) if embedding else 512)), num_ctx * num_parallel)
     kv_cache_type = settings.kv_cache_type.lower() if settings.kv_cache_type.lower() in _KV_CACHE_TYPES else "f16"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pollama.errors import Failed, InvalidRequest, PollamaError
 from pollama.runner import protocol
 
 __all__ = ["RunnerConfig", "RunnerCrashed", "RunnerError", "RunnerProcess"]
@@ -44,11 +45,8 @@ def _runner_environment() -> dict[str, str]:
     return {**os.environ, "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
 
 
-class RunnerError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class RunnerError(Failed):
+    """The runner could not be started, or failed a request for a reason of its own."""
 
 
 class RunnerCrashed(RunnerError):
@@ -59,7 +57,7 @@ class RunnerCrashed(RunnerError):
     """
 
     def __init__(self, message: str, cause: str, output: str):
-        super().__init__(500, message)
+        super().__init__(message)
         self.cause = cause  # "signal: sigsegv (segmentation fault)"
         self.output = output  # the runner's last lines, " | "-joined
 
@@ -159,7 +157,7 @@ class RunnerProcess:
             self.info = await asyncio.wait_for(asyncio.shield(self._ready), timeout)
         except TimeoutError:
             await self.close()
-            raise RunnerError(500, "timed out waiting for llama runner to start") from None
+            raise RunnerError("timed out waiting for llama runner to start") from None
         except RunnerError:
             await self.close()
             raise
@@ -251,7 +249,7 @@ class RunnerProcess:
 
     def _open(self) -> tuple[str, asyncio.Queue[dict[str, Any]]]:
         if not self.alive:
-            raise RunnerError(500, self._failure or "llama runner is not running")
+            raise RunnerError(self._failure or "llama runner is not running")
         request_id = str(next(self._ids))
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._requests[request_id] = queue
@@ -271,7 +269,7 @@ class RunnerProcess:
     def _send(self, message: dict[str, Any]) -> None:
         assert self._process is not None and self._process.stdin is not None
         if self._process.stdin.is_closing():
-            raise RunnerError(500, self._failure or "llama runner is not running")
+            raise RunnerError(self._failure or "llama runner is not running")
         self._process.stdin.writelines(protocol.encode(message))
 
     async def _read_events(self) -> None:
@@ -370,7 +368,9 @@ def _describe_status(returncode: int) -> str:
     return f"{name} ({meaning})" if meaning else name
 
 
-def _error_of(event: dict[str, Any]) -> RunnerError:
+def _error_of(event: dict[str, Any]) -> PollamaError:
     if "crash" in event:
         return RunnerCrashed(event["error"], event["crash"], event.get("output", ""))
-    return RunnerError(event.get("status", 500), event["error"])
+    if 400 <= event.get("status", 500) < 500:  # the request's input (an unknown token id, a prompt too long)
+        return InvalidRequest(event["error"])
+    return RunnerError(event["error"])

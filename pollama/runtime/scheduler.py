@@ -28,7 +28,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from pollama.config import Settings
-from pollama.errors import APIError
+from pollama.errors import Busy, Failed
 from pollama.gocompat.durations import FOREVER, SECOND
 from pollama.gocompat.human import human_bytes2
 from pollama.runtime.devices import GpuDevice, Hardware, SystemMemory, default_context_length, physical_cores
@@ -132,7 +132,7 @@ class _Ticket:
         if self.counted:
             return
         if self.scheduler.waiting >= self.scheduler.settings.max_queue:
-            raise APIError(503, BUSY)
+            raise Busy(BUSY)
         self.counted = True
         self.scheduler.waiting += 1
 
@@ -273,8 +273,7 @@ class Scheduler:
                     if self.runners:
                         await self._evict(self._victim())
                         continue
-                    raise APIError(
-                        500,
+                    raise Failed(
                         f"model requires more system memory ({human_bytes2(placement.ram)}) "
                         f"than is available ({human_bytes2(system.available)})",
                     )
@@ -287,7 +286,7 @@ class Scheduler:
                     handed_over = True
                     load.add_done_callback(self._adopt)
                     raise
-                except APIError as error:
+                except Failed as error:
                     if self.runners and not retried and _out_of_memory(error.message):
                         log.warning("loading %s ran out of memory; unloading every model and retrying", model.name)
                         retried = True
@@ -316,10 +315,10 @@ class Scheduler:
     ) -> tuple[Placement, bool]:
         """Where the model would go, and whether that fits beside what is loaded."""
         if error := self.hardware.library_error():
-            raise APIError(500, error)
+            raise Failed(error)
         gguf = model.gguf()
         if gguf is None:
-            raise APIError(500, f"{model.short_name}: the model weights are not a GGUF file pollama can load")
+            raise Failed(f"{model.short_name}: the model weights are not a GGUF file pollama can load")
         need = runner_estimate(gguf, config)
         gpus = self._free_gpus(devices)
         placement = place(
@@ -385,12 +384,12 @@ class Scheduler:
                 if steps == len(LADDER):
                     # Remembered too: the next request tries the safest configuration once, not all of them.
                     self.fallbacks.remember(config.model_path, steps, f"crashed in every configuration: {crash.cause}")
-                    raise APIError(500, _gave_up(crash, steps)) from None
+                    raise Failed(_gave_up(crash, steps)) from None
                 steps += 1
                 cause = f"crashed while loading: {crash.cause}"
                 self._log_fallback(model, crash.cause, "while loading", steps)
             except RunnerError as error:
-                raise APIError(500, error.message) from None
+                raise Failed(error.message) from None
         if steps > remembered:
             self.fallbacks.remember(config.model_path, steps, cause)
         loaded = LoadedRunner(

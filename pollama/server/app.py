@@ -13,10 +13,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from pollama.config import Settings
-from pollama.errors import APIError
+from pollama.errors import PollamaError
 from pollama.model.info import ModelLister
 from pollama.registry import Downloads, RegistryClientFactory
 from pollama.runtime.scheduler import Scheduler
+from pollama.server.errors import status_of
 from pollama.server.limits import RequestBodyLimits
 from pollama.server.middleware import HostAndOriginMiddleware
 from pollama.server.responses import error_response
@@ -60,9 +61,9 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (meta, models, create, generate, embed, tokenize, ps, registry_routes, openai, anthropic, schema):
         app.include_router(module.router)
 
-    @app.exception_handler(APIError)
-    async def api_error(_request: Request, err: APIError) -> Response:
-        return error_response(err.status, err.message)
+    @app.exception_handler(PollamaError)
+    async def domain_error(_request: Request, err: PollamaError) -> Response:
+        return error_response(status_of(err), err.message)
 
     @app.exception_handler(HTTPException)
     async def router_error(_request: Request, err: HTTPException) -> Response:

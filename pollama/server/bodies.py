@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from pollama.errors import APIError
+from pollama.errors import InvalidRequest
 
 __all__ = ["decode_json", "describe_validation_error", "read_body", "read_json"]
 
@@ -31,16 +31,16 @@ async def read_body(request: Request, model: type[Body]) -> Body:
     """Decode a JSON body into ``model``; the empty body and bad JSON are 400s, ``null`` is ``{}``."""
     raw = await request.body()
     if not raw.strip():
-        raise APIError(400, "missing request body")
+        raise InvalidRequest("missing request body")
     data = decode_json(raw, _max_depth(request))
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise APIError(400, f"json: cannot unmarshal {_json_kind(data)} into a request object")
+        raise InvalidRequest(f"json: cannot unmarshal {_json_kind(data)} into a request object")
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        raise APIError(400, describe_validation_error(err)) from None
+        raise InvalidRequest(describe_validation_error(err)) from None
 
 
 async def read_json(request: Request) -> Any:
@@ -50,15 +50,15 @@ async def read_json(request: Request) -> Any:
 
 
 def decode_json(raw: bytes, max_depth: int) -> Any:
-    """Decode a request body; ``APIError(400)`` for anything Go's decoder or the depth limit refuses."""
+    """Decode a request body; ``InvalidRequest`` for anything Go's decoder or the depth limit refuses."""
     try:
         data = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError:
-        raise APIError(400, _too_deep(max_depth)) from None
+        raise InvalidRequest(_too_deep(max_depth)) from None
     except ValueError as err:
-        raise APIError(400, f"invalid JSON: {err}") from None
+        raise InvalidRequest(f"invalid JSON: {err}") from None
     if _depth_exceeds(data, max_depth):
-        raise APIError(400, _too_deep(max_depth))
+        raise InvalidRequest(_too_deep(max_depth))
     if _ESCAPED_SURROGATE.search(raw):
         data = _without_lone_surrogates(data)
     return data

@@ -10,19 +10,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from pollama.errors import APIError
+from pollama.errors import Canceled, Failed, InvalidRequest, NotFound
 from pollama.gocompat.durations import parse_keep_alive
 from pollama.model.names import InvalidModelName, ModelName, parse_model_ref
 from pollama.model.options import THINK_LEVELS
 from pollama.runtime.options import Resolved, resolve
-from pollama.runtime.process import RunnerCrashed, RunnerError, RunnerProcess
+from pollama.runtime.process import RunnerCrashed, RunnerProcess
 from pollama.runtime.scheduler import LoadedRunner
 from pollama.server.cutoff import interrupted
 from pollama.server.state import ServerState, state
@@ -52,9 +52,9 @@ Result = TypeVar("Result")
 Item = TypeVar("Item")
 
 
-class ClientGone(APIError):
+class ClientGone(Canceled):
     def __init__(self) -> None:
-        super().__init__(499, "request canceled")
+        super().__init__("request canceled")
 
 
 @dataclass
@@ -77,9 +77,9 @@ def parse_name(text: str, invalid_message: str | None = None) -> ModelName:
     try:
         return parse_model_ref(text)
     except InvalidModelName:
-        raise APIError(400, invalid_message or "invalid model name") from None
+        raise InvalidRequest(invalid_message or "invalid model name") from None
     except ValueError as error:
-        raise APIError(400, str(error)) from None
+        raise InvalidRequest(str(error)) from None
 
 
 async def find_model(state: ServerState, text: str, *, missing: str | None = None) -> StoredModel:
@@ -88,14 +88,14 @@ async def find_model(state: ServerState, text: str, *, missing: str | None = Non
     try:
         return await run_in_threadpool(load_model, state.store, name)
     except (FileNotFoundError, CorruptManifest):
-        raise APIError(404, missing or f"model '{text}' not found") from None
+        raise NotFound(missing or f"model '{text}' not found") from None
 
 
 def keep_alive_of(value: Any) -> int | None:
     try:
         return parse_keep_alive(value)
     except ValueError as error:
-        raise APIError(400, str(error)) from None
+        raise InvalidRequest(str(error)) from None
 
 
 def validate_think(name: str, think: Any, capabilities: list[str], default: Any = None) -> bool | str | None:
@@ -109,9 +109,9 @@ def validate_think(name: str, think: Any, capabilities: list[str], default: Any 
         return True if default is None else default
     if not isinstance(think, bool) and think not in THINK_LEVELS:
         shown = f'"{think}"' if isinstance(think, str) else str(think)
-        raise APIError(400, f'invalid think value: {shown} (must be "high", "medium", "low", "max", true, or false)')
+        raise InvalidRequest(f'invalid think value: {shown} (must be "high", "medium", "low", "max", true, or false)')
     if think and "thinking" not in capabilities:
-        raise APIError(400, f'"{name}" does not support thinking')
+        raise InvalidRequest(f'"{name}" does not support thinking')
     return think
 
 
@@ -130,21 +130,25 @@ async def on_runner(
     action: Callable[[RunnerProcess], Awaitable[Result]],
     *,
     missing: str | None = None,
-    error_status: int | None = None,
+    input_errors_fail: bool = False,
 ) -> Result:
     """Run one call on the runner of ``body.model`` (loading it), for requests that are not completions.
 
-    Runner errors keep their status unless ``error_status`` says what Ollama answers instead.
+    ``input_errors_fail``: the runner refusing the input is a failure (500), where Ollama answers so.
     """
     if not body.model:
-        raise APIError(400, "model is required")
+        raise InvalidRequest("model is required")
     server = state(request)
     model = await find_model(server, body.model, missing=missing)
 
     async def run() -> AsyncGenerator[Result]:
         async with use_runner(server, model, body.options, keep_alive_of(body.keep_alive)) as (runner, _resolved):
-            with runner_errors_as_api_errors(error_status):
+            try:
                 result = await action(runner.process)
+            except InvalidRequest as error:
+                if input_errors_fail:
+                    raise Failed(error.message) from None
+                raise
             yield result
 
     return await while_connected(request, first(retry_after_crash(run)))
@@ -156,7 +160,7 @@ async def complete(
     """Run a prompt, yielding chunks as the runner streams; the last one has ``done`` and the metrics."""
     events = runner.process.completion(prompt, options)
     try:
-        with runner_errors_as_api_errors():
+        if True:
             async for event in events:
                 if event["event"] == "token":
                     yield Chunk(text=event["text"], logprobs=event.get("logprobs"))
@@ -183,22 +187,7 @@ async def complete(
 
 async def history_text(runner: RunnerProcess, context: list[int]) -> str:
     """Generate's deprecated ``context`` as text; an id outside the vocabulary is the request's fault (400)."""
-    with runner_errors_as_api_errors():
-        return await runner.detokenize(context)
-
-
-@contextlib.contextmanager
-def runner_errors_as_api_errors(status: int | None = None) -> Iterator[None]:
-    """A runner's error as the API's (with ``status`` where Ollama answers another); a crash stays a crash.
-
-    ``retry_after_crash`` needs to see ``RunnerCrashed`` itself.
-    """
-    try:
-        yield
-    except RunnerCrashed:
-        raise
-    except RunnerError as error:
-        raise APIError(status or error.status, error.message) from None
+    return await runner.detokenize(context)
 
 
 async def first(items: AsyncGenerator[Item]) -> Item:
@@ -223,7 +212,7 @@ async def retry_after_crash(attempt: Callable[[], AsyncGenerator[Item]]) -> Asyn
             return
         except RunnerCrashed as crash:
             if last:
-                raise APIError(500, crash.message) from None
+                raise Failed(crash.message) from None
             log.warning("a runner crashed before its first answer (%s); running the request again", crash.cause)
 
 

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from pollama.config import Limits
-from pollama.errors import APIError
+from pollama.errors import RequestTimeout, TooLarge
 
 __all__ = ["BODY_TIMED_OUT", "BODY_TOO_LARGE", "RequestBodyLimits", "protocol_with_header_timeout"]
 
@@ -29,7 +29,7 @@ _UNLIMITED_PATHS = ("/api/blobs/",)
 class RequestBodyLimits:
     """413 for a JSON body over ``max_body_bytes``; 408 when a body stops arriving for ``body_timeout``.
 
-    Both are raised as ``APIError`` from ``receive`` so they reach the client through the app's
+    Both are raised as domain errors from ``receive`` so they reach the client through the app's
     error handling, whichever route is reading; the connection is then closed, as the rest of the
     body will not be read.
     """
@@ -62,13 +62,13 @@ class RequestBodyLimits:
                     message = await receive()
             except TimeoutError:
                 refused = True
-                raise APIError(408, BODY_TIMED_OUT) from None
+                raise RequestTimeout(BODY_TIMED_OUT) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 body_done = not message.get("more_body", False)
                 if limited and received > self.max_body_bytes:
                     refused = True
-                    raise APIError(413, BODY_TOO_LARGE)
+                    raise TooLarge(BODY_TOO_LARGE)
             return message
 
         async def closing_send(message: Message) -> None:

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
-from pollama.errors import APIError
+from pollama.errors import Busy
 from pollama.server.cutoff import interrupted
 
 __all__ = ["GRACE", "SHUTTING_DOWN", "Shutdown"]
@@ -41,8 +41,8 @@ class Shutdown:
         return self._begun.is_set()
 
     def bounded(self, items: AsyncIterator[Item]) -> AsyncIterator[Item]:
-        """``items`` until the grace period after a shutdown began; then ``APIError(503)``."""
-        return interrupted(items, self._grace_over, lambda: APIError(503, SHUTTING_DOWN))
+        """``items`` until the grace period after a shutdown began; then ``Busy``."""
+        return interrupted(items, self._grace_over, lambda: Busy(SHUTTING_DOWN))
 
     async def _grace_over(self) -> None:
         await self._begun.wait()

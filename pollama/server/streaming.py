@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi.responses import Response, StreamingResponse
 
-from pollama.errors import APIError
+from pollama.server.errors import failure
 from pollama.server.responses import JSON, error_response
 from pollama.server.shutdown import Shutdown
 
@@ -27,13 +27,6 @@ NDJSON = "application/x-ndjson"
 
 def _line(item: dict[str, Any]) -> bytes:
     return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-
-
-def _failure(err: Exception) -> tuple[int, str]:
-    if isinstance(err, APIError):
-        return err.status, err.message
-    log.exception("request failed")
-    return 500, str(err) or err.__class__.__name__
 
 
 Combine = Callable[[list[dict[str, Any]]], dict[str, Any]]
@@ -57,7 +50,7 @@ async def progress_response(
             async for event in events:
                 collected.append(event)
         except Exception as err:  # noqa: BLE001 - every failure becomes an error response
-            return error_response(*_failure(err))
+            return error_response(*failure(err))
         return JSON(combine(collected))
 
     try:
@@ -65,7 +58,7 @@ async def progress_response(
     except StopAsyncIteration:
         return Response(b"", media_type=NDJSON)
     except Exception as err:  # noqa: BLE001
-        return error_response(*_failure(err))
+        return error_response(*failure(err))
 
     async def body() -> AsyncIterator[bytes]:
         yield _line(first)
@@ -73,6 +66,6 @@ async def progress_response(
             async for event in events:
                 yield _line(event)
         except Exception as err:  # noqa: BLE001
-            yield _line({"error": _failure(err)[1]})
+            yield _line({"error": failure(err)[1]})
 
     return StreamingResponse(body(), media_type=NDJSON)

@@ -14,9 +14,11 @@ from typing import Any
 from fastapi import Response
 from fastapi.responses import StreamingResponse
 
-from pollama.errors import APIError
+from pollama.errors import Busy, Canceled, Failed, InvalidRequest, NotFound, PollamaError
 
 __all__ = ["first_line", "merged", "named_event", "native_lines"]
+
+_KINDS: dict[int, type[PollamaError]] = {400: InvalidRequest, 404: NotFound, 499: Canceled, 503: Busy}
 
 
 def named_event(kind: str, data: dict[str, Any]) -> bytes:
@@ -25,11 +27,11 @@ def named_event(kind: str, data: dict[str, Any]) -> bytes:
 
 
 async def native_lines(response: Response) -> AsyncIterator[dict[str, Any]]:
-    """The native handler's answer as objects; an error response or error line raises ``APIError``."""
+    """The native handler's answer as objects; an error response or error line raises a domain error."""
     if not isinstance(response, StreamingResponse):
         data = json.loads(bytes(response.body))
         if response.status_code >= 400:
-            raise APIError(response.status_code, data.get("error", "error"))
+            raise _KINDS.get(response.status_code, Failed)(data.get("error", "error"))
         yield data
         return
     async for raw in response.body_iterator:
@@ -37,7 +39,7 @@ async def native_lines(response: Response) -> AsyncIterator[dict[str, Any]]:
             if text.strip():
                 line = json.loads(text)
                 if "error" in line:
-                    raise APIError(500, line["error"])
+                    raise Failed(line["error"])
                 yield line
 
 
@@ -79,3 +81,4 @@ async def merged(streams: list[AsyncIterator[dict[str, Any]]]) -> AsyncIterator[
     finally:
         for task in tasks:
             task.cancel()
+

@@ -13,9 +13,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from pollama.errors import APIError, os_error_reason
+from pollama.errors import Failed, StorageFull, os_error_reason
 
-__all__ = ["TEMP_PREFIX", "TempFile", "WriteFailed", "fsync_directory"]
+__all__ = ["TEMP_PREFIX", "DiskFull", "TempFile", "WriteFailed", "fsync_directory"]
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +23,20 @@ TEMP_PREFIX = ".tmp-"  # never a valid digest or model name, so pruning and list
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
-class WriteFailed(APIError):
-    """The store could not be written: 507 when the disk is full, else 500; the message names no path."""
+class WriteFailed(Failed):
+    """The store could not be written; the message names no path."""
 
     def __init__(self, what: str, cause: OSError) -> None:
-        super().__init__(507 if cause.errno in _DISK_FULL else 500, f"write {what}: {os_error_reason(cause)}")
+        super().__init__(f"write {what}: {os_error_reason(cause)}")
+
+    @staticmethod
+    def of(what: str, cause: OSError) -> WriteFailed:
+        """The failure to write ``what``: ``DiskFull`` when that is why."""
+        return (DiskFull if cause.errno in _DISK_FULL else WriteFailed)(what, cause)
+
+
+class DiskFull(StorageFull, WriteFailed):
+    """Writing the store failed for want of space (507, before ``Failed``'s 500)."""
 
 
 def fsync_directory(path: Path) -> None:
@@ -60,7 +69,7 @@ class TempFile:
 
     def _failed(self, err: OSError) -> WriteFailed:
         log.warning("couldn't write %s: %s", self._what, err)  # the log may name the path
-        return WriteFailed(self._what, err)
+        return WriteFailed.of(self._what, err)
 
     def write(self, data: bytes) -> None:
         try:

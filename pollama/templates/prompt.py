@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pollama.config import Limits
-from pollama.errors import APIError
+from pollama.errors import Failed, InvalidRequest
 from pollama.store.gguf import GGUFError, read_gguf
 from pollama.store.models import StoredModel
 from pollama.templates.gotemplate import ExecError, ExecLimitError, TemplateSyntaxError
@@ -138,7 +138,7 @@ def chat_prompt(
             chat_template, messages, tools=tools, bos_token=bos, eos_token=eos, variables=variables, limits=limits
         )
     except ChatTemplateError as error:
-        raise APIError(400, str(error)) from None
+        raise InvalidRequest(str(error)) from None
     thinks = all(tag in chat_template for tag in JINJA_THINKING_TAGS)
     return RenderedPrompt(text, JINJA_THINKING_TAGS if thinks else ("", ""))
 
@@ -164,7 +164,7 @@ def _parse(text: str, *, from_request: bool) -> ModelTemplate:
         return parse_template(text)
     except TemplateSyntaxError as error:
         # Ollama answers 500 for a request's own template too; but then the request is what is wrong.
-        raise APIError(400 if from_request else 500, str(error)) from None
+        raise (InvalidRequest if from_request else Failed)(str(error)) from None
 
 
 def _execute(template: ModelTemplate, values: TemplateValues, limits: Limits, *, from_request: bool) -> str:
@@ -174,7 +174,7 @@ def _execute(template: ModelTemplate, values: TemplateValues, limits: Limits, *,
         # A model's own template failing is the server's fault (a 500, as Ollama); a request's template, or a request
         # whose messages make a template pass its limits, is the client's.
         client_fault = from_request or isinstance(error, ExecLimitError)
-        raise APIError(400 if client_fault else 500, str(error)) from None
+        raise (InvalidRequest if client_fault else Failed)(str(error)) from None
 
 
 @functools.lru_cache(maxsize=32)

@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from pollama.errors import APIError
+from pollama.errors import PollamaError
 from pollama.server.bodies import decode_json
+from pollama.server.errors import status_of
 from pollama.server.serve import OneLineFormatter
 
 
@@ -26,28 +27,28 @@ def test_depth_limit_counts_arrays_and_objects(depth: int, fits: bool) -> None:
     if fits:
         decode_json(body.encode(), 8)
     else:
-        with pytest.raises(APIError) as caught:
+        with pytest.raises(PollamaError) as caught:
             decode_json(body.encode(), 8)
-        assert (caught.value.status, caught.value.message) == (400, "invalid JSON: nested deeper than 8 levels")
+        assert (status_of(caught.value), caught.value.message) == (400, "invalid JSON: nested deeper than 8 levels")
 
 
 def test_nesting_beyond_pythons_recursion_limit_is_a_400() -> None:
-    with pytest.raises(APIError) as caught:
+    with pytest.raises(PollamaError) as caught:
         decode_json(b"[" * 100_000 + b"]" * 100_000, 128)
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
 
 
 @pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-1e999"])
 def test_numbers_go_refuses_are_a_400(literal: bytes) -> None:
-    with pytest.raises(APIError) as caught:
+    with pytest.raises(PollamaError) as caught:
         decode_json(b'{"x": ' + literal + b"}", 8)
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
 
 
 def test_invalid_utf8_is_a_400() -> None:
-    with pytest.raises(APIError) as caught:
+    with pytest.raises(PollamaError) as caught:
         decode_json(b'{"x": "\xff"}', 8)
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
 
 
 def test_lone_surrogates_become_u_fffd_everywhere() -> None:

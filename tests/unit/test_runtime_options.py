@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 
 from pollama.config import Settings
-from pollama.errors import APIError
+from pollama.errors import PollamaError
 from pollama.gocompat.durations import FOREVER, MINUTE, SECOND, parse_keep_alive
 from pollama.model.capabilities import capabilities_of
 from pollama.model.names import ModelName
 from pollama.runtime.devices import physical_cores
 from pollama.runtime.options import DEFAULT_OPTIONS, resolve
+from pollama.server.errors import status_of
 from pollama.store import Store
 from pollama.store.layers import CONFIG_MEDIA_TYPE, Layer, Manifest, MediaType, params_blob
 from pollama.store.models import StoredModel, load_model
@@ -156,9 +157,9 @@ def test_wrong_or_out_of_range_option_is_a_400(
     tmp_path: Path, stored: Callable[..., StoredModel], options: dict[str, Any], message: str
 ) -> None:
     # Ollama answers a wrong type with a 500; the request is what is wrong, so pollama answers 400.
-    with pytest.raises(APIError) as caught:
+    with pytest.raises(PollamaError) as caught:
         resolve(settings(tmp_path), stored(), options)
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.message == message
 
 
@@ -174,9 +175,9 @@ def test_wrong_or_out_of_range_option_is_a_400(
 def test_an_option_the_engine_cannot_honour_is_a_400(
     tmp_path: Path, stored: Callable[..., StoredModel], options: dict[str, Any], message: str
 ) -> None:
-    with pytest.raises(APIError) as caught:
+    with pytest.raises(PollamaError) as caught:
         resolve(settings(tmp_path), stored(), options)
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.message.startswith(message)
 
 
@@ -184,9 +185,9 @@ def test_a_stored_mirostat_the_engine_cannot_honour_is_a_400(
     tmp_path: Path, stored: Callable[..., StoredModel]
 ) -> None:
     # a params layer written elsewhere (the create path refuses it here)
-    with pytest.raises(APIError) as caught:
+    with pytest.raises(PollamaError) as caught:
         resolve(settings(tmp_path), stored({"mirostat": 7}), {})
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
 
 
 def test_neutral_and_honoured_sampling_options_pass(
@@ -332,9 +333,9 @@ def test_non_positive_thread_count_means_automatic(tmp_path: Path, stored: Calla
 def test_model_without_weights_is_an_error(tmp_path: Path, stored: Callable[..., StoredModel]) -> None:
     model = stored()
     model.model_path = None
-    with pytest.raises(APIError) as caught:
+    with pytest.raises(PollamaError) as caught:
         resolve(settings(tmp_path), model, None)
-    assert caught.value.status == 500
+    assert status_of(caught.value) == 500
 
 
 # --- keep_alive -----------------------------------------------------------------------------------

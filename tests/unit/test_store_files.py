@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from pollama.model.names import ModelName
+from pollama.server.errors import status_of
 from pollama.store import Store, files
 from pollama.store.files import WriteFailed
 from pollama.store.layers import CONFIG_MEDIA_TYPE, Layer, Manifest
@@ -62,7 +63,7 @@ def test_a_write_refused_by_a_full_disk_leaves_nothing(store: Store, full_disk: 
     writer = store.blobs.writer()
     with pytest.raises(WriteFailed) as raised:
         writer.write(b"x" * (1 << 20))  # more than the buffer: straight to the disk
-    assert (raised.value.status, raised.value.message) == (507, "write blob: no space left on device")
+    assert (status_of(raised.value), raised.value.message) == (507, "write blob: no space left on device")
     assert temporary_files(store) == []
     writer.abort()  # what the upload route does next: harmless
     assert list(store.blobs.root.iterdir()) == []
@@ -83,7 +84,7 @@ def test_a_commit_whose_flush_fails_leaves_nothing(store: Store, full_disk: Call
     writer.write(b"more than ten bytes")
     with pytest.raises(WriteFailed) as raised:
         writer.commit()
-    assert raised.value.status == 507
+    assert status_of(raised.value) == 507
     assert list(store.blobs.root.iterdir()) == []
 
 
@@ -94,7 +95,7 @@ def test_a_failing_disk_is_a_500_without_a_path(store: Store, monkeypatch: pytes
     monkeypatch.setattr(files.os, "fsync", broken_fsync)
     with pytest.raises(WriteFailed) as raised:
         store.blobs.write_bytes(b"data")
-    assert (raised.value.status, raised.value.message) == (500, "write blob: input/output error")
+    assert (status_of(raised.value), raised.value.message) == (500, "write blob: input/output error")
     assert list(store.blobs.root.iterdir()) == []
 
 
@@ -105,6 +106,6 @@ def test_a_manifest_write_on_a_full_disk_keeps_the_old_manifest(store: Store, fu
     full_disk(0)
     with pytest.raises(WriteFailed) as raised:
         store.manifests.write(name, Manifest.build(Layer(CONFIG_MEDIA_TYPE, "sha256:" + "2" * 64, 1), []))
-    assert (raised.value.status, raised.value.message) == (507, "write manifest: no space left on device")
+    assert (status_of(raised.value), raised.value.message) == (507, "write manifest: no space left on device")
     assert store.manifests.read(name).manifest.raw == old.raw
     assert temporary_files(store) == []

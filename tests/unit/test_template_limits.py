@@ -7,8 +7,9 @@ import re
 import pytest
 
 from pollama.config import Limits
-from pollama.errors import APIError
+from pollama.errors import PollamaError
 from pollama.model.names import parse_model_ref
+from pollama.server.errors import status_of
 from pollama.store.layers import Layer, Manifest, ModelConfig
 from pollama.store.models import StoredModel
 from pollama.templates.gotemplate import ExecError, ExecLimitError, Template, TemplateSyntaxError
@@ -144,29 +145,29 @@ LONG = [{"role": "user", "content": "x" * 20_000}]
 
 
 def test_a_request_template_past_a_limit_is_a_client_error() -> None:
-    with pytest.raises(APIError) as caught:
+    with pytest.raises(PollamaError) as caught:
         chat_prompt(model(None), HELLO, template="{{ range 1000000000 }}x{{ end }}")
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert re.match(r'^template: :1:\d+: executing "" exceeds the limit of 1000000 steps$', caught.value.message)
 
 
 def test_any_failure_of_a_request_template_is_a_client_error() -> None:
-    with pytest.raises(APIError) as caught:
+    with pytest.raises(PollamaError) as caught:
         fill_in_middle_prompt(model(None), "a", "b", template="{{ index .Prompt 99 }}")
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert "index out of range: 99" in caught.value.message
 
 
 def test_a_model_template_past_a_limit_is_a_client_error() -> None:
-    with pytest.raises(APIError) as caught:
+    with pytest.raises(PollamaError) as caught:
         chat_prompt(model("{{ range .Messages }}{{ .Content }}{{ end }}"), LONG, limits=SMALL)
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
 
 
 def test_a_model_template_that_fails_otherwise_is_still_a_server_error() -> None:
-    with pytest.raises(APIError) as caught:
+    with pytest.raises(PollamaError) as caught:
         chat_prompt(model("{{ index .Messages 99 }}"), HELLO)
-    assert caught.value.status == 500
+    assert status_of(caught.value) == 500
 
 
 # --- jinja chat templates -----------------------------------------------------------------------

@@ -10,9 +10,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
 from pollama.compat import anthropic
-from pollama.errors import APIError
+from pollama.errors import PollamaError
 from pollama.model.capabilities import capabilities_of
 from pollama.server.bodies import describe_validation_error, read_json
+from pollama.server.errors import status_of
 from pollama.server.inference import find_model
 from pollama.server.routes.generate import run_chat
 from pollama.server.state import state
@@ -43,8 +44,8 @@ async def messages(request: Request) -> Response:
         return _error(err.status, err.message)
     except ValidationError as err:
         return _error(400, describe_validation_error(err))
-    except APIError as err:
-        return _error(err.status, err.message)
+    except PollamaError as err:
+        return _error(status_of(err), err.message)
 
     stream = anthropic.MessageStream(body.model)
 
@@ -55,7 +56,7 @@ async def messages(request: Request) -> Response:
             async for line in lines:
                 for kind, data in stream.feed(line):
                     yield named_event(kind, data)
-        except APIError as err:
-            yield named_event("error", anthropic.error_body(err.status, err.message))
+        except PollamaError as err:
+            yield named_event("error", anthropic.error_body(status_of(err), err.message))
 
     return StreamingResponse(events(), media_type="text/event-stream")

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from pollama.api.native import CreateRequest
-from pollama.errors import APIError
+from pollama.errors import InvalidRequest
 from pollama.model.create import create_model, named_blobs, validate_create_request
 from pollama.server.bodies import read_body
 from pollama.server.responses import error_response
@@ -32,7 +32,7 @@ def _checked_digest(digest: str) -> str:
     try:
         return normalize_digest(digest)
     except InvalidDigest as err:
-        raise APIError(400, str(err)) from None
+        raise InvalidRequest(str(err)) from None
 
 
 @router.head("/api/blobs/{digest}")
@@ -77,7 +77,7 @@ async def _receive(request: Request, blobs: BlobStore, digest: str) -> int:
         await run_in_threadpool(writer.write, b"".join(pending))
         await run_in_threadpool(writer.commit, digest)
     except DigestMismatch as err:
-        raise APIError(400, str(err)) from None
+        raise InvalidRequest(str(err)) from None
     except ClientDisconnect:
         return 499
     finally:

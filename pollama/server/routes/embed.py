@@ -11,8 +11,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from pollama.api.native import EmbeddingsRequest, EmbeddingsResponse, EmbedRequest, EmbedResponse
-from pollama.errors import APIError
-from pollama.runtime.process import RunnerCrashed, RunnerError, RunnerProcess
+from pollama.errors import Failed, InvalidRequest
+from pollama.runtime.process import RunnerProcess
 from pollama.server.bodies import read_body
 from pollama.server.inference import (
     find_model,
@@ -40,13 +40,13 @@ def _inputs(value: object) -> list[str]:
         return [value]
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
         return list(value)
-    raise APIError(400, "invalid input type")
+    raise InvalidRequest("invalid input type")
 
 
 def normalize(vector: list[float]) -> list[float]:
     """Scale to unit length; Ollama refuses vectors with NaN or Inf rather than return them."""
     if not all(math.isfinite(value) for value in vector):
-        raise APIError(500, "embedding contains NaN or Inf values")
+        raise Failed("embedding contains NaN or Inf values")
     norm = math.sqrt(sum(value * value for value in vector))
     return [value / norm for value in vector] if norm > 0 else list(vector)
 
@@ -62,7 +62,7 @@ async def run_embed(request: Request, body: EmbedRequest, started: int) -> JSON:
     st = state(request)
     inputs = _inputs(body.input)
     if not body.model:
-        raise APIError(400, "model is required")
+        raise InvalidRequest("model is required")
     model = await find_model(st, body.model, missing=_not_found(body.model))
     keep_alive = keep_alive_of(body.keep_alive)
 
@@ -70,13 +70,8 @@ async def run_embed(request: Request, body: EmbedRequest, started: int) -> JSON:
         async with use_runner(st, model, body.options, keep_alive) as (runner, _resolved):
             load_ns = time.perf_counter_ns() - started
             truncate = body.truncate is not False
-            try:
-                jobs = (runner.process.embed(text, truncate=truncate) for text in inputs)
-                yield load_ns, list(await asyncio.gather(*jobs))
-            except RunnerCrashed:
-                raise
-            except RunnerError as error:
-                raise APIError(400 if error.status < 500 else error.status, error.message) from None
+            jobs = (runner.process.embed(text, truncate=truncate) for text in inputs)
+            yield load_ns, list(await asyncio.gather(*jobs))
 
     load_ns, results = await while_connected(request, first(retry_after_crash(run)))
     if not inputs:
@@ -104,5 +99,5 @@ async def embeddings(request: Request) -> JSON:
     async def embed_prompt(runner: RunnerProcess) -> list[float]:
         return (await runner.embed(body.prompt))["embedding"] if body.prompt else []
 
-    vector = await on_runner(request, body, embed_prompt, missing=_not_found(body.model), error_status=500)
+    vector = await on_runner(request, body, embed_prompt, missing=_not_found(body.model), input_errors_fail=True)
     return JSON(EmbeddingsResponse(embedding=vector).dump())

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from pollama.api.native import ChatRequest, ChatResponse, GenerateRequest, GenerateResponse
-from pollama.errors import APIError
+from pollama.errors import InvalidRequest, NotFound
 from pollama.gocompat.timefmt import rfc3339_nano
 from pollama.model.capabilities import capabilities_of
 from pollama.parsers.thinking import ThinkingParser
@@ -47,11 +47,11 @@ _SPECIAL_TAG = re.compile(r"<[^<>\s\"]+>")
 def _check_common(body: GenerateRequest | ChatRequest) -> str | None:
     """Checks generate and chat share; the grammar of the request's ``format``, if it has one."""
     if not 0 <= body.top_logprobs <= 20:
-        raise APIError(400, "top_logprobs must be between 0 and 20")
+        raise InvalidRequest("top_logprobs must be between 0 and 20")
     try:
         return grammar_for_format(body.format)
     except FormatError as error:
-        raise APIError(400, str(error)) from None
+        raise InvalidRequest(str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -194,19 +194,19 @@ async def run_generate(request: Request, body: GenerateRequest, started: int) ->
     st = state(request)
     grammar = _check_common(body)
     if not body.model:
-        raise APIError(404, "model '' not found")
+        raise NotFound("model '' not found")
     model = await find_model(st, body.model)
     keep_alive = keep_alive_of(body.keep_alive)
     if not body.prompt and keep_alive == 0:
         return JSON(_generate_line(body.model, await _load_or_unload(st, body, model, keep_alive)))
     capabilities = capabilities_of(model)
     if body.raw and (body.template or body.system or body.context):
-        raise APIError(400, RAW_CONFLICT)
+        raise InvalidRequest(RAW_CONFLICT)
     think = validate_think(body.model, body.think, capabilities, model.parameters.get("think"))
     if "completion" not in capabilities:
-        raise APIError(400, f'"{body.model}" does not support generate')
+        raise InvalidRequest(f'"{body.model}" does not support generate')
     if body.suffix and "insert" not in capabilities:
-        raise APIError(400, f"{model.name} does not support insert")
+        raise InvalidRequest(f"{model.name} does not support insert")
     if not body.prompt:
         return JSON(_generate_line(body.model, await _load_or_unload(st, body, model, keep_alive)))
 
@@ -271,16 +271,16 @@ async def run_chat(
     st = state(request)
     grammar = _check_common(body)
     if not body.model:
-        raise APIError(400, "model is required")
+        raise InvalidRequest("model is required")
     model = await find_model(st, body.model)
     keep_alive = keep_alive_of(body.keep_alive)
     if not body.messages and keep_alive == 0:
         return JSON(_chat_line(body.model, await _load_or_unload(st, body, model, keep_alive)))
     capabilities = capabilities_of(model)
     if "completion" not in capabilities:
-        raise APIError(400, f'"{body.model}" does not support chat')
+        raise InvalidRequest(f'"{body.model}" does not support chat')
     if body.tools and "tools" not in capabilities:
-        raise APIError(400, f"{model.name} does not support tools")
+        raise InvalidRequest(f"{model.name} does not support tools")
     think = validate_think(body.model, body.think, capabilities, model.parameters.get("think"))
     if not body.messages:
         return JSON(_chat_line(body.model, await _load_or_unload(st, body, model, keep_alive)))
@@ -307,14 +307,14 @@ async def run_chat(
         if forced_tools is not None:
             offered = [tool for tool in body.tools if tool.get("function", {}).get("name") in (forced_tools or names)]
             if not offered:
-                raise APIError(400, f"tool_choice names a function that is not among the tools: {forced_tools}")
+                raise InvalidRequest(f"tool_choice names a function that is not among the tools: {forced_tools}")
             try:
                 grammar = tool_call_grammar(tag, closing_tag(tag), offered)
                 if _SPECIAL_TAG.fullmatch(tag):  # prefer the model's special token, if it has one by that name
                     extra_options = {**extra_options, "grammar_fallback": grammar}
                     grammar = tool_call_grammar(tag, closing_tag(tag), offered, special=True)
             except FormatError as error:
-                raise APIError(400, str(error)) from None
+                raise InvalidRequest(str(error)) from None
     return await _answer(
         request,
         Answer(body, model, keep_alive, started, render, think, grammar, tools, extra_options=extra_options),

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from pollama.api.native import CopyRequest, DeleteRequest, ListResponse, ShowRequest
-from pollama.errors import APIError
+from pollama.errors import Failed, InvalidRequest, NotFound
 from pollama.gocompat.gostrconv import quote as go_quote
 from pollama.model.info import show_response
 from pollama.model.names import ModelName
@@ -32,21 +32,21 @@ async def show(request: Request) -> JSON:
     body = await read_body(request, ShowRequest)
     requested = body.model or body.name
     if not requested:
-        raise APIError(400, "model is required")
+        raise InvalidRequest("model is required")
     server = state(request)
     name = server.store.manifests.resolve(parse_name(requested))
     try:
         options, _unknown = coerce_options(body.options or {})
     except OptionError as err:
-        raise APIError(400, str(err)) from None
+        raise InvalidRequest(str(err)) from None
 
     def build() -> JSON:
         try:
             model = load_model(server.store, name)
         except FileNotFoundError:
-            raise APIError(404, f"model '{name.display_shortest()}' not found") from None
+            raise NotFound(f"model '{name.display_shortest()}' not found") from None
         except CorruptManifest as err:
-            raise APIError(500, str(err)) from None
+            raise Failed(str(err)) from None
         response = show_response(
             model,
             verbose=body.verbose,
@@ -66,10 +66,10 @@ async def copy(request: Request) -> Response:
     server = state(request)
     source = ModelName.parse(body.source)
     if not source.is_valid():
-        raise APIError(400, f"source {go_quote(body.source)} is invalid")
+        raise InvalidRequest(f"source {go_quote(body.source)} is invalid")
     destination = ModelName.parse(body.destination)
     if not destination.is_valid():
-        raise APIError(400, f"destination {go_quote(body.destination)} is invalid")
+        raise InvalidRequest(f"destination {go_quote(body.destination)} is invalid")
     source = server.store.manifests.resolve(source)
     destination = server.store.manifests.resolve(destination)
 
@@ -77,9 +77,9 @@ async def copy(request: Request) -> Response:
         try:
             stored = server.store.manifests.read(source)
         except FileNotFoundError:
-            raise APIError(404, f"model {go_quote(body.source)} not found") from None
+            raise NotFound(f"model {go_quote(body.source)} not found") from None
         except CorruptManifest as err:
-            raise APIError(500, str(err)) from None
+            raise Failed(str(err)) from None
         if source.parts == destination.parts:
             return
         replaced = server.store.manifests.layer_digests(destination)
@@ -103,7 +103,7 @@ async def delete(request: Request) -> Response:
         try:
             stored = server.store.manifests.read(name)
         except FileNotFoundError:
-            raise APIError(404, f"model '{requested}' not found") from None
+            raise NotFound(f"model '{requested}' not found") from None
         except CorruptManifest:
             stored = None  # a corrupt manifest can still be deleted; its blobs wait for pruning
         server.store.manifests.remove(name)

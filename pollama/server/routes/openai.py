@@ -17,10 +17,11 @@ from starlette.concurrency import run_in_threadpool
 
 from pollama.compat import openai as oai
 from pollama.compat import responses as oai_responses
-from pollama.errors import APIError
+from pollama.errors import PollamaError
 from pollama.gocompat.timefmt import parse_rfc3339
 from pollama.model.names import ModelName
 from pollama.server.bodies import describe_validation_error, read_json
+from pollama.server.errors import status_of
 from pollama.server.routes.embed import run_embed
 from pollama.server.routes.generate import run_chat, run_generate
 from pollama.server.state import state
@@ -46,8 +47,8 @@ def _answers_errors(route: Route) -> Route:
             return _error(err.status, err.message)
         except ValidationError as err:
             return _error(400, describe_validation_error(err))
-        except APIError as err:
-            return _error(err.status, err.message)
+        except PollamaError as err:
+            return _error(status_of(err), err.message)
 
     return answered  # type: ignore[return-value]
 
@@ -57,8 +58,8 @@ def _sse(events: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
         try:
             async for event in events:
                 yield b"data: " + json.dumps(event, ensure_ascii=False).encode() + b"\n\n"
-        except APIError as err:
-            yield b"data: " + json.dumps(oai.error_body(err.status, err.message)).encode() + b"\n\n"
+        except PollamaError as err:
+            yield b"data: " + json.dumps(oai.error_body(status_of(err), err.message)).encode() + b"\n\n"
         yield b"data: [DONE]\n\n"
 
     return StreamingResponse(body(), media_type="text/event-stream")
@@ -134,7 +135,7 @@ async def responses(request: Request) -> Response:
             async for line in lines:
                 for event in stream.feed(line):
                     yield named_event(event["type"], event)
-        except APIError as err:
+        except PollamaError as err:
             failed = {**stream.shell, "status": "failed", "error": {"code": "server_error", "message": err.message}}
             failure = {"type": "response.failed", "sequence_number": stream.sequence, "response": failed}
             yield named_event("response.failed", failure)

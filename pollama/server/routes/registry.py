@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from pollama.api.native import PullRequest, PushRequest
-from pollama.errors import APIError, os_error_reason
+from pollama.errors import Failed, InvalidRequest, NotFound, os_error_reason
 from pollama.gocompat.gostrconv import quote as go_quote
 from pollama.model.names import ConflictingModelSource, ModelName, parse_model_ref
 from pollama.registry import RegistryError, pull_model, push_model
@@ -35,19 +35,19 @@ async def _reported(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict
         async for event in events:
             yield event
     except RegistryError as err:
-        raise APIError(500, err.message) from None
+        raise Failed(err.message) from None
     except OSError as err:
         log.warning("registry transfer failed: %s", err)  # the path is for the log, not the client
-        raise APIError(500, os_error_reason(err)) from None
+        raise Failed(os_error_reason(err)) from None
 
 
 def _pull_name(server: ServerState, text: str) -> ModelName:
     try:
         name = parse_model_ref(text)
     except ConflictingModelSource as err:
-        raise APIError(400, str(err)) from None
+        raise InvalidRequest(str(err)) from None
     except ValueError:
-        raise APIError(400, "invalid model name") from None
+        raise InvalidRequest("invalid model name") from None
     return server.store.manifests.resolve(name)
 
 
@@ -71,12 +71,12 @@ def _local_manifest(server: ServerState, name: ModelName, requested: str) -> Man
     try:
         return server.store.manifests.read(name).manifest
     except FileNotFoundError:
-        raise APIError(404, f"model {go_quote(requested)} not found") from None
+        raise NotFound(f"model {go_quote(requested)} not found") from None
     except CorruptManifest as err:
-        raise APIError(500, str(err)) from None
+        raise Failed(str(err)) from None
     except OSError as err:
         log.warning("couldn't read the manifest of %s: %s", requested, err)
-        raise APIError(500, f"read manifest: {os_error_reason(err)}") from None
+        raise Failed(f"read manifest: {os_error_reason(err)}") from None
 
 
 @router.post("/api/push")
@@ -84,11 +84,11 @@ async def push(request: Request) -> Response:
     body = await read_body(request, PushRequest)
     requested = body.model or body.name
     if not requested:
-        raise APIError(400, "model is required")
+        raise InvalidRequest("model is required")
     server = state(request)
     name = ModelName.parse(requested)
     if not name.is_valid():
-        raise APIError(400, "invalid model name")
+        raise InvalidRequest("invalid model name")
     name = server.store.manifests.resolve(name)
     manifest = await run_in_threadpool(_local_manifest, server, name, requested)
     connect = functools.partial(server.registry.connect, name, insecure=body.insecure)
