@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 import llama_cpp
 
 from pollama.runner import ggml, protocol
+from pollama.runner import messages as m
 from pollama.runner.engine import Engine, Job
 from pollama.runner.logs import BufferLog
 from pollama.runner.model import LoadedModel, LoadError, LoadOptions, load
@@ -84,8 +85,8 @@ class Runner:
     def __init__(self, model: LoadedModel, output: BinaryIO, before_first_decode: Callable[[], None] | None = None):
         self.model = model
         self.output = output
-        self.engine = Engine(model, model.options.num_parallel, self.send, before_first_decode=before_first_decode)
-        self.inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.engine = Engine(model, model.options.num_parallel, self.emit, before_first_decode=before_first_decode)
+        self.inbox: queue.Queue[tuple[str, m.Request] | None] = queue.Queue()
         self._output_lock = threading.Lock()  # a message's fragment lines go out together
 
     def send(self, message: dict[str, Any], *, flush: bool = False) -> None:
@@ -95,6 +96,9 @@ class Runner:
                 self.output.write(line)
             if flush:
                 self.output.flush()
+
+    def emit(self, request_id: str, event: m.Event, *, flush: bool = False) -> None:
+        self.send(m.with_id(request_id, event), flush=flush)
 
     def read_commands(self, source: BinaryIO) -> None:
         decoder = protocol.Decoder()
@@ -107,10 +111,17 @@ class Runner:
                 continue
             if command is None:
                 continue
-            if command.get("op") == "health":
-                self.send({"id": command.get("id", ""), "event": "health", **self.health()}, flush=True)
+            try:
+                request_id, request = m.decode_request(command)
+            except ValueError as error:
+                print(f"runner: refusing a malformed command ({error}): {line[:200]!r}", file=sys.stderr)
+                if isinstance(sender := command.get("id"), str):  # its sender waits: tell it
+                    self.emit(sender, m.ErrorEvent(str(error), 400), flush=True)
+                continue
+            if isinstance(request, m.HealthRequest):
+                self.emit(request_id, self.health(), flush=True)
             else:
-                self.inbox.put(command)
+                self.inbox.put((request_id, request))
         self.inbox.put(None)  # the server went away: stop
 
     def serve(self) -> None:
@@ -126,61 +137,64 @@ class Runner:
             self.engine.step()
             self.output.flush()
 
-    def handle(self, command: dict[str, Any] | None) -> bool:
-        """Act on one command; False means shut down."""
-        if command is None or command.get("op") == "shutdown":
+    def handle(self, command: tuple[str, m.Request] | dict[str, Any] | None) -> bool:
+        """Act on one command (decoded, or a wire object); False means shut down."""
+        if isinstance(command, dict):
+            wire = command
+            try:
+                command = m.decode_request(wire)
+            except ValueError as error:
+                sender = wire.get("id")
+                self.emit(sender if isinstance(sender, str) else "", m.ErrorEvent(str(error), 400))
+                return True
+        if command is None or isinstance(command[1], m.ShutdownRequest):
             return False
-        op, request_id = command.get("op"), command.get("id", "")
+        request_id, request = command
         try:
-            if op == "completion":
-                # A prompt of a context's length or more is cut to its head and tail (engine, slots.truncate_prompt).
-                n_ctx = self.model.n_ctx_seq
-                tokens = bounded_tokens(self.model, command["prompt"], head=n_ctx, tail=n_ctx)
-                self.engine.submit(Job(request_id, tokens, options=command.get("options") or {}))
-            elif op == "embed":
-                self.engine.submit(Job(request_id, self.embedding_tokens(command), embed=True))
-            elif op == "tokenize":
-                add_special = bool(command.get("add_special"))
-                tokens = bounded_tokens(self.model, command["content"], add_special=add_special)
-                self.send({"id": request_id, "event": "tokens", "tokens": tokens})
-            elif op == "count":
-                limit = int(command["limit"])
-                tokens = bounded_tokens(self.model, command["content"], head=limit, add_special=False)
-                self.send({"id": request_id, "event": "count", "count": min(len(tokens), limit)})
-            elif op == "detokenize":
-                tokens = [int(token) for token in command["tokens"]]
-                if invalid := [token for token in tokens if not self.model.valid_token(token)]:
-                    raise ValueError(f"invalid token id {invalid[0]}")
-                self.send({"id": request_id, "event": "content", "content": self.model.detokenize(tokens)})
-            elif op == "cancel":
-                self.engine.cancel(request_id)
-            else:
-                raise ValueError(f"unknown operation {op!r}")
+            match request:
+                case m.CompletionRequest():
+                    # A prompt of a context's length or more is cut to its head and tail (slots.truncate_prompt).
+                    n_ctx = self.model.n_ctx_seq
+                    tokens = bounded_tokens(self.model, request.prompt, head=n_ctx, tail=n_ctx)
+                    self.engine.submit(Job(request_id, tokens, sampling=request.sampling, control=request.control))
+                case m.EmbedRequest():
+                    self.engine.submit(Job(request_id, self.embedding_tokens(request), embed=True))
+                case m.TokenizeRequest():
+                    tokens = bounded_tokens(self.model, request.content, add_special=request.add_special)
+                    self.emit(request_id, m.TokensResult(tokens))
+                case m.CountRequest():
+                    limit = request.limit
+                    tokens = bounded_tokens(self.model, request.content, head=limit, add_special=False)
+                    self.emit(request_id, m.CountResult(min(len(tokens), limit)))
+                case m.DetokenizeRequest():
+                    if invalid := [token for token in request.tokens if not self.model.valid_token(token)]:
+                        raise ValueError(f"invalid token id {invalid[0]}")
+                    self.emit(request_id, m.ContentResult(self.model.detokenize(list(request.tokens))))
+                case m.CancelRequest():
+                    self.engine.cancel(request_id)
+                case m.HealthRequest():
+                    self.emit(request_id, self.health())
         except (KeyError, TypeError, ValueError) as error:
-            self.send({"id": request_id, "event": "error", "status": 400, "error": str(error)})
+            self.emit(request_id, m.ErrorEvent(str(error), 400))
         return True
 
-    def embedding_tokens(self, command: dict[str, Any]) -> list[int]:
+    def embedding_tokens(self, request: m.EmbedRequest) -> list[int]:
         limit = self.model.n_ctx_seq
         if self.model.options.embedding:
             limit = min(limit, self.model.n_batch)  # pooled models see the whole input in one batch
         # One token past the limit tells an input that does not fit; what follows it is never needed.
-        tokens = bounded_tokens(self.model, command["content"], head=limit + 1)
+        tokens = bounded_tokens(self.model, request.content, head=limit + 1)
         if len(tokens) > limit:
-            if not command.get("truncate", True):
+            if not request.truncate:
                 raise ValueError("the input length exceeds the context length")
             # The end-of-text token the tokenizer added (BERT's [SEP]) stays at the end.
             kept_end = [tokens[-1]] if self.model.add_eos and tokens[-1] == self.model.eos else []
             tokens = tokens[: limit - len(kept_end)] + kept_end
         return tokens
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> m.HealthReport:
         # Read from the command reader's thread while the engine runs: lengths are all it reads.
-        return {
-            "active": len(self.engine.active),
-            "waiting": len(self.engine.waiting),
-            "rss_bytes": _resident_bytes(),
-        }
+        return m.HealthReport(len(self.engine.active), len(self.engine.waiting), _resident_bytes())
 
 
 def _resident_bytes() -> int:
@@ -203,23 +217,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = load(options, before_first_decode=None if at_request else crash)
     except LoadError as error:
-        output.writelines(protocol.encode({"event": "load_error", "error": str(error)}))
+        output.writelines(protocol.encode(m.LoadFailed(str(error)).to_wire()))
         output.flush()
         return 1
     runner = Runner(model, output, crash if at_request else None)
     total_bytes, vram_bytes = buffers.sizes()
-    runner.send(
-        {
-            "event": "ready",
-            "n_ctx": model.n_ctx_seq,
-            "n_ctx_train": model.n_ctx_train,
-            "num_parallel": options.num_parallel,
-            "weights_bytes": model.weights_bytes(),
-            "total_bytes": total_bytes,
-            "vram_bytes": vram_bytes,
-            "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
-        }
+    ready = m.Ready(
+        n_ctx=model.n_ctx_seq,
+        n_ctx_train=model.n_ctx_train,
+        num_parallel=options.num_parallel,
+        weights_bytes=model.weights_bytes(),
+        total_bytes=total_bytes,
+        vram_bytes=vram_bytes,
+        gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()),
     )
+    runner.send(ready.to_wire())
     output.flush()
     threading.Thread(target=runner.read_commands, args=(sys.stdin.buffer,), daemon=True).start()
     try:

@@ -20,14 +20,15 @@ import llama_cpp
 import numpy as np
 
 from pollama.runner.constraint import Constraint, ConstraintError, tokenizer_for
+from pollama.runner.messages import Control, DoneEvent, EmbedResult, ErrorEvent, Event, Sampling, TokenEvent
 from pollama.runner.model import LoadedModel
-from pollama.runner.sampling import Sampler, SamplingOptions, token_logprobs
+from pollama.runner.sampling import Sampler, token_logprobs
 from pollama.runner.slots import Slot, choose_slot, common_prefix_length, shift_amount, truncate_prompt
 from pollama.runner.text import TextStream
 
 __all__ = ["Engine", "PROMPT_TOO_LONG"]
 
-Emit = Callable[[dict[str, Any]], None]
+Emit = Callable[[str, Event], None]  # a request id and its event
 
 PROMPT_TOO_LONG = (
     "the prompt is longer than the context length currently available to the model; shorten the prompt, "
@@ -49,7 +50,8 @@ class Job:
     id: str
     tokens: list[int]
     embed: bool = False
-    options: dict[str, Any] = field(default_factory=dict)
+    sampling: Sampling = field(default_factory=Sampling)
+    control: Control = field(default_factory=Control)
     slot: Slot | None = None
     pending: list[int] = field(default_factory=list)  # prompt tokens not yet decoded
     sampler: Sampler | None = None
@@ -65,7 +67,23 @@ class Job:
 
     @property
     def limit(self) -> int:
-        return int(self.options.get("num_predict", -1))
+        return self.sampling.num_predict
+
+    # A job gets its slot, sampler and text stream when admitted; these are for the code after that.
+    @property
+    def held_slot(self) -> Slot:
+        assert self.slot is not None, "the job has no slot yet"
+        return self.slot
+
+    @property
+    def active_sampler(self) -> Sampler:
+        assert self.sampler is not None, "the job has no sampler yet"
+        return self.sampler
+
+    @property
+    def text_stream(self) -> TextStream:
+        assert self.stream is not None, "the job has no text stream yet"
+        return self.stream
 
 
 class Engine:
@@ -116,7 +134,7 @@ class Engine:
 
     def _fail(self, job: Job, status: int, message: str) -> None:
         self._release(job)
-        self.emit({"id": job.id, "event": "error", "status": status, "error": message})
+        self.emit(job.id, ErrorEvent(message, status))
 
     # --- one step --------------------------------------------------------------------------------
 
@@ -134,8 +152,8 @@ class Engine:
         status = llama_cpp.llama_decode(self.model.context, self._batch)
         if status != 0:
             for job in batch_jobs:
-                job.slot.cached = []
-                llama_cpp.llama_memory_seq_rm(self.model.memory, job.slot.seq_id, 0, -1)
+                job.held_slot.cached = []
+                llama_cpp.llama_memory_seq_rm(self.model.memory, job.held_slot.seq_id, 0, -1)
                 self._fail(job, 500, f"llama_decode failed with status {status}")
             return
         for job in batch_jobs:
@@ -154,7 +172,7 @@ class Engine:
             try:
                 self._start(job, slot, reusable)
             except RequestError as error:
-                self.emit({"id": job.id, "event": "error", "status": error.status, "error": str(error)})
+                self.emit(job.id, ErrorEvent(str(error), error.status))
 
     def _start(self, job: Job, slot: Slot, reusable: int) -> None:
         model = self.model
@@ -165,18 +183,16 @@ class Engine:
                 raise RequestError(400, "the input length exceeds the context length")
             reusable = 0
         elif len(job.tokens) >= model.n_ctx_seq:
-            if not job.options.get("shift", True) or job.limit == FILL_CONTEXT:
+            if not job.control.shift or job.limit == FILL_CONTEXT:
                 raise RequestError(400, PROMPT_TOO_LONG)
-            job.tokens = truncate_prompt(
-                job.tokens, model.n_ctx_seq, int(job.options.get("num_keep", 4)), model.add_bos
-            )
+            job.tokens = truncate_prompt(job.tokens, model.n_ctx_seq, job.sampling.num_keep, model.add_bos)
             reusable = common_prefix_length(slot.cached, job.tokens)
         if not job.embed:
-            if grammar := job.options.get("grammar"):
-                job.constraint = _constraint(model, job.options, grammar)
-            job.sampler = Sampler(SamplingOptions.from_wire(job.options), n_vocab=model.n_vocab, n_ctx=model.n_ctx_seq)
+            if job.control.grammar:
+                job.constraint = _constraint(model, job.control)
+            job.sampler = Sampler(job.sampling, n_vocab=model.n_vocab, n_ctx=model.n_ctx_seq)
             job.sampler.remember_prompt(job.tokens)
-            job.stream = TextStream(job.options.get("stop") or ())
+            job.stream = TextStream(job.sampling.stop)
         # Logits are needed for the last prompt token, so at least that one is decoded again.
         reusable = min(reusable, len(job.tokens) - 1)
         if not llama_cpp.llama_memory_seq_rm(model.memory, slot.seq_id, reusable, -1):
@@ -216,18 +232,18 @@ class Engine:
 
         batch = self._batch
         batch.n_tokens = 0
-        planned.sort(key=lambda entry: entry[0].slot.seq_id)
+        planned.sort(key=lambda entry: entry[0].held_slot.seq_id)
         for job, tokens in planned:
             wants_logits = not job.pending  # a generated token, or the end of the prompt
             for token in tokens:
                 index = batch.n_tokens
                 batch.token[index] = token
-                batch.pos[index] = len(job.slot.cached)
+                batch.pos[index] = len(job.held_slot.cached)
                 batch.n_seq_id[index] = 1
-                batch.seq_id[index][0] = job.slot.seq_id
+                batch.seq_id[index][0] = job.held_slot.seq_id
                 batch.logits[index] = False
                 batch.n_tokens += 1
-                job.slot.cached.append(token)
+                job.held_slot.cached.append(token)
             if wants_logits:
                 batch.logits[batch.n_tokens - 1] = True
                 job.batch_index = batch.n_tokens - 1
@@ -239,12 +255,12 @@ class Engine:
         """The next token; under a format, drawn again if it shows the answer skipping the thinking."""
         context, index, constraint = self.model.context, job.batch_index, job.constraint
         if constraint is None:
-            return job.sampler.sample(context, index)
+            return job.active_sampler.sample(context, index)
         constraint.restrict(context, index)
-        token = job.sampler.sample(context, index)
+        token = job.active_sampler.sample(context, index)
         if constraint.awaits_opening and constraint.skips_thinking(self.model.piece(token)):
             constraint.restrict(context, index)
-            token = job.sampler.sample(context, index)
+            token = job.active_sampler.sample(context, index)
         return token
 
     def _sample(self, job: Job) -> None:
@@ -260,13 +276,11 @@ class Engine:
         if model.is_end_of_generation(token):  # no text, and (as in Ollama) no logprobs entry
             self._finish(job, "stop")
             return
-        event: dict[str, Any] = {"id": job.id, "event": "token", "text": ""}
-        if job.options.get("logprobs"):
-            event["logprobs"] = [self._logprob(job, token)]
+        logprobs = [self._logprob(job, token)] if job.control.logprobs else None
         piece = model.piece(token)
-        emission = job.stream.push(piece)
-        event["text"] = emission.text
-        self._emit_token(event)
+        emission = job.text_stream.push(piece)
+        if emission.text or logprobs:
+            self.emit(job.id, TokenEvent(emission.text, logprobs))
         constraint = job.constraint
         if constraint is not None:
             constraint.advance(token, piece)
@@ -274,16 +288,12 @@ class Engine:
             self._finish(job, "stop")
         elif (
             len(job.generated) >= self._max_tokens(job)
-            or len(job.slot.cached) + 1 > model.n_ctx_seq
+            or len(job.held_slot.cached) + 1 > model.n_ctx_seq
             and not self._shift(job)
         ):
             self._finish(job, "length")
         else:
             job.next_token = token
-
-    def _emit_token(self, event: dict[str, Any]) -> None:
-        if event["text"] or event.get("logprobs"):
-            self.emit(event)
 
     def _max_tokens(self, job: Job) -> int:
         if job.limit >= 0:
@@ -294,23 +304,23 @@ class Engine:
 
     def _room_for_next(self, job: Job) -> bool:
         """Whether the next token fits the sequence's context, shifting it if full and allowed."""
-        return len(job.slot.cached) < self.model.n_ctx_seq or self._shift(job)
+        return len(job.held_slot.cached) < self.model.n_ctx_seq or self._shift(job)
 
     def _shift(self, job: Job) -> bool:
         """Make room in a full context by dropping tokens after the kept head; False if not allowed."""
         model = self.model
-        if job.limit == FILL_CONTEXT or not job.options.get("shift", True) or not model.can_shift:
+        if job.limit == FILL_CONTEXT or not job.control.shift or not model.can_shift:
             return False
-        cached = job.slot.cached
-        keep, discard = shift_amount(len(cached), int(job.options.get("num_keep", 4)), model.add_bos)
-        seq = job.slot.seq_id
+        cached = job.held_slot.cached
+        keep, discard = shift_amount(len(cached), job.sampling.num_keep, model.add_bos)
+        seq = job.held_slot.seq_id
         llama_cpp.llama_memory_seq_rm(model.memory, seq, keep, keep + discard)
         llama_cpp.llama_memory_seq_add(model.memory, seq, keep + discard, -1, -discard)
         del cached[keep : keep + discard]
         return True
 
     def _logprob(self, job: Job, token: int) -> dict[str, Any]:
-        top = int(job.options.get("top_logprobs", 0))
+        top = job.control.top_logprobs
         logprob, alternatives = token_logprobs(self.model.context, job.batch_index, self.model.n_vocab, token, top)
         entry = self._describe(token, logprob)
         if top:
@@ -324,29 +334,29 @@ class Engine:
     def _finish(self, job: Job, reason: str) -> None:
         done_ns = time.perf_counter_ns()
         first = job.first_token_ns or done_ns
-        event = {
-            "id": job.id,
-            "event": "done",
-            "done_reason": reason,
-            "text": job.stream.flush(),
+        context = None
+        if job.control.return_context:
+            context = job.tokens + [t for t in job.generated if not self.model.is_end_of_generation(t)]
+        event = DoneEvent(
+            text=job.text_stream.flush(),
+            done_reason=reason,
             # As Ollama (llama-server's cache_n + prompt_n): the whole prompt, cached part included.
-            "prompt_eval_count": len(job.tokens),
-            "prompt_cached_count": len(job.tokens) - job.prompt_evaluated,
-            "prompt_eval_duration": first - job.started_ns,
-            "eval_count": len(job.generated),
-            "eval_duration": done_ns - first,
-        }
-        if job.options.get("return_context"):
-            event["context"] = job.tokens + [t for t in job.generated if not self.model.is_end_of_generation(t)]
+            prompt_eval_count=len(job.tokens),
+            prompt_cached_count=len(job.tokens) - job.prompt_evaluated,
+            prompt_eval_duration=first - job.started_ns,
+            eval_count=len(job.generated),
+            eval_duration=done_ns - first,
+            context=context,
+        )
         self._release(job)
-        self.emit(event)
+        self.emit(job.id, event)
 
     # --- embeddings ------------------------------------------------------------------------------
 
     def _embed(self, job: Job) -> None:
         """Decode an embedding request on its own: its outputs are embeddings, not logits."""
         model = self.model
-        seq = job.slot.seq_id
+        seq = job.held_slot.seq_id
         causal = not model.options.embedding
         if causal:
             llama_cpp.llama_set_embeddings(model.context, True)
@@ -359,16 +369,9 @@ class Engine:
             if causal:
                 llama_cpp.llama_set_embeddings(model.context, False)
             llama_cpp.llama_memory_seq_rm(model.memory, seq, 0, -1)
-            job.slot.cached = []
+            job.held_slot.cached = []
         self._release(job)
-        self.emit(
-            {
-                "id": job.id,
-                "event": "embedding",
-                "embedding": vector.tolist(),
-                "prompt_eval_count": len(job.tokens),
-            }
-        )
+        self.emit(job.id, EmbedResult(vector.tolist(), len(job.tokens)))
 
     def _embed_tokens(self, tokens: list[int], seq: int, *, pooled: bool) -> np.ndarray:
         model = self.model
@@ -404,12 +407,12 @@ def _floats(pointer: Any, count: int) -> np.ndarray:
     return np.ctypeslib.as_array(array, shape=(count,)).astype(np.float64)
 
 
-def _constraint(model: LoadedModel, options: dict[str, Any], grammar: str) -> Constraint:
+def _constraint(model: LoadedModel, control: Control) -> Constraint:
     """The request's constraint; ``grammar_fallback`` is tried when ``grammar`` names tokens this model lacks."""
     tokenizer = tokenizer_for(model.vocab, model.n_vocab)
-    after, opening = options.get("grammar_after") or "", options.get("grammar_opening") or ""
+    after, opening = control.grammar_after, control.grammar_opening
     failure = ""
-    for candidate in filter(None, (grammar, options.get("grammar_fallback"))):
+    for candidate in filter(None, (control.grammar, control.grammar_fallback)):
         try:
             return Constraint(tokenizer, candidate, model.n_vocab, start_after=after, opening=opening)
         except ConstraintError as error:

@@ -9,47 +9,23 @@ from __future__ import annotations
 
 import ctypes
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import llama_cpp
 import numpy as np
 
-__all__ = ["SamplingOptions", "Sampler", "token_logprobs"]
+from pollama.runner.messages import Sampling
+
+__all__ = ["Sampler", "token_logprobs"]
 
 _RANDOM_SEED = 0xFFFFFFFF  # LLAMA_DEFAULT_SEED: llama.cpp picks a random seed
 _MIROSTAT_CANDIDATES = 100  # llama.cpp's m for mirostat 1: tokens used to estimate s_hat
 
 
-@dataclass(frozen=True)
-class SamplingOptions:
-    temperature: float = 0.8
-    top_k: int = 40
-    top_p: float = 0.9
-    min_p: float = 0.0
-    typical_p: float = 1.0
-    repeat_last_n: int = 64
-    repeat_penalty: float = 1.0
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
-    mirostat: int = 0  # 0 off, 1 Mirostat, 2 Mirostat 2.0
-    mirostat_tau: float = 5.0
-    mirostat_eta: float = 0.1
-    seed: int = -1
-    logit_bias: dict[int, float] = field(default_factory=dict)
-
-    @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> SamplingOptions:
-        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data and data[name] is not None}
-        if "logit_bias" in known:
-            known["logit_bias"] = {int(token): float(bias) for token, bias in known["logit_bias"].items()}
-        return cls(**known)
-
-
 class Sampler:
     """A sampler chain for one sequence (a format's constraint is applied to the logits before it)."""
 
-    def __init__(self, options: SamplingOptions, *, n_vocab: int, n_ctx: int):
+    def __init__(self, options: Sampling, *, n_vocab: int, n_ctx: int):
         self.chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         self._penalties: Any = None  # the penalties sampler, a llama_sampler pointer
         # A window beyond the context sees nothing more (and would not fit llama.cpp's int32).

@@ -15,17 +15,20 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from pollama.errors import Failed, InvalidRequest, PollamaError
+from pollama.runner import messages as m
 from pollama.runner import protocol
 
 __all__ = ["RunnerConfig", "RunnerCrashed", "RunnerError", "RunnerProcess"]
 
 log = logging.getLogger(__name__)
+
+_Answer = TypeVar("_Answer", m.EmbedResult, m.TokensResult, m.CountResult, m.ContentResult, m.HealthReport)
 
 _STDERR_LINES = 40
 _CRASH_DETAIL_LINES = 3
@@ -107,12 +110,12 @@ class RunnerConfig:
 class RunnerProcess:
     def __init__(self, config: RunnerConfig):
         self.config = config
-        self.info: dict[str, Any] = {}
+        self.info: m.Ready | None = None  # what the runner said when its model was loaded
         self._process: asyncio.subprocess.Process | None = None
-        self._requests: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self._requests: dict[str, asyncio.Queue[m.Event]] = {}
         self._ids = itertools.count(1)
         self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
-        self._ready: asyncio.Future[dict[str, Any]] | None = None
+        self._ready: asyncio.Future[m.Ready] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._failure: str | None = None
         self._load_error: str | None = None
@@ -131,13 +134,14 @@ class RunnerProcess:
 
     @property
     def context_length(self) -> int:
-        return int(self.info.get("n_ctx", self.config.num_ctx))
+        return self.info.n_ctx if self.info is not None else self.config.num_ctx
 
     @property
     def memory(self) -> tuple[int, int] | None:
         """``(total, on GPUs)`` bytes as llama.cpp reported them at load; None if it did not."""
-        total = int(self.info.get("total_bytes") or 0)
-        return (total, int(self.info.get("vram_bytes") or 0)) if total else None
+        if self.info is None or not self.info.total_bytes:
+            return None
+        return self.info.total_bytes, self.info.vram_bytes
 
     def take_crash(self) -> str | None:
         """The cause, once, if it died as ``RunnerCrashed`` describes (a start-up crash); later calls get None."""
@@ -162,8 +166,8 @@ class RunnerProcess:
             await self.close()
             raise
 
-    async def completion(self, prompt: str, options: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        """Stream a completion's ``token`` events, ending with its ``done`` event.
+    async def completion(self, request: m.CompletionRequest) -> AsyncGenerator[m.TokenEvent | m.DoneEvent]:
+        """Stream a completion's token events, ending with its done event.
 
         Leaving the iteration early (a client gone, a task cancelled) cancels the request in the
         runner, which frees its slot before the next decode step.
@@ -171,33 +175,36 @@ class RunnerProcess:
         request_id, events = self._open()
         finished = False
         try:
-            self._send({"op": "completion", "id": request_id, "prompt": prompt, "options": options})
+            self._send(request_id, request)
             while True:
                 event = await events.get()
-                if event["event"] == "error":
+                if isinstance(event, m.ErrorEvent):
                     finished = True
                     raise _error_of(event)
-                finished = event["event"] == "done"
+                if not isinstance(event, m.TokenEvent | m.DoneEvent):
+                    finished = True
+                    raise RunnerError(f"llama runner answered a completion with a {event.KIND} event")
+                finished = isinstance(event, m.DoneEvent)
                 yield event
                 if finished:
                     return
         finally:
             self._requests.pop(request_id, None)
             if not finished and self.alive:
-                self._send({"op": "cancel", "id": request_id})
+                self._send(request_id, m.CancelRequest())
 
-    async def embed(self, content: str, *, truncate: bool = True) -> dict[str, Any]:
-        return await self._call({"op": "embed", "content": content, "truncate": truncate})
+    async def embed(self, content: str, *, truncate: bool = True) -> m.EmbedResult:
+        return await self._call(m.EmbedRequest(content, truncate), m.EmbedResult)
 
     async def tokenize(self, content: str, *, add_special: bool = False) -> list[int]:
-        return (await self._call({"op": "tokenize", "content": content, "add_special": add_special}))["tokens"]
+        return (await self._call(m.TokenizeRequest(content, add_special), m.TokensResult)).tokens
 
     async def count_tokens(self, content: str, limit: int) -> int:
         """How many tokens ``content`` has, counting no further than ``limit``: cheap for a text of any length."""
-        return int((await self._call({"op": "count", "content": content, "limit": limit}))["count"])
+        return (await self._call(m.CountRequest(content, limit), m.CountResult)).count
 
     async def detokenize(self, tokens: list[int]) -> str:
-        return (await self._call({"op": "detokenize", "tokens": tokens}))["content"]
+        return (await self._call(m.DetokenizeRequest(tuple(tokens)), m.ContentResult)).content
 
     async def responds(self, timeout: float) -> bool:
         """Whether the runner lives: it answers a health ping within ``timeout`` seconds, or at least talks.
@@ -209,7 +216,7 @@ class RunnerProcess:
         """
         heard = self._lines_read
         try:
-            await asyncio.wait_for(self._call({"op": "health"}), timeout)
+            await asyncio.wait_for(self._call(m.HealthRequest(), m.HealthReport), timeout)
         except TimeoutError:
             return self.alive and self._lines_read > heard
         except RunnerError:
@@ -229,8 +236,9 @@ class RunnerProcess:
         process = self._process
         if process is not None and process.returncode is None:
             try:
-                self._send({"op": "shutdown"})
-                process.stdin.close()
+                self._send("", m.ShutdownRequest())
+                if process.stdin is not None:
+                    process.stdin.close()
                 await asyncio.wait_for(process.wait(), grace)
             except (TimeoutError, ConnectionError, RuntimeError, RunnerError):
                 with contextlib.suppress(ProcessLookupError):
@@ -247,29 +255,32 @@ class RunnerProcess:
 
     # --- plumbing ---------------------------------------------------------------------------------
 
-    def _open(self) -> tuple[str, asyncio.Queue[dict[str, Any]]]:
+    def _open(self) -> tuple[str, asyncio.Queue[m.Event]]:
         if not self.alive:
             raise RunnerError(self._failure or "llama runner is not running")
         request_id = str(next(self._ids))
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        queue: asyncio.Queue[m.Event] = asyncio.Queue()
         self._requests[request_id] = queue
         return request_id, queue
 
-    async def _call(self, message: dict[str, Any]) -> dict[str, Any]:
+    async def _call(self, request: m.Request, answer: type[_Answer]) -> _Answer:
         request_id, events = self._open()
         try:
-            self._send({**message, "id": request_id})
+            self._send(request_id, request)
             event = await events.get()
         finally:
             self._requests.pop(request_id, None)
-        if event["event"] == "error":
+        if isinstance(event, m.ErrorEvent):
             raise _error_of(event)
+        if not isinstance(event, answer):
+            raise RunnerError(f"llama runner answered a {request.KIND} request with a {event.KIND} event")
         return event
 
-    def _send(self, message: dict[str, Any]) -> None:
+    def _send(self, request_id: str, request: m.Request) -> None:
         assert self._process is not None and self._process.stdin is not None
         if self._process.stdin.is_closing():
             raise RunnerError(self._failure or "llama runner is not running")
+        message = request.to_wire() if isinstance(request, m.ShutdownRequest) else m.with_id(request_id, request)
         self._process.stdin.writelines(protocol.encode(message))
 
     async def _read_events(self) -> None:
@@ -278,8 +289,8 @@ class RunnerProcess:
         try:
             while line := await self._process.stdout.readline():
                 self._lines_read += 1
-                if (event := decoder.feed(line)) is not None:
-                    self._dispatch(event)
+                if (message := decoder.feed(line)) is not None:
+                    self._dispatch(*m.decode_event(message))
         except (ValueError, asyncio.LimitOverrunError) as error:
             log.error("runner %s sent an unreadable message: %s", self.pid, error)
             self.kill()
@@ -292,14 +303,14 @@ class RunnerProcess:
             self._crash = _describe_status(returncode)
         self._fail_all(self._exit_reason(returncode))
 
-    def _dispatch(self, event: dict[str, Any]) -> None:
-        kind = event.get("event")
-        if kind == "ready" and self._ready and not self._ready.done():
-            self._ready.set_result(event)
-        elif kind == "load_error":
-            self._load_error = event["error"]
-        elif (queue := self._requests.get(str(event.get("id")))) is not None:
-            self._decoded = self._decoded or kind in ("token", "done", "embedding")
+    def _dispatch(self, request_id: str | None, event: m.Event) -> None:
+        if isinstance(event, m.Ready):
+            if self._ready and not self._ready.done():
+                self._ready.set_result(event)
+        elif isinstance(event, m.LoadFailed):
+            self._load_error = event.error
+        elif request_id is not None and (queue := self._requests.get(request_id)) is not None:
+            self._decoded = self._decoded or isinstance(event, m.TokenEvent | m.DoneEvent | m.EmbedResult)
             queue.put_nowait(event)
 
     async def _read_stderr(self) -> None:
@@ -318,9 +329,9 @@ class RunnerProcess:
     def _fail_all(self, reason: str) -> None:
         if self._failure is None:
             self._failure = reason
-        failure = {"event": "error", "status": 500, "error": reason}
+        failure = m.ErrorEvent(reason, 500)
         if self._crash is not None:
-            failure.update(crash=self._crash, output=self._last_output())
+            failure = m.ErrorEvent(reason, 500, crash=self._crash, output=self._last_output())
         if self._ready and not self._ready.done():
             self._ready.set_exception(_error_of(failure))
         for queue in self._requests.values():
@@ -368,9 +379,9 @@ def _describe_status(returncode: int) -> str:
     return f"{name} ({meaning})" if meaning else name
 
 
-def _error_of(event: dict[str, Any]) -> PollamaError:
-    if "crash" in event:
-        return RunnerCrashed(event["error"], event["crash"], event.get("output", ""))
-    if 400 <= event.get("status", 500) < 500:  # the request's input (an unknown token id, a prompt too long)
-        return InvalidRequest(event["error"])
-    return RunnerError(event["error"])
+def _error_of(event: m.ErrorEvent) -> PollamaError:
+    if event.crash is not None:
+        return RunnerCrashed(event.error, event.crash, event.output)
+    if 400 <= event.status < 500:  # the request's input (an unknown token id, a prompt too long)
+        return InvalidRequest(event.error)
+    return RunnerError(event.error)

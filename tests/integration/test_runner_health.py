@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pollama.runner.messages import CompletionRequest, Sampling
 from pollama.runtime.process import RunnerConfig, RunnerProcess
 
 PROMPT = "The old fisherman mended his nets by the harbour while the gulls circled overhead. " * 40
@@ -29,7 +30,7 @@ def test_health_is_answered_during_a_long_decode_step(smollm2_path: Path) -> Non
         process = RunnerProcess(runner_config(smollm2_path))
         await process.start(timeout=60)
         try:
-            stream = process.completion(PROMPT, {"num_predict": 1, "temperature": 0})
+            stream = process.completion(CompletionRequest(PROMPT, Sampling(num_predict=1, temperature=0)))
             first_token = asyncio.ensure_future(anext(stream))
             await asyncio.sleep(0.1)  # the prompt is tokenized by now, and its one-batch prefill under way
             assert await process.responds(30)

@@ -16,6 +16,7 @@ import pytest
 
 from pollama.runner import protocol
 from pollama.runner.__main__ import Runner
+from pollama.runner.messages import CompletionRequest, EmbedRequest, TokenizeRequest
 from pollama.runner.model import LoadedModel, LoadOptions, load
 from pollama.runner.pieces import PIECE_BYTES
 from pollama.runner.slots import truncate_prompt
@@ -74,7 +75,7 @@ def test_health_is_answered_by_the_command_reader_at_once(model: LoadedModel) ->
     sink = io.BytesIO()
     runner = Runner(model, sink)
     commands = [
-        {"op": "completion", "id": "1", "prompt": "hi", "options": {}},
+        {"op": "completion", "id": "1", "prompt": "hi"},
         {"op": "health", "id": "2"},
     ]
     source = io.BytesIO(b"".join(line for command in commands for line in protocol.encode(command)) + b"garbage\n")
@@ -82,7 +83,7 @@ def test_health_is_answered_by_the_command_reader_at_once(model: LoadedModel) ->
     (answer,) = decode(sink.getvalue())
     assert (answer["id"], answer["event"], answer["active"], answer["waiting"]) == ("2", "health", 0, 0)
     assert answer["rss_bytes"] > 0
-    assert runner.inbox.get_nowait() == commands[0]
+    assert runner.inbox.get_nowait() == ("1", CompletionRequest("hi"))
     assert runner.inbox.get_nowait() is None  # the malformed line was skipped; then the end of input
 
 
@@ -92,7 +93,7 @@ def test_a_fragmented_command_is_reassembled(model: LoadedModel) -> None:
     lines = list(protocol.encode(command))
     assert len(lines) > 1
     runner.read_commands(io.BytesIO(b"".join(lines)))
-    assert runner.inbox.get_nowait() == command
+    assert runner.inbox.get_nowait() == ("1", TokenizeRequest(command["content"]))
 
 
 def run(runner: Runner, command: dict[str, Any]) -> dict[str, Any]:
@@ -124,14 +125,15 @@ def test_count_stops_at_its_limit(model: LoadedModel) -> None:
         model.tokenize(short, add_special=False)
     )
     assert run(runner, {"op": "count", "id": "2", "content": prose(8 << 20), "limit": 300})["count"] == 300
-    assert run(runner, {"op": "count", "id": "3", "content": short})["error"] == "'limit'"
+    missing = run(runner, {"op": "count", "id": "3", "content": short})["error"]
+    assert missing == "a count request needs the field 'limit'"
 
 
 def test_a_huge_prompt_becomes_a_bounded_job_that_truncates_as_the_whole_would(model: LoadedModel) -> None:
     runner = Runner(model, io.BytesIO())
     text = prose(40 << 20)
     started = time.perf_counter()
-    runner.handle({"op": "completion", "id": "1", "prompt": text, "options": {}})
+    runner.handle({"op": "completion", "id": "1", "prompt": text})
     took = time.perf_counter() - started
     (job,) = runner.engine.waiting
     assert N_CTX <= len(job.tokens) < 100_000
@@ -146,7 +148,7 @@ def test_a_huge_prompt_becomes_a_bounded_job_that_truncates_as_the_whole_would(m
 def test_an_embedding_of_a_huge_input_keeps_its_first_tokens(model: LoadedModel) -> None:
     runner = Runner(model, io.BytesIO())
     text = prose(20 << 20)
-    tokens = runner.embedding_tokens({"content": text})
+    tokens = runner.embedding_tokens(EmbedRequest(text))
     assert tokens == model.tokenize(text[:PIECE_BYTES])[:N_CTX]
     with pytest.raises(ValueError, match="exceeds the context length"):
-        runner.embedding_tokens({"content": text, "truncate": False})
+        runner.embedding_tokens(EmbedRequest(text, truncate=False))

@@ -24,6 +24,7 @@ import pytest
 from llguidance import LLMatcher
 
 from pollama.runner.engine import Engine, Job
+from pollama.runner.messages import Control, Event, Sampling, with_id
 from pollama.runner.model import LoadedModel, LoadOptions, load
 from pollama.runner.slots import truncate_prompt
 
@@ -57,8 +58,8 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
 
-    def __call__(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
+    def __call__(self, request_id: str, event: Event) -> None:
+        self.events.append(with_id(request_id, event))
 
     def of(self, job_id: str) -> list[dict[str, Any]]:
         return [event for event in self.events if event["id"] == job_id]
@@ -83,7 +84,8 @@ class Harness:
 
     def submit(self, job_id: str, prompt: str | list[int], **options: Any) -> Job:
         tokens = self.model.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
-        job = Job(job_id, tokens, options=options)
+        assert not (unknown := set(options) - Sampling.names() - Control.names()), unknown
+        job = Job(job_id, tokens, sampling=Sampling.from_options(options), control=Control.from_options(options))
         self.engine.submit(job)
         return job
 
@@ -408,13 +410,15 @@ _MORE_SEQUENCES_THAN_BATCH = """
 import json, sys
 from pathlib import Path
 from pollama.runner.engine import Engine, Job
+from pollama.runner.messages import Sampling, with_id
 from pollama.runner.model import LoadOptions, load
 
 model = load(LoadOptions(path=Path(sys.argv[1]), num_ctx=256, num_parallel=3, num_batch=2, num_thread=1, num_gpu=0))
 events = []
-engine = Engine(model, 3, events.append)
+engine = Engine(model, 3, lambda request_id, event: events.append(with_id(request_id, event)))
 for name in "abc":
-    engine.submit(Job(name, model.tokenize("The capital of France is"), options={"temperature": 0, "num_predict": 5}))
+    tokens = model.tokenize("The capital of France is")
+    engine.submit(Job(name, tokens, sampling=Sampling(temperature=0, num_predict=5)))
 for _ in range(200):
     if not engine.busy:
         break
