@@ -14,6 +14,10 @@ loaded ones, or the runner count is at its limit, a runner is evicted as in Olla
 busy, shortest keep-alive first — and the check is repeated. A model that cannot fit even alone is
 an error, never a machine swapping itself to death. The keep-alive timer starts when a runner's
 last request finishes.
+
+Two seams, as Ollama's scheduler has (``newServerFn``, ``getGpuFn``): the runner factory (by default
+``RunnerProcess``, a llama.cpp runner subprocess) and the hardware it plans with (by default
+``devices.Hardware``, the real machine). Tests pass fakes of both and run the rules in process.
 """
 
 from __future__ import annotations
@@ -23,21 +27,31 @@ import collections
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Generic, Protocol, overload
+
+from typing_extensions import TypeVar
 
 from pollama.config import Settings
 from pollama.errors import Busy, Failed
 from pollama.gocompat.durations import FOREVER, SECOND
 from pollama.gocompat.human import human_bytes2
-from pollama.runtime.devices import GpuDevice, Hardware, SystemMemory, default_context_length, physical_cores
+from pollama.runtime.devices import (
+    BuildSupport,
+    GpuDevice,
+    Hardware,
+    SystemMemory,
+    default_context_length,
+    physical_cores,
+)
 from pollama.runtime.fallback import LADDER, FallbackMemory, describe_steps, machine_fingerprint, with_fallbacks
 from pollama.runtime.memory import Placement, place, runner_estimate
 from pollama.runtime.process import RunnerConfig, RunnerCrashed, RunnerError, RunnerProcess
 from pollama.store.models import StoredModel
 
-__all__ = ["BUSY", "LoadedRunner", "Scheduler", "Slots"]
+__all__ = ["BUSY", "Discovery", "LoadedRunner", "Runner", "RunnerFactory", "Scheduler", "Slots"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +61,54 @@ HEALTH_TIMEOUT = 10.0  # seconds of silence after a ping that make a runner dead
 FALLBACKS_FILE = "runner-fallbacks.json"  # under OLLAMA's home (~/.ollama): see runtime.fallback
 VRAM_RECOVERY_TIMEOUT = 5.0  # seconds to wait for a stopped runner's VRAM to show as free
 _OUT_OF_MEMORY = ("out of memory", "not enough memory", "failed to allocate", "unable to allocate")
+
+
+class Runner(Protocol):
+    """What the scheduler needs of a runner (``RunnerProcess`` is the real one).
+
+    ``start`` raises ``RunnerCrashed`` when the runner dies of a crash while loading (the fallback ladder
+    takes over) and ``RunnerError`` when it cannot load otherwise; ``memory`` is (total, VRAM) once
+    known, else None; ``take_crash`` hands out, once, why it crashed before its first decode finished.
+    """
+
+    @property
+    def pid(self) -> int | None: ...
+
+    @property
+    def alive(self) -> bool: ...
+
+    @property
+    def context_length(self) -> int: ...
+
+    @property
+    def memory(self) -> tuple[int, int] | None: ...
+
+    def take_crash(self) -> str | None: ...
+
+    async def start(self, timeout: float | None) -> None: ...
+
+    async def responds(self, timeout: float) -> bool: ...
+
+    async def close(self) -> None: ...
+
+    def kill(self) -> None: ...
+
+
+class Discovery(Protocol):
+    """The machine the scheduler plans with (``devices.Hardware`` is the real one): asked again before each load."""
+
+    @property
+    def build(self) -> BuildSupport: ...
+
+    def gpus(self) -> list[GpuDevice]: ...
+
+    def system_memory(self) -> SystemMemory: ...
+
+    def library_error(self) -> str | None: ...
+
+
+R = TypeVar("R", bound=Runner, default=RunnerProcess)
+RunnerFactory = Callable[[RunnerConfig], R]  # the launch configuration -> a runner, not yet started
 
 
 class Slots:
@@ -90,8 +152,8 @@ class Slots:
 
 
 @dataclass(eq=False)
-class LoadedRunner:
-    process: RunnerProcess
+class LoadedRunner(Generic[R]):
+    process: R
     model: StoredModel  # the model whose request loaded it: /api/ps shows its name
     requested: RunnerConfig  # what the loading request asked for; later requests are compared with it
     placement: Placement
@@ -121,10 +183,10 @@ class LoadedRunner:
         return now + (FOREVER if self.keep_alive >= FOREVER else self.keep_alive) / SECOND
 
 
-class _Ticket:
+class _Ticket(Generic[R]):
     """One request's place in the server-wide count of waiting requests."""
 
-    def __init__(self, scheduler: Scheduler):
+    def __init__(self, scheduler: Scheduler[R]):
         self.scheduler = scheduler
         self.counted = False
 
@@ -142,12 +204,45 @@ class _Ticket:
             self.scheduler.waiting -= 1
 
 
-class Scheduler:
-    def __init__(self, settings: Settings, hardware: Hardware | None = None, fallbacks: FallbackMemory | None = None):
+class Scheduler(Generic[R]):
+    """``hardware``: the machine to plan with (default: this one); ``runner_factory``: how a runner is made
+    from its launch configuration (default: a ``RunnerProcess``); ``fallbacks``: where crashing
+    configurations are remembered (default: ``runner-fallbacks.json`` under OLLAMA's home)."""
+
+    @overload
+    def __init__(
+        self: Scheduler[RunnerProcess],
+        settings: Settings,
+        hardware: Discovery | None = None,
+        fallbacks: FallbackMemory | None = None,
+        *,
+        runner_factory: None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: Scheduler[R],
+        settings: Settings,
+        hardware: Discovery | None = None,
+        fallbacks: FallbackMemory | None = None,
+        *,
+        runner_factory: RunnerFactory[R],
+    ) -> None: ...
+
+    def __init__(
+        self,
+        settings: Settings,
+        hardware: Discovery | None = None,
+        fallbacks: FallbackMemory | None = None,
+        *,
+        runner_factory: RunnerFactory[R] | None = None,
+    ) -> None:
         self.settings = settings
-        self.hardware = hardware or Hardware(settings)
+        self.hardware: Discovery = hardware or Hardware(settings)
         self.fallbacks = fallbacks or FallbackMemory(settings.home / FALLBACKS_FILE, machine_fingerprint())
-        self.runners: dict[str, LoadedRunner] = {}
+        # Without a factory R is RunnerProcess (the first overload), which RunnerProcess makes.
+        self.new_runner: RunnerFactory[R] = runner_factory or RunnerProcess  # type: ignore[assignment]
+        self.runners: dict[str, LoadedRunner[R]] = {}
         self.waiting = 0  # requests waiting for a load or a slot, server-wide
         self._load_lock = asyncio.Lock()  # FIFO: one load at a time, in arrival order
         self._stopping: set[asyncio.Task[None]] = set()  # held so the loop does not drop them mid-way
@@ -181,9 +276,9 @@ class Scheduler:
     @asynccontextmanager
     async def runner(
         self, model: StoredModel, config: RunnerConfig, keep_alive: int | None
-    ) -> AsyncIterator[LoadedRunner]:
+    ) -> AsyncIterator[LoadedRunner[R]]:
         """Hold a slot of a runner for ``config`` (loading it if needed) for the duration of a request."""
-        ticket = _Ticket(self)
+        ticket: _Ticket[R] = _Ticket(self)
         try:
             loaded = await self._ready(config)
             if loaded is not None:
@@ -205,7 +300,7 @@ class Scheduler:
             loaded.slots.release()
             self._release(loaded)
 
-    def loaded(self) -> list[LoadedRunner]:
+    def loaded(self) -> list[LoadedRunner[R]]:
         return [loaded for loaded in self.runners.values() if not loaded.retiring]
 
     async def unload(self, model_path: str | None) -> None:
@@ -225,7 +320,7 @@ class Scheduler:
 
     # --- handing runners out ----------------------------------------------------------------------
 
-    async def _ready(self, config: RunnerConfig) -> LoadedRunner | None:
+    async def _ready(self, config: RunnerConfig) -> LoadedRunner[R] | None:
         """A loaded runner the request can use as it is, without queueing for the load lock."""
         loaded = self.runners.get(str(config.model_path))
         if loaded is None or loaded.retiring or not _compatible(loaded.requested, config):
@@ -235,7 +330,7 @@ class Scheduler:
             return None
         return None if loaded.retiring or not loaded.process.alive else loaded
 
-    def _take(self, loaded: LoadedRunner, keep_alive: int | None) -> None:
+    def _take(self, loaded: LoadedRunner[R], keep_alive: int | None) -> None:
         if keep_alive is not None:
             loaded.keep_alive = keep_alive
         loaded.refcount += 1
@@ -243,8 +338,8 @@ class Scheduler:
         self._cancel_timer(loaded)
 
     async def _obtain(
-        self, model: StoredModel, config: RunnerConfig, keep_alive: int | None, ticket: _Ticket
-    ) -> LoadedRunner:
+        self, model: StoredModel, config: RunnerConfig, keep_alive: int | None, ticket: _Ticket[R]
+    ) -> LoadedRunner[R]:
         if self._load_lock.locked():
             ticket.wait()
         await self._load_lock.acquire()
@@ -300,7 +395,7 @@ class Scheduler:
             if not handed_over:
                 self._load_lock.release()
 
-    def _adopt(self, load: asyncio.Future[LoadedRunner]) -> None:
+    def _adopt(self, load: asyncio.Future[LoadedRunner[R]]) -> None:
         """A load nobody waits for any more has ended: let the next one start, and idle its runner."""
         self._load_lock.release()
         if load.cancelled():
@@ -359,7 +454,7 @@ class Scheduler:
 
     async def _load(
         self, model: StoredModel, config: RunnerConfig, placement: Placement, keep_alive: int | None
-    ) -> LoadedRunner:
+    ) -> LoadedRunner[R]:
         """Start a runner; one that crashes while loading is started again in a safer configuration."""
         remembered = steps = self.fallbacks.steps(config.model_path)
         cause = ""
@@ -376,7 +471,7 @@ class Scheduler:
                 main_gpu=placement.main_gpu,
                 tensor_split=placement.tensor_split,
             )
-            process = RunnerProcess(launch)
+            process = self.new_runner(launch)
             try:
                 await process.start(timeout)
                 break
@@ -412,7 +507,7 @@ class Scheduler:
             model.short_name, when, cause, describe_steps(steps), self.fallbacks.path,
         )  # fmt: skip
 
-    def _note_crash(self, loaded: LoadedRunner) -> None:
+    def _note_crash(self, loaded: LoadedRunner[R]) -> None:
         """A runner that crashed before its first decode finished: its next load goes one step safer."""
         cause = loaded.process.take_crash()  # once per runner, whoever notices first
         if cause is None or loaded.fallback_steps == len(LADDER):
@@ -423,7 +518,7 @@ class Scheduler:
             loaded.requested.model_path, loaded.fallback_steps, f"crashed on its first decode: {cause}"
         )
 
-    def _victim(self) -> LoadedRunner:
+    def _victim(self) -> LoadedRunner[R]:
         """Ollama's choice: shortest keep-alive first (forever last), idle before busy."""
         ordered = sorted(
             self.runners.values(),
@@ -431,7 +526,7 @@ class Scheduler:
         )
         return next((loaded for loaded in ordered if loaded.refcount == 0), ordered[0])
 
-    async def _evict(self, loaded: LoadedRunner) -> None:
+    async def _evict(self, loaded: LoadedRunner[R]) -> None:
         """Unload ``loaded`` once its requests finish, then wait for its GPU memory to come back."""
         loaded.retiring = True
         loaded.keep_alive = 0
@@ -455,12 +550,12 @@ class Scheduler:
 
     # --- giving runners back ----------------------------------------------------------------------
 
-    def _release(self, loaded: LoadedRunner) -> None:
+    def _release(self, loaded: LoadedRunner[R]) -> None:
         loaded.refcount -= 1
         if loaded.refcount == 0:
             self._idle(loaded)
 
-    def _idle(self, loaded: LoadedRunner) -> None:
+    def _idle(self, loaded: LoadedRunner[R]) -> None:
         """Its last request is done: stop it now, or when its keep-alive runs out."""
         loaded.idle.set()
         self._note_crash(loaded)
@@ -475,27 +570,27 @@ class Scheduler:
         loaded.expires_at = time.time() + delay
         loaded.timer = asyncio.get_running_loop().call_later(delay, self._expire, loaded)
 
-    def _expire(self, loaded: LoadedRunner) -> None:
+    def _expire(self, loaded: LoadedRunner[R]) -> None:
         loaded.timer = None
         if loaded.refcount == 0 and not loaded.retiring:
             self._stop_soon(loaded)
 
-    def _stop_soon(self, loaded: LoadedRunner) -> None:
+    def _stop_soon(self, loaded: LoadedRunner[R]) -> None:
         self._detach(loaded)
         task = asyncio.get_running_loop().create_task(loaded.process.close())
         self._stopping.add(task)
         task.add_done_callback(self._stopping.discard)
 
-    def _cancel_timer(self, loaded: LoadedRunner) -> None:
+    def _cancel_timer(self, loaded: LoadedRunner[R]) -> None:
         if loaded.timer is not None:
             loaded.timer.cancel()
             loaded.timer = None
 
-    async def _stop(self, loaded: LoadedRunner) -> None:
+    async def _stop(self, loaded: LoadedRunner[R]) -> None:
         self._detach(loaded)
         await loaded.process.close()
 
-    def _detach(self, loaded: LoadedRunner) -> None:
+    def _detach(self, loaded: LoadedRunner[R]) -> None:
         """Take a runner out of service at once; its process is closed by the caller."""
         loaded.retiring = True
         self._cancel_timer(loaded)
@@ -517,7 +612,7 @@ def _compatible(running: RunnerConfig, wanted: RunnerConfig) -> bool:
     return running == wanted
 
 
-async def _responds(loaded: LoadedRunner) -> bool:
+async def _responds(loaded: LoadedRunner[R]) -> bool:
     """Ping an idle runner before handing it out: it may have died or hung a moment ago, unnoticed yet."""
     if not loaded.process.alive:
         return False
