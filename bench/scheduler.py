@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 
 from pollama.config import Settings
-from pollama.model.names import parse_model_ref
+from pollama.store.names import parse_model_ref
 from pollama.runtime.memory import runner_estimate
 from pollama.runtime.options import resolve
 from pollama.store import Store

@@ -25,7 +25,7 @@ from llama_cpp import llama_grammar
 from pollama.runner.model import drop_unsafe_buffer_types
 from pollama.runtime.devices import physical_cores
 from pollama.runtime.process import RunnerConfig, RunnerProcess
-from pollama.structured import grammar_for_format
+from pollama.service.structured import grammar_for_format
 from tools.test_models import ensure_model
 
 TOKENS = 160

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pollama.cli.client import Client
 from pollama.cli.create import file_digest
-from pollama.model.names import ModelName
+from pollama.store.names import ModelName
 
 __all__ = ["BUNDLED_NAMES", "bundled_weights", "import_bundled"]
 

@@ -21,7 +21,7 @@ from pollama.cli.transfer import pull_with_progress, push_with_progress
 from pollama.config import Settings
 from pollama.gocompat.human import human_bytes, human_time, round_half_away
 from pollama.gocompat.timefmt import parse_rfc3339
-from pollama.model.names import ModelName
+from pollama.store.names import ModelName
 from pollama.version import __version__
 
 __all__ = ["cli", "main"]

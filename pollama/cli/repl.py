@@ -96,9 +96,10 @@ def chat_loop(client: Client, options: RunOptions, info: dict[str, Any], setting
         except EOFError:
             return
         if line.lstrip().startswith('"""'):
-            line = _multi_line(prompt, line.lstrip()[3:])
-            if line is None:
+            whole = _multi_line(prompt, line.lstrip()[3:])
+            if whole is None:
                 continue
+            line = whole
         elif line.startswith("/"):
             if _command(session, line.strip()) == "exit":
                 return

@@ -109,6 +109,5 @@ def render_table(
         height = max((len(cell) for cell in cells), default=0)
         padded = [cell + ["  "] * (height - len(cell)) for cell in cells]
         for line in range(height):
-            parts = (_pad(cell[line], widths[column]) + PADDING for column, cell in enumerate(padded))
-            output.append("".join(parts))
+            output.append("".join(_pad(cell[line], widths[column]) + PADDING for column, cell in enumerate(padded)))
     return "".join(line + "\n" for line in output)

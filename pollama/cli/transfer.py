@@ -7,7 +7,7 @@ from typing import Any
 
 from pollama.cli.client import Client, ResponseError
 from pollama.cli.progress import Bar, Progress, Spinner
-from pollama.model.names import ModelName
+from pollama.store.names import ModelName
 
 __all__ = ["pull_with_progress", "push_with_progress"]
 

@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from pollama.api.native import ChatRequest
-from pollama.compat.requests import TranslationError, client_errors, expect_object
+from pollama.compat.requests import (
+    TranslationError,
+    client_errors,
+    expect_object,
+    optional_list,
+    optional_number,
+    optional_object,
+    optional_str,
+)
+from pollama.service import Chunk
 
 __all__ = ["AnthropicError", "MessageConversion", "MessageStream", "error_body", "message", "message_request"]
 
@@ -30,19 +39,21 @@ def error_body(status: int, text: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": _ERROR_TYPES.get(status, "api_error"), "message": text}}
 
 
-def _text_of(content: Any) -> str:
+def _text_of(content: Any, what: str) -> str:
+    if content is None:
+        return ""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
         return "".join(str(block.get("text", "")) for block in content if isinstance(block, dict))
-    return ""
+    raise AnthropicError(400, f"invalid {what}: expected a string or an array of content blocks")
 
 
 def _messages(raw: Any, system: Any) -> list[dict[str, Any]]:
     if not isinstance(raw, list) or not raw:
         raise AnthropicError(400, "messages is required")
     out: list[dict[str, Any]] = []
-    if system_text := _text_of(system):
+    if system_text := _text_of(system, "system"):
         out.append({"role": "system", "content": system_text})
     names: dict[str, str] = {}
     for entry in raw:
@@ -63,7 +74,7 @@ def _messages(raw: Any, system: Any) -> list[dict[str, Any]]:
             if kind == "text":
                 text.append(str(block.get("text", "")))
             elif kind == "image":
-                source = block.get("source") or {}
+                source = optional_object(block.get("source"), "image source")
                 if source.get("type") != "base64":
                     raise AnthropicError(400, "only base64 image sources are supported")
                 images.append(source.get("data", ""))
@@ -72,12 +83,13 @@ def _messages(raw: Any, system: Any) -> list[dict[str, Any]]:
             elif kind == "redacted_thinking":
                 continue
             elif kind in ("tool_use", "server_tool_use"):
-                names[block.get("id", "")] = block.get("name", "")
+                call_id = optional_str(block.get("id"), "tool_use id")
+                names[call_id] = block.get("name", "")
                 calls.append({"id": block.get("id"), "function": {"name": block.get("name", ""),
                                                                   "arguments": block.get("input") or {}}})  # fmt: skip
             elif kind in ("tool_result", "web_search_tool_result"):
-                call_id = block.get("tool_use_id", "")
-                out.append({"role": "tool", "content": _text_of(block.get("content")),
+                call_id = optional_str(block.get("tool_use_id"), "tool_use_id")
+                out.append({"role": "tool", "content": _text_of(block.get("content"), "tool_result content"),
                             "tool_call_id": call_id, "tool_name": names.get(call_id, "")})  # fmt: skip
             else:
                 raise AnthropicError(400, f"unsupported content block type: {kind!r}")
@@ -97,7 +109,7 @@ def _tools(raw: Any) -> list[dict[str, Any]] | None:
     if not raw:
         return None
     tools = []
-    for tool in raw:
+    for tool in optional_list(raw, "tools"):
         tool = expect_object(tool, "tool")
         if tool.get("type", "custom") not in ("custom", None) and "input_schema" not in tool:
             continue  # server tools (web search) are not run here
@@ -133,8 +145,9 @@ def message_request(data: Any) -> MessageConversion:
     max_tokens = data.get("max_tokens")
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens <= 0:
         raise AnthropicError(400, "max_tokens is required and must be a positive integer")
-    options: dict[str, Any] = {**expect_object(data.get("options") or {}, "options"), "num_predict": max_tokens}
+    options: dict[str, Any] = {**optional_object(data.get("options"), "options"), "num_predict": max_tokens}
     for name, native in (("temperature", "temperature"), ("top_p", "top_p"), ("top_k", "top_k")):
+        optional_number(data.get(name), name)  # the native options take any JSON: check the numbers here
         if data.get(name) is not None:
             options[native] = data[name]
     stops = data.get("stop_sequences")
@@ -146,13 +159,15 @@ def message_request(data: Any) -> MessageConversion:
         options["stop"] = stops
     choice = data.get("tool_choice")
     tools = None if isinstance(choice, dict) and choice.get("type") == "none" else _tools(data.get("tools"))
-    thinking = data.get("thinking") or {}
+    thinking = optional_object(data.get("thinking"), "thinking")
     think: bool | str | None = None
     if thinking.get("type") == "enabled":
         think = True
     elif thinking.get("type") == "disabled":
         think = False
-    if effort := (data.get("output_config") or {}).get("effort"):
+    if effort := optional_object(data.get("output_config"), "output_config").get("effort"):
+        if not isinstance(effort, str):
+            raise AnthropicError(400, "invalid output_config.effort: expected a string")
         think = {"xhigh": "high", "max": "high"}.get(effort, effort)
     body = ChatRequest.model_validate(
         {"model": data["model"], "messages": _messages(data.get("messages"), data.get("system")), "stream": True,
@@ -167,17 +182,20 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
 
 
-def _usage(final: dict[str, Any]) -> dict[str, int]:
+def _usage(final: Chunk) -> dict[str, int]:
     """Anthropic counts cache reads apart: ``input_tokens`` is only what was not read from the cache."""
-    cached = final.get("prompt_cached_count") or 0
-    fresh = (final.get("prompt_eval_count") or 0) - cached
-    return {"input_tokens": fresh, "output_tokens": final.get("eval_count") or 0, "cache_read_input_tokens": cached}
+    stats = final.stats
+    if stats is None:
+        return {"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 0}
+    cached = stats.prompt_cached_count
+    fresh = stats.prompt_eval_count - cached
+    return {"input_tokens": fresh, "output_tokens": stats.eval_count, "cache_read_input_tokens": cached}
 
 
-def _stop_reason(final: dict[str, Any], tool_use: bool) -> str:
+def _stop_reason(final: Chunk, tool_use: bool) -> str:
     if tool_use:
         return "tool_use"
-    return "max_tokens" if final.get("done_reason") == "length" else "end_turn"
+    return "max_tokens" if final.done_reason == "length" else "end_turn"
 
 
 def _tool_use(call: dict[str, Any]) -> dict[str, Any]:
@@ -186,17 +204,17 @@ def _tool_use(call: dict[str, Any]) -> dict[str, Any]:
             "input": function.get("arguments") or {}}  # fmt: skip
 
 
-def message(model: str, lines: list[dict[str, Any]]) -> dict[str, Any]:
-    thinking = "".join(line["message"].get("thinking", "") for line in lines)
-    text = "".join(line["message"].get("content", "") for line in lines)
-    calls = [call for line in lines for call in line["message"].get("tool_calls", ())]
+def message(model: str, chunks: list[Chunk]) -> dict[str, Any]:
+    thinking = "".join(chunk.thinking for chunk in chunks)
+    text = "".join(chunk.text for chunk in chunks)
+    calls = [call for chunk in chunks for call in chunk.tool_calls]
     content: list[dict[str, Any]] = []
     if thinking:
         content.append({"type": "thinking", "thinking": thinking, "signature": ""})
     if text or not (calls or thinking):
         content.append({"type": "text", "text": text})
     content += [_tool_use(call) for call in calls]
-    final = lines[-1]
+    final = chunks[-1]
     return {
         "id": new_id("msg"),
         "type": "message",
@@ -210,7 +228,7 @@ def message(model: str, lines: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class MessageStream:
-    """Native chat lines in, Anthropic stream events (``(event type, data)``) out."""
+    """The service's chunks in, Anthropic stream events (``(event type, data)``) out."""
 
     def __init__(self, model: str) -> None:
         self.model = model
@@ -239,22 +257,21 @@ class MessageStream:
     def _delta(self, delta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         return "content_block_delta", {"type": "content_block_delta", "index": self.index, "delta": delta}
 
-    def feed(self, line: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-        native = line.get("message") or {}
-        if thinking := native.get("thinking"):
+    def feed(self, chunk: Chunk) -> Iterator[tuple[str, dict[str, Any]]]:
+        if thinking := chunk.thinking:
             yield from self._block("thinking", {"type": "thinking", "thinking": "", "signature": ""})
             yield self._delta({"type": "thinking_delta", "thinking": thinking})
-        if text := native.get("content"):
+        if text := chunk.text:
             yield from self._block("text", {"type": "text", "text": ""})
             yield self._delta({"type": "text_delta", "text": text})
-        for call in native.get("tool_calls") or ():
+        for call in chunk.tool_calls:
             block = _tool_use(call)
             self.tool_use = True
             yield from self._block("tool_use", {**block, "input": {}})
             yield self._delta({"type": "input_json_delta", "partial_json": json.dumps(block["input"])})
-        if line.get("done"):
+        if chunk.done:
             yield from self._close()
-            usage = _usage(line)
-            delta = {"stop_reason": _stop_reason(line, self.tool_use), "stop_sequence": None}
+            usage = _usage(chunk)
+            delta = {"stop_reason": _stop_reason(chunk, self.tool_use), "stop_sequence": None}
             yield "message_delta", {"type": "message_delta", "delta": delta, "usage": usage}
             yield "message_stop", {"type": "message_stop"}

@@ -1,4 +1,4 @@
-"""The OpenAI API as a translation of the native one (spec B): requests in, native lines out.
+"""The OpenAI API as a translation of the native one (spec B): requests in, the service's chunks out.
 
 Pure functions and small state machines; the routes in ``server/routes/openai.py`` do the I/O.
 Beyond Ollama: an ``options`` object (the ``openai`` SDK's ``extra_body``) passes any native
@@ -19,7 +19,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pollama.api.native import ChatRequest, EmbedRequest, GenerateRequest
-from pollama.compat.requests import TranslationError, client_errors, expect_object
+from pollama.compat.requests import (
+    TranslationError,
+    client_errors,
+    expect_object,
+    optional_list,
+    optional_number,
+    optional_object,
+    optional_str,
+)
+from pollama.service import Chunk
+from pollama.service.embed import Embeddings
 
 __all__ = [
     "ChatConversion",
@@ -64,6 +74,8 @@ def reasoning_think(effort: Any) -> bool | str | None:
     """``reasoning_effort`` as the native ``think`` (spec B.1's mapping)."""
     if effort in (None, ""):
         return None
+    if not isinstance(effort, str):
+        raise OpenAIError(400, "invalid reasoning value: expected a string")
     if effort == "none":
         return False
     mapped = {"minimal": "low", "xhigh": "max", "ultra": "max"}.get(effort, effort)
@@ -88,8 +100,9 @@ def _image(part: dict[str, Any]) -> str:
 
 def _tool_calls(calls: Any) -> list[dict[str, Any]]:
     converted = []
-    for call in calls or []:
-        function = expect_object(call, "tool call").get("function") or {}
+    for call in optional_list(calls, "tool_calls"):
+        call = expect_object(call, "tool call")
+        function = optional_object(call.get("function"), "tool call function")
         arguments = function.get("arguments") or "{}"
         try:
             parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
@@ -98,8 +111,8 @@ def _tool_calls(calls: Any) -> list[dict[str, Any]]:
         if not isinstance(parsed, dict):
             raise OpenAIError(400, "invalid tool call arguments")
         entry: dict[str, Any] = {"function": {"name": function.get("name", ""), "arguments": parsed}}
-        if call.get("id"):
-            entry["id"] = call["id"]
+        if call_id := optional_str(call.get("id"), "tool call id"):
+            entry["id"] = call_id
         converted.append(entry)
     return converted
 
@@ -121,7 +134,7 @@ def _messages(raw: Any) -> list[dict[str, Any]]:
                 names_by_call[call["id"]] = call["function"]["name"]
         base: dict[str, Any] = {"role": role}
         if role == "tool":
-            call_id = message.get("tool_call_id") or ""
+            call_id = optional_str(message.get("tool_call_id"), "tool_call_id")
             base["tool_name"] = message.get("name") or names_by_call.get(call_id, "")
             if call_id:
                 base["tool_call_id"] = call_id
@@ -140,7 +153,7 @@ def _messages(raw: Any) -> list[dict[str, Any]]:
                 elif kind == "image_url":
                     parts.append({**base, "content": "", "images": [_image(part)]})
                 elif kind == "input_audio":
-                    data = (part.get("input_audio") or {}).get("data", "")
+                    data = optional_object(part.get("input_audio"), "input_audio").get("data", "")
                     parts.append({**base, "content": "", "images": [data]})
                 else:
                     raise OpenAIError(400, "invalid message format")
@@ -165,15 +178,18 @@ def _format(response_format: Any) -> Any:
     if kind == "json_object":
         return "json"
     if kind == "json_schema":
-        schema = (response_format.get("json_schema") or {}).get("schema")
+        schema = optional_object(response_format.get("json_schema"), "json_schema").get("schema")
         return schema if schema is not None else "json"
     return None
 
 
 def _sampling(data: dict[str, Any], *, completion: bool) -> dict[str, Any]:
     """Native options: the passed-through ``options`` object, then the OpenAI fields, which win."""
-    passed = data.get("options") or {}
-    options: dict[str, Any] = {"temperature": 1.0, "top_p": 1.0, **expect_object(passed, "options")}
+    passed = optional_object(data.get("options"), "options")
+    options: dict[str, Any] = {"temperature": 1.0, "top_p": 1.0, **passed}
+    for name in ("temperature", "top_p", "max_completion_tokens", "max_tokens", "seed", "frequency_penalty",
+                 "presence_penalty"):  # fmt: skip
+        optional_number(data.get(name), name)  # the native options take any JSON: check the numbers here
     if data.get("temperature") is not None:
         options["temperature"] = data["temperature"]
     if data.get("top_p") is not None:
@@ -217,7 +233,8 @@ def forced_tools(choice: Any, tools: Any) -> list[str] | None:
     if choice == "required":
         return []
     if isinstance(choice, dict) and choice.get("type") == "function":
-        name = (choice.get("function") or {}).get("name") or choice.get("name")
+        function = choice.get("function")
+        name = (function.get("name") if isinstance(function, dict) else None) or choice.get("name")
         if isinstance(name, str) and name:
             return [name]
     raise OpenAIError(400, f"invalid tool_choice: {json.dumps(choice)}")
@@ -243,8 +260,9 @@ def chat_request(data: Any) -> ChatConversion:
     n = data.get("n") or 1
     if not isinstance(n, int) or not 1 <= n <= 8:
         raise OpenAIError(400, "n must be an integer from 1 to 8")
-    think = reasoning_think(data.get("reasoning_effort") or (data.get("reasoning") or {}).get("effort"))
-    top_logprobs = data.get("top_logprobs") or 0
+    reasoning = optional_object(data.get("reasoning"), "reasoning")
+    think = reasoning_think(data.get("reasoning_effort") or reasoning.get("effort"))
+    top_logprobs = optional_number(data.get("top_logprobs"), "top_logprobs")
     body = ChatRequest.model_validate(
         {
             "model": data.get("model") or "",
@@ -261,7 +279,7 @@ def chat_request(data: Any) -> ChatConversion:
         }
     )
     extra = {"logit_bias": bias} if (bias := _logit_bias(data.get("logit_bias"))) else {}
-    include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
+    include_usage = bool(optional_object(data.get("stream_options"), "stream_options").get("include_usage"))
     return ChatConversion(body, bool(data.get("stream")), include_usage, n, forced, extra)
 
 
@@ -269,20 +287,21 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{random.randrange(999)}"
 
 
-def _usage(final: dict[str, Any]) -> dict[str, Any]:
-    prompt, completion_tokens = final.get("prompt_eval_count") or 0, final.get("eval_count") or 0
+def _usage(final: Chunk) -> dict[str, Any]:
+    stats = final.stats
+    prompt, completion_tokens = (stats.prompt_eval_count, stats.eval_count) if stats else (0, 0)
     usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion_tokens,
                              "total_tokens": prompt + completion_tokens}  # fmt: skip
-    if "prompt_cached_count" in final:  # beyond Ollama: what the prompt cache saved
-        usage["prompt_tokens_details"] = {"cached_tokens": final["prompt_cached_count"]}
+    if stats:  # beyond Ollama: what the prompt cache saved
+        usage["prompt_tokens_details"] = {"cached_tokens": stats.prompt_cached_count}
     return usage
 
 
-def _finish_reason(final: dict[str, Any], tool_calls: bool) -> str | None:
-    reason = final.get("done_reason")
+def _finish_reason(final: Chunk, tool_calls: bool) -> str | None:
+    reason = final.done_reason
     if reason == "stop" and tool_calls:
         return "tool_calls"
-    return reason if reason in ("stop", "length") else ("stop" if final.get("done") else None)
+    return reason if reason in ("stop", "length") else ("stop" if final.done else None)
 
 
 def _openai_tool_calls(calls: list[dict[str, Any]], start: int = 0) -> list[dict[str, Any]]:
@@ -300,11 +319,11 @@ def _openai_tool_calls(calls: list[dict[str, Any]], start: int = 0) -> list[dict
     ]
 
 
-def chat_choice(index: int, lines: list[dict[str, Any]]) -> dict[str, Any]:
-    """One choice of a non-streamed completion, from one native answer's lines."""
-    content = "".join(line["message"].get("content", "") for line in lines)
-    thinking = "".join(line["message"].get("thinking", "") for line in lines)
-    calls = [call for line in lines for call in line["message"].get("tool_calls", ())]
+def chat_choice(index: int, chunks: list[Chunk]) -> dict[str, Any]:
+    """One choice of a non-streamed completion, from one answer's chunks."""
+    content = "".join(chunk.text for chunk in chunks)
+    thinking = "".join(chunk.thinking for chunk in chunks)
+    calls = [call for chunk in chunks for call in chunk.tool_calls]
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if thinking:
         message["reasoning"] = message["reasoning_content"] = thinking
@@ -313,18 +332,18 @@ def chat_choice(index: int, lines: list[dict[str, Any]]) -> dict[str, Any]:
     choice: dict[str, Any] = {
         "index": index,
         "message": message,
-        "finish_reason": _finish_reason(lines[-1], bool(calls)),
+        "finish_reason": _finish_reason(chunks[-1], bool(calls)),
     }
-    logprobs = [entry for line in lines for entry in line.get("logprobs") or ()]
+    logprobs = [entry for chunk in chunks for entry in chunk.logprobs or ()]
     if logprobs:
         choice["logprobs"] = {"content": logprobs}
     return choice
 
 
-def chat_completion(model: str, answers: list[list[dict[str, Any]]]) -> dict[str, Any]:
+def chat_completion(model: str, answers: list[list[Chunk]]) -> dict[str, Any]:
     # n choices answer one prompt: it counts once; their completions add up.
     usage = _usage(answers[0][-1])
-    usage["completion_tokens"] = sum(_usage(lines[-1])["completion_tokens"] for lines in answers)
+    usage["completion_tokens"] = sum(_usage(chunks[-1])["completion_tokens"] for chunks in answers)
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
     completion = {
         "id": new_id("chatcmpl"),
@@ -332,22 +351,22 @@ def chat_completion(model: str, answers: list[list[dict[str, Any]]]) -> dict[str
         "created": int(time.time()),
         "model": model,
         "system_fingerprint": FINGERPRINT,
-        "choices": [chat_choice(index, lines) for index, lines in enumerate(answers)],
+        "choices": [chat_choice(index, chunks) for index, chunks in enumerate(answers)],
         "usage": usage,
     }
-    if debug := answers[0][-1].get("_debug_info"):  # _debug_render_only: the rendered prompt
-        completion["_debug_info"] = debug
+    if (rendered := answers[0][-1].rendered) is not None:  # _debug_render_only: the rendered prompt
+        completion["_debug_info"] = {"rendered_template": rendered}
     return completion
 
 
 class ChatStream:
-    """Native chat lines of one choice in, ``chat.completion.chunk`` objects out."""
+    """The chunks of one choice in, ``chat.completion.chunk`` objects out."""
 
     def __init__(self, model: str, completion_id: str, created: int, index: int = 0) -> None:
         self.model, self.id, self.created, self.index = model, completion_id, created, index
         self.started = False
         self.tool_calls = 0
-        self.final: dict[str, Any] | None = None
+        self.final: Chunk | None = None
 
     def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> dict[str, Any]:
         if not self.started:
@@ -363,21 +382,20 @@ class ChatStream:
             "choices": [choice],
         }
 
-    def feed(self, line: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        message = line.get("message") or {}
-        extra = {"logprobs": {"content": line["logprobs"]}} if line.get("logprobs") else {}
-        if thinking := message.get("thinking"):
+    def feed(self, chunk: Chunk) -> Iterator[dict[str, Any]]:
+        extra: dict[str, Any] = {"logprobs": {"content": chunk.logprobs}} if chunk.logprobs else {}
+        if thinking := chunk.thinking:
             yield self._chunk({"content": "", "reasoning": thinking, "reasoning_content": thinking})
-        calls = message.get("tool_calls") or []
-        content = message.get("content", "")
+        calls = chunk.tool_calls
+        content = chunk.text
         if calls:
             yield self._chunk({"content": content, "tool_calls": _openai_tool_calls(calls, self.tool_calls)}, **extra)
             self.tool_calls += len(calls)
-        elif content or (extra and not line.get("done")):
+        elif content or (extra and not chunk.done):
             yield self._chunk({"content": content}, **extra)
-        if line.get("done"):
-            self.final = line
-            yield self._chunk({}, _finish_reason(line, self.tool_calls > 0))
+        if chunk.done:
+            self.final = chunk
+            yield self._chunk({}, _finish_reason(chunk, self.tool_calls > 0))
 
     def usage_chunk(self, usage: dict[str, int]) -> dict[str, Any]:
         chunk = self._chunk({})
@@ -386,7 +404,7 @@ class ChatStream:
         return chunk
 
 
-def usage_of(final: dict[str, Any]) -> dict[str, Any]:
+def usage_of(final: Chunk) -> dict[str, Any]:
     return _usage(final)
 
 
@@ -416,7 +434,7 @@ def completion_request(data: Any) -> tuple[GenerateRequest, bool, bool]:
             "_debug_render_only": bool(data.get("_debug_render_only")),
         }
     )
-    include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
+    include_usage = bool(optional_object(data.get("stream_options"), "stream_options").get("include_usage"))
     return body, bool(data.get("stream")), include_usage
 
 
@@ -431,9 +449,9 @@ def _completion_object(completion_id: str, model: str, choices: list[dict[str, A
     }
 
 
-def completion(model: str, lines: list[dict[str, Any]]) -> dict[str, Any]:
-    text = "".join(line.get("response", "") for line in lines)
-    final = lines[-1]
+def completion(model: str, chunks: list[Chunk]) -> dict[str, Any]:
+    text = "".join(chunk.text for chunk in chunks)
+    final = chunks[-1]
     choice = {"text": text, "index": 0, "finish_reason": _finish_reason(final, False)}
     return {**_completion_object(new_id("cmpl"), model, [choice]), "usage": _usage(final)}
 
@@ -442,16 +460,14 @@ class CompletionStream:
     def __init__(self, model: str, include_usage: bool) -> None:
         self.model, self.include_usage, self.id = model, include_usage, new_id("cmpl")
 
-    def feed(self, line: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        finish = _finish_reason(line, False) if line.get("done") else None
-        chunk = _completion_object(
-            self.id, self.model, [{"text": line.get("response", ""), "index": 0, "finish_reason": finish}]
-        )
+    def feed(self, chunk: Chunk) -> Iterator[dict[str, Any]]:
+        finish = _finish_reason(chunk, False) if chunk.done else None
+        event = _completion_object(self.id, self.model, [{"text": chunk.text, "index": 0, "finish_reason": finish}])
         if self.include_usage:
-            chunk["usage"] = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-        yield chunk
-        if line.get("done") and self.include_usage:
-            yield {**_completion_object(self.id, self.model, []), "usage": _usage(line)}
+            event["usage"] = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        yield event
+        if chunk.done and self.include_usage:
+            yield {**_completion_object(self.id, self.model, []), "usage": _usage(chunk)}
 
 
 # --- /v1/embeddings, /v1/models ------------------------------------------------------------------
@@ -479,15 +495,15 @@ def embed_request(data: Any) -> tuple[EmbedRequest, str]:
     return body, encoding
 
 
-def embeddings_response(model: str, native: dict[str, Any], encoding: str) -> dict[str, Any]:
+def embeddings_response(model: str, result: Embeddings, encoding: str) -> dict[str, Any]:
     data = []
-    for index, vector in enumerate(native.get("embeddings") or []):
+    for index, vector in enumerate(result.vectors):
         if encoding == "base64":
             encoded: Any = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
         else:
             encoded = vector
         data.append({"object": "embedding", "embedding": encoded, "index": index})
-    tokens = native.get("prompt_eval_count") or 0
+    tokens = result.prompt_eval_count
     return {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
 

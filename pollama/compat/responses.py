@@ -11,7 +11,15 @@ from typing import Any
 
 from pollama.api.native import ChatRequest
 from pollama.compat.openai import OpenAIError, forced_tools, reasoning_think
-from pollama.compat.requests import client_errors, expect_object
+from pollama.compat.requests import (
+    client_errors,
+    expect_object,
+    optional_list,
+    optional_number,
+    optional_object,
+    optional_str,
+)
+from pollama.service import Chunk
 
 __all__ = ["ResponseConversion", "ResponseStream", "response_object", "response_request"]
 
@@ -50,8 +58,8 @@ def _message(item: dict[str, Any]) -> dict[str, Any]:
 
 def _messages(data: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    if instructions := data.get("instructions"):
-        out.append({"role": "system", "content": str(instructions)})
+    if instructions := optional_str(data.get("instructions"), "instructions"):
+        out.append({"role": "system", "content": instructions})
     items = data.get("input")
     if isinstance(items, str):
         return [*out, {"role": "user", "content": items}]
@@ -75,8 +83,9 @@ def _messages(data: dict[str, Any]) -> list[dict[str, Any]]:
                     raise ValueError(arguments)
             except ValueError:
                 raise OpenAIError(400, "invalid tool call arguments") from None
-            call = {"id": item.get("call_id", ""), "function": {"name": item.get("name", ""), "arguments": arguments}}
-            names[item.get("call_id", "")] = item.get("name", "")
+            call_id = optional_str(item.get("call_id"), "call_id")
+            call = {"id": call_id, "function": {"name": item.get("name", ""), "arguments": arguments}}
+            names[call_id] = item.get("name", "")
             if out and out[-1]["role"] == "assistant" and "tool_calls" in out[-1]:
                 out[-1]["tool_calls"].append(call)
             else:
@@ -86,11 +95,13 @@ def _messages(data: dict[str, Any]) -> list[dict[str, Any]]:
         elif kind == "function_call_output":
             output = item.get("output")
             text = output if isinstance(output, str) else _message({"content": output})["content"]
-            call_id = item.get("call_id", "")
+            call_id = optional_str(item.get("call_id"), "call_id")
             out.append({"role": "tool", "content": text, "tool_call_id": call_id, "tool_name": names.get(call_id, "")})
         elif kind == "reasoning":
             thinking = item.get("encrypted_content") or "".join(
-                str(part.get("text", "")) for part in item.get("summary") or () if isinstance(part, dict)
+                str(part.get("text", ""))
+                for part in optional_list(item.get("summary"), "reasoning summary")
+                if isinstance(part, dict)
             )
         elif kind == "web_search_call":
             continue
@@ -101,7 +112,7 @@ def _messages(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _tools(raw: Any) -> list[dict[str, Any]] | None:
     tools = []
-    for tool in raw or ():
+    for tool in optional_list(raw, "tools"):
         tool = expect_object(tool, "tool")
         if tool.get("type") != "function":
             continue
@@ -136,8 +147,10 @@ def response_request(data: Any) -> ResponseConversion:
     if data.get("previous_response_id"):
         raise OpenAIError(400, "previous_response_id is not supported: the Responses API here is stateless")
     tools = None if data.get("tool_choice") == "none" else _tools(data.get("tools"))
-    reasoning = data.get("reasoning") or {}
-    options: dict[str, Any] = {"temperature": 1.0, **(data.get("options") or {})}
+    reasoning = optional_object(data.get("reasoning"), "reasoning")
+    options: dict[str, Any] = {"temperature": 1.0, **optional_object(data.get("options"), "options")}
+    for name in ("temperature", "top_p", "max_output_tokens"):
+        optional_number(data.get(name), name)  # the native options take any JSON: check the numbers here
     for name in ("temperature", "top_p"):
         if data.get(name) is not None:
             options[name] = data[name]
@@ -162,9 +175,10 @@ def response_request(data: Any) -> ResponseConversion:
     return ResponseConversion(body, bool(data.get("stream")), echo, forced_tools(data.get("tool_choice"), tools))
 
 
-def _usage(final: dict[str, Any]) -> dict[str, Any]:
-    prompt, output = final.get("prompt_eval_count") or 0, final.get("eval_count") or 0
-    cached = final.get("prompt_cached_count") or 0
+def _usage(final: Chunk) -> dict[str, Any]:
+    stats = final.stats
+    prompt, output = (stats.prompt_eval_count, stats.eval_count) if stats else (0, 0)
+    cached = stats.prompt_cached_count if stats else 0
     return {
         "input_tokens": prompt,
         "output_tokens": output,
@@ -182,8 +196,8 @@ def _shell(response_id: str, model: str, echo: dict[str, Any], created: int) -> 
     }  # fmt: skip
 
 
-def _finished(shell: dict[str, Any], output: list[dict[str, Any]], final: dict[str, Any]) -> dict[str, Any]:
-    cut = final.get("done_reason") == "length"
+def _finished(shell: dict[str, Any], output: list[dict[str, Any]], final: Chunk) -> dict[str, Any]:
+    cut = final.done_reason == "length"
     return {
         **shell,
         "status": "incomplete" if cut else "completed",
@@ -215,19 +229,19 @@ def new_response_id() -> str:
     return f"resp_{random.randrange(1_000_000)}"
 
 
-def response_object(model: str, echo: dict[str, Any], lines: list[dict[str, Any]]) -> dict[str, Any]:
+def response_object(model: str, echo: dict[str, Any], chunks: list[Chunk]) -> dict[str, Any]:
     """The whole response: the stream's final object, so both give the same items in the same order."""
     stream = ResponseStream(model, echo)
     final: dict[str, Any] = {}
-    for line in lines:
-        for event in stream.feed(line):
+    for chunk in chunks:
+        for event in stream.feed(chunk):
             if event["type"] == "response.completed":
                 final = event["response"]
     return final
 
 
 class ResponseStream:
-    """Native chat lines in, Responses API stream events out (each with its ``sequence_number``)."""
+    """The service's chunks in, Responses API stream events out (each with its ``sequence_number``)."""
 
     def __init__(self, model: str, echo: dict[str, Any]) -> None:
         self.id = new_response_id()
@@ -274,14 +288,13 @@ class ResponseStream:
         self.open = item
         yield self._event("response.output_item.added", output_index=len(self.output), item=item)
 
-    def feed(self, line: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        message = line.get("message") or {}
-        if thinking := message.get("thinking"):
+    def feed(self, chunk: Chunk) -> Iterator[dict[str, Any]]:
+        if thinking := chunk.thinking:
             if self.open is None or self.open["type"] != "reasoning":
                 yield from self._open({"id": f"rs_{self.id}", "type": "reasoning", "summary": []})
             self.text += thinking
             yield self._event("response.reasoning_summary_text.delta", **self._place(), summary_index=0, delta=thinking)
-        if content := message.get("content"):
+        if content := chunk.text:
             if self.open is None or self.open["type"] != "message":
                 item_id = f"msg_{random.randrange(1_000_000)}"
                 yield from self._open({"id": item_id, "type": "message", "status": "in_progress",
@@ -292,7 +305,7 @@ class ResponseStream:
             yield self._event(
                 "response.output_text.delta", **self._place(), content_index=0, delta=content, logprobs=[]
             )
-        for call in message.get("tool_calls") or ():
+        for call in chunk.tool_calls:
             item = _call_item(self.id, self.calls, call)
             self.calls += 1
             yield from self._open({**item, "status": "in_progress", "arguments": ""})
@@ -301,7 +314,7 @@ class ResponseStream:
             yield self._event("response.output_item.done", output_index=len(self.output), item=item)
             self.output.append(item)
             self.open = None
-        if line.get("done"):
-            self.cut = line.get("done_reason") == "length"
+        if chunk.done:
+            self.cut = chunk.done_reason == "length"
             yield from self._close()
-            yield self._event("response.completed", response=_finished(self.shell, self.output, line))
+            yield self._event("response.completed", response=_finished(self.shell, self.output, chunk))

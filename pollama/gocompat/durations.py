@@ -83,7 +83,7 @@ def parse_go_duration(text: str) -> int:
 
 def _quote(text: str) -> str:
     """Go's ``time.quote``: escape quotes and backslashes, write other than printable ASCII as bytes."""
-    out = []
+    out: list[str] = []
     for char in text:
         if char < " " or char >= "\x80":
             out.extend(f"\\x{byte:02x}" for byte in char.encode("utf-8", errors="surrogatepass"))

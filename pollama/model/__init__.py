@@ -1,1 +1,1 @@
-"""What a model is: names, the Modelfile, parameters (options), capabilities, create and show."""
+"""What a model is: the Modelfile, parameters (options), capabilities, create and show."""

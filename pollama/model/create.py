@@ -19,12 +19,12 @@ from starlette.concurrency import run_in_threadpool
 from pollama.api.native import CreateRequest
 from pollama.errors import InvalidRequest, NotFound
 from pollama.gocompat.human import human_number
-from pollama.model.names import ModelName, parse_model_ref
 from pollama.model.options import DEPRECATED_PARAMETERS, OPTIONS, OptionError, check_sampling, coerce_option
 from pollama.store import InvalidDigest, Layer, Manifest, MediaType, ModelConfig, Store, gc
 from pollama.store.gguf import GGUFFile, is_gguf
 from pollama.store.layers import CONFIG_MEDIA_TYPE, messages_blob, params_blob
 from pollama.store.models import read_gguf_header
+from pollama.store.names import ModelName, parse_model_ref
 from pollama.templates.gotemplate import TemplateSyntaxError
 from pollama.templates.prompt import parse_template
 
@@ -171,9 +171,10 @@ async def _collect_layers(request: CreateRequest, build: _Build, config: ModelCo
         for path, digest in request.adapters.items():
             yield {"status": "parsing GGUF"}
             await run_in_threadpool(_add_gguf_layer, build, digest, path, MediaType.ADAPTER)
-    for path in sorted(request.draft_files or {}):
+    draft_files = request.draft_files or {}
+    for path in sorted(draft_files):
         yield {"status": "parsing GGUF"}
-        await run_in_threadpool(_add_gguf_layer, build, request.draft_files[path], path, MediaType.DRAFT)
+        await run_in_threadpool(_add_gguf_layer, build, draft_files[path], path, MediaType.DRAFT)
 
 
 def _layers_from_model(reference: str, build: _Build, config: ModelConfig) -> None:

@@ -12,12 +12,12 @@ import certifi
 import httpx
 
 from pollama.config import Settings
-from pollama.model.names import ModelName
 from pollama.registry.auth import Authenticator
 from pollama.registry.credentials import find_credentials
 from pollama.registry.errors import NotFound, RegistryError
 from pollama.registry.keys import load_identity
 from pollama.registry.proxy import ProxyRules, RoutingTransport
+from pollama.store.names import ModelName
 from pollama.version import __version__
 
 __all__ = ["Body", "Connection", "RegistryClientFactory", "make_http_client", "user_agent"]

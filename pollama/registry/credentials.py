@@ -51,9 +51,9 @@ def _entry_credentials(entry: Any) -> Credentials | None:
         except (binascii.Error, UnicodeDecodeError):
             return None
         return Credentials(username, password) if sep else None
-    username, password = entry.get("username"), entry.get("password")
-    if isinstance(username, str) and isinstance(password, str) and username:
-        return Credentials(username, password)
+    user, secret = entry.get("username"), entry.get("password")
+    if isinstance(user, str) and isinstance(secret, str) and user:
+        return Credentials(user, secret)
     return None
 
 

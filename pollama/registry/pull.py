@@ -13,11 +13,11 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from pollama.model.names import ModelName
 from pollama.registry.connection import Connection
 from pollama.registry.errors import RegistryError
 from pollama.registry.transfer import PROGRESS_INTERVAL, BlobDownload, Downloads, progress_event
 from pollama.store import CorruptManifest, InvalidDigest, Manifest, MediaType, Store, gc, normalize_digest
+from pollama.store.names import ModelName
 
 __all__ = ["MANIFEST_ACCEPT", "fetch_manifest", "pull_model"]
 

@@ -11,6 +11,7 @@ manifest is pushed with the stored bytes, so its digest is the same on both side
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -19,12 +20,12 @@ from typing import Any
 
 import httpx
 
-from pollama.model.names import ModelName
 from pollama.registry.connection import Connection
 from pollama.registry.errors import RegistryError
 from pollama.registry.transfer import PROGRESS_INTERVAL, Part, TransferTuning, plan_parts, progress_event
 from pollama.store import Layer, Manifest, Store
 from pollama.store.layers import MANIFEST_MEDIA_TYPE
+from pollama.store.names import ModelName
 
 __all__ = ["push_model"]
 
@@ -84,7 +85,7 @@ class _Upload:
             for part in self.parts:
                 response = await self.connection.send(
                     "PATCH", self.location, headers=self.headers(part, patch=True),
-                    body=lambda part=part: self.body(part), allow=(307,),
+                    body=functools.partial(self.body, part), allow=(307,),
                 )  # fmt: skip
                 upload_url = response.headers.get("docker-upload-location") or response.headers.get("location")
                 if response.status_code == 307:

@@ -194,7 +194,7 @@ def nvidia_gpus(settings: Settings, run: Runner = _run) -> list[GpuDevice]:
 
 
 def amd_gpus(settings: Settings, drm: Path = Path("/sys/class/drm")) -> list[GpuDevice]:
-    devices = []
+    devices: list[GpuDevice] = []
     for card in sorted(drm.glob("card[0-9]*"), key=lambda path: int("0" + path.name[4:].split("-")[0])):
         device = card / "device"
         if "-" in card.name or _read(device / "vendor") != _AMD_VENDOR:

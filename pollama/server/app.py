@@ -25,6 +25,7 @@ from pollama.server.routes import anthropic, create, embed, generate, meta, mode
 from pollama.server.routes import registry as registry_routes
 from pollama.server.shutdown import Shutdown
 from pollama.server.state import ServerState
+from pollama.service import AnswerService
 from pollama.store import Store
 
 __all__ = ["create_app"]
@@ -57,6 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
         registry=registry,
         downloads=Downloads(),
         shutdown=shutdown,
+        service=AnswerService(settings, store, scheduler),
     )
     for module in (meta, models, create, generate, embed, tokenize, ps, registry_routes, openai, anthropic, schema):
         app.include_router(module.router)

@@ -25,13 +25,15 @@ class ListenError(OSError):
 
 def _listen(settings: Settings) -> socket.socket:
     host, port = settings.host.host, settings.host.port
-    candidates = [(socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")] if host == "" else []
+    candidates: list[tuple[socket.AddressFamily, str]] = []
+    if host == "":
+        candidates = [(socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")]
     if not candidates:
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError as err:
             raise ListenError(f"listen tcp {settings.host.hostport}: {err.strerror or err}") from None
-        candidates = [(family, address[0]) for family, _type, _proto, _name, address in infos]
+        candidates = [(family, str(address[0])) for family, _type, _proto, _name, address in infos]
     last: OSError | None = None
     for family, address in candidates:
         sock = socket.socket(family, socket.SOCK_STREAM)

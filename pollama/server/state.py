@@ -1,4 +1,5 @@
-"""What every route needs: settings, the store, the model lister, the scheduler, the registry client, shutdown."""
+"""What every route needs: settings, the store, the model lister, the scheduler, the answering service,
+the registry client, shutdown."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pollama.model.info import ModelLister
 from pollama.registry import Downloads, RegistryClientFactory
 from pollama.runtime.scheduler import Scheduler
 from pollama.server.shutdown import Shutdown
+from pollama.service import AnswerService
 from pollama.store import Store
 
 __all__ = ["ServerState", "state"]
@@ -25,6 +27,7 @@ class ServerState:
     registry: RegistryClientFactory
     downloads: Downloads
     shutdown: Shutdown
+    service: AnswerService
 
 
 def state(request: Request) -> ServerState:

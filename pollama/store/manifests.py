@@ -13,9 +13,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pollama.model.names import ModelName
 from pollama.store.files import TEMP_PREFIX, TempFile
 from pollama.store.layers import CorruptManifest, Manifest
+from pollama.store.names import ModelName
 
 __all__ = ["ManifestStore", "StoredManifest"]
 

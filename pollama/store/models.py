@@ -9,9 +9,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pollama.model.names import ModelName
 from pollama.store.gguf import GGUFError, GGUFFile, read_gguf
 from pollama.store.layers import CorruptManifest, Manifest, MediaType, ModelConfig
+from pollama.store.names import ModelName
 
 if TYPE_CHECKING:
     from pollama.store import Store

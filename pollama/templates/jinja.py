@@ -349,6 +349,7 @@ def _alias_reasoning(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _summarise(exc: BaseException) -> str:
     """``template error: line N: message`` in one line, the line being the template's where it can be found."""
+    lineno: int | None
     if isinstance(exc, jinja2.TemplateSyntaxError):
         message, lineno = exc.message or "syntax error", exc.lineno
     else:

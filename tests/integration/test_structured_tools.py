@@ -18,7 +18,7 @@ import httpx
 import ollama
 import pytest
 
-from pollama.structured import FormatError, grammar_for_format
+from pollama.service.structured import FormatError, grammar_for_format
 from tests.integration.conftest import upload
 from tests.servers import ServerProcess
 from tests.unit.test_runner_constraint import SCHEMA, schema_errors

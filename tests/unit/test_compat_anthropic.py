@@ -14,6 +14,9 @@ import pytest
 from pydantic import ValidationError
 
 from pollama.compat.anthropic import AnthropicError, MessageStream, error_body, message, message_request
+from pollama.service import Chunk
+from tests.chunks import chunk
+from tests.unit.test_compat_openai import accepted_or_refused
 
 USER = {"role": "user", "content": "Hi"}
 WEATHER_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
@@ -301,16 +304,11 @@ def test_fields_of_the_wrong_type_are_client_errors(data: dict[str, Any]) -> Non
 # --- message ---------------------------------------------------------------------------------------------------
 
 
-def line(content: str = "", thinking: str = "", calls: Any = (), **final: Any) -> dict[str, Any]:
-    native: dict[str, Any] = {"role": "assistant", "content": content}
-    if thinking:
-        native["thinking"] = thinking
-    if calls:
-        native["tool_calls"] = list(calls)
-    return {"model": "m", "message": native, "done": bool(final), **final}
+def line(content: str = "", thinking: str = "", calls: Any = (), **final: Any) -> Chunk:
+    return chunk(content, thinking, calls, **final)
 
 
-def done(reason: str = "stop", prompt: int = 9, evals: int = 3) -> dict[str, Any]:
+def done(reason: str = "stop", prompt: int = 9, evals: int = 3) -> Chunk:
     return line(done_reason=reason, prompt_eval_count=prompt, eval_count=evals)
 
 
@@ -505,3 +503,90 @@ def test_the_block_indexes_increase_by_one() -> None:
 )
 def test_error_body(status: int, kind: str) -> None:
     assert error_body(status, "boom") == {"type": "error", "error": {"type": kind, "message": "boom"}}
+
+
+# --- hostile shapes: every wrong type is the client's 400, never a converter's crash ----------------------
+
+FULL_REQUEST = {
+    "model": "m",
+    "max_tokens": 10,
+    "system": [{"type": "text", "text": "Be brief."}],
+    "messages": [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Hi"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": "t", "signature": "s"},
+                {"type": "redacted_thinking", "data": "x"},
+                {"type": "text", "text": "ok"},
+                {"type": "tool_use", "id": "t1", "name": "get_weather", "input": {"city": "Paris"}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "r"}]}],
+        },
+        {"role": "user", "content": "plain"},
+    ],
+    "tools": [WEATHER_TOOL, {"type": "web_search_20250305", "name": "web_search"}],
+    "tool_choice": {"type": "tool", "name": "get_weather"},
+    "temperature": 0.5,
+    "top_p": 0.9,
+    "top_k": 3,
+    "stop_sequences": ["x"],
+    "thinking": {"type": "enabled", "budget_tokens": 100},
+    "output_config": {"effort": "high"},
+    "stream": True,
+    "options": {"num_ctx": 1},
+}
+OTHER_REQUEST = request(system="s", tools=[WEATHER_TOOL], tool_choice={"type": "any"}, thinking={"type": "disabled"},
+                        stop_sequences="x")  # fmt: skip
+
+
+@pytest.mark.parametrize("valid", [FULL_REQUEST, OTHER_REQUEST], ids=["full", "other"])
+def test_every_field_of_the_wrong_type_is_refused_not_a_crash(valid: dict[str, Any]) -> None:
+    assert accepted_or_refused(message_request, valid) == []
+
+
+HOSTILE = {
+    "messages as a string": request(messages="Hi"),
+    "a message as a list": request(messages=[["user", "Hi"]]),
+    "content as a number": request(messages=[{"role": "user", "content": 1}]),
+    "a content block as a string": request(messages=[{"role": "user", "content": ["Hi"]}]),
+    "an image source as a string": request(messages=[{"role": "user", "content": [{"type": "image", "source": "x"}]}]),
+    "a tool_use id as a list": request(
+        messages=[{"role": "assistant", "content": [{"type": "tool_use", "id": ["t"], "name": "f", "input": {}}]}]
+    ),
+    "a tool_use input as a string": request(
+        messages=[{"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": "x"}]}]
+    ),
+    "a tool_result id as an object": request(
+        messages=[{"role": "user", "content": [{"type": "tool_result", "tool_use_id": {"a": 1}, "content": "x"}]}]
+    ),
+    "a tool_result content as a number": request(
+        messages=[{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": 1}]}]
+    ),
+    "system as a number": request(system=1),
+    "system as an object": request(system={"text": "x"}),
+    "max_tokens as a string": request(max_tokens="10"),
+    "temperature as a string": request(temperature="0.5"),
+    "top_k as a list": request(top_k=[3]),
+    "tools as an object": request(tools={"name": "f"}),
+    "tools as a number": request(tools=1),
+    "a tool as a string": request(tools=["f"]),
+    "stop_sequences as an object": request(stop_sequences={"a": 1}),
+    "thinking as a list": request(thinking=["enabled"]),
+    "output_config effort as a list": request(output_config={"effort": ["high"]}),
+    "options as a string": request(options="x"),
+}
+
+
+@pytest.mark.parametrize("data", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_shapes_are_400s(data: dict[str, Any]) -> None:
+    refused(data)

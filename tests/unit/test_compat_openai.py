@@ -9,13 +9,16 @@ No server and no model: every test here is a dictionary in, a dictionary out.
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import struct
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+import pollama.compat.openai as openai_compat
 from pollama.compat.openai import (
     ChatStream,
     CompletionStream,
@@ -30,8 +33,13 @@ from pollama.compat.openai import (
     error_body,
     model_object,
 )
+from pollama.service import Chunk
+from pollama.service.embed import Embeddings
+from tests.chunks import chunk
 
 USER = {"role": "user", "content": "Hi"}
+# A finished answer always says what the prompt cache saved, as the server's final line always did.
+NO_CACHE = {"prompt_tokens_details": {"cached_tokens": 0}}
 PNG = "iVBORw0KGgo="  # any base64 payload: it is passed on untouched
 URL_MESSAGE = "image URLs are not currently supported, please use base64 encoded data instead"
 WEATHER_TOOL = {
@@ -480,16 +488,11 @@ def test_fields_of_the_wrong_type_are_client_errors(data: dict[str, Any]) -> Non
 # --- chat_completion / chat_choice --------------------------------------------------------------------------
 
 
-def line(content: str = "", thinking: str = "", calls: Any = (), **final: Any) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": content}
-    if thinking:
-        message["thinking"] = thinking
-    if calls:
-        message["tool_calls"] = list(calls)
-    return {"model": "m", "message": message, "done": bool(final), **final}
+def line(content: str = "", thinking: str = "", calls: Any = (), **final: Any) -> Chunk:
+    return chunk(content, thinking, calls, **final)
 
 
-def done(reason: str = "stop", prompt: int = 10, evals: int = 4, content: str = "") -> dict[str, Any]:
+def done(reason: str = "stop", prompt: int = 10, evals: int = 4, content: str = "") -> Chunk:
     return line(content, done_reason=reason, prompt_eval_count=prompt, eval_count=evals)
 
 
@@ -509,7 +512,7 @@ def test_a_completion_joins_the_content_and_counts_usage() -> None:
     assert answer["choices"] == [
         {"index": 0, "message": {"role": "assistant", "content": "The sky is blue."}, "finish_reason": "stop"}
     ]
-    assert answer["usage"] == {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+    assert answer["usage"] == {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17, **NO_CACHE}
 
 
 def test_thinking_comes_back_as_reasoning_and_reasoning_content() -> None:
@@ -550,7 +553,7 @@ def test_finish_reason(reason: str, calls: bool, finish: str) -> None:
 
 def test_logprobs_are_collected_into_the_choice() -> None:
     first, second = {"token": "a", "logprob": -0.1}, {"token": "b", "logprob": -0.2}
-    choice = chat_choice(0, [{**line("a"), "logprobs": [first]}, {**line("b"), "logprobs": [second]}, done()])
+    choice = chat_choice(0, [line("a", logprobs=[first]), line("b", logprobs=[second]), done()])
     assert choice["logprobs"] == {"content": [first, second]}
     assert "logprobs" not in chat_choice(0, [line("a"), done()])
 
@@ -561,7 +564,7 @@ def test_several_choices_count_the_prompt_once() -> None:
     assert [choice["index"] for choice in answer["choices"]] == [0, 1]
     assert [choice["message"]["content"] for choice in answer["choices"]] == ["a", "b"]
     assert [choice["finish_reason"] for choice in answer["choices"]] == ["stop", "length"]
-    assert answer["usage"] == {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}
+    assert answer["usage"] == {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20, **NO_CACHE}
 
 
 # --- ChatStream ------------------------------------------------------------------------------------------
@@ -631,7 +634,7 @@ def test_the_choice_index_is_kept() -> None:
 
 def test_logprobs_ride_on_content_chunks() -> None:
     entry = {"token": "a", "logprob": -0.5}
-    (chunk, _) = stream([{**line("a"), "logprobs": [entry]}, done()])
+    (chunk, _) = stream([line("a", logprobs=[entry]), done()])
     assert chunk["choices"][0]["logprobs"] == {"content": [entry]}
 
 
@@ -639,7 +642,7 @@ def test_the_usage_chunk_has_no_choices() -> None:
     chat = ChatStream("m", "chatcmpl-1", 5)
     list(chat.feed(line("a")))
     list(chat.feed(done(prompt=3, evals=2)))
-    assert chat.final is not None and chat.final["eval_count"] == 2
+    assert chat.final is not None and chat.final.stats is not None and chat.final.stats.eval_count == 2
     usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
     chunk = chat.usage_chunk(usage)
     assert chunk["choices"] == []
@@ -703,8 +706,8 @@ def test_completion_include_usage() -> None:
     assert (streamed, include_usage) == (True, True)
 
 
-def generated(text: str = "", **final: Any) -> dict[str, Any]:
-    return {"model": "m", "response": text, "done": bool(final), **final}
+def generated(text: str = "", **final: Any) -> Chunk:
+    return chunk(text, **final)
 
 
 def test_completion() -> None:
@@ -715,7 +718,7 @@ def test_completion() -> None:
     assert answer["id"].startswith("cmpl-")
     assert answer["system_fingerprint"] == "fp_ollama"
     assert answer["choices"] == [{"text": "Once upon a time", "index": 0, "finish_reason": "length"}]
-    assert answer["usage"] == {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}
+    assert answer["usage"] == {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5, **NO_CACHE}
 
 
 def test_a_completion_stream() -> None:
@@ -740,7 +743,7 @@ def test_a_completion_stream_with_usage() -> None:
     assert [chunk["usage"] for chunk in chunks[:3]] == [zero] * 3
     assert chunks[2]["choices"][0]["finish_reason"] == "stop"
     assert chunks[3]["choices"] == []
-    assert chunks[3]["usage"] == {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}
+    assert chunks[3]["usage"] == {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6, **NO_CACHE}
     assert chunks[3]["object"] == "text_completion"
     assert len({chunk["id"] for chunk in chunks}) == 1
 
@@ -770,7 +773,7 @@ def test_an_unknown_encoding_is_refused_with_openais_message(encoding: str) -> N
     assert error.message == f"Invalid value for 'encoding_format' = {encoding}. Supported values: ['float', 'base64']."
 
 
-NATIVE_EMBED = {"model": "m", "embeddings": [[0.5, -1.25, 3.0], [0.1, 0.2, 0.3]], "prompt_eval_count": 7}
+NATIVE_EMBED = Embeddings([[0.5, -1.25, 3.0], [0.1, 0.2, 0.3]], total_duration=0, load_duration=0, prompt_eval_count=7)
 
 
 def test_float_embeddings() -> None:
@@ -809,3 +812,218 @@ def test_model_object() -> None:
         "created": 1_700_000_000,
         "owned_by": "library",
     }
+
+
+# --- hostile shapes: every wrong type is the client's 400, never a converter's crash ----------------------
+
+WRONG_TYPES: list[Any] = [None, 1, 1.5, True, "", "x", [], [1], [None], [[1]], {}, {"a": 1}, [{"a": 1}]]
+
+
+def mutations(valid: Any) -> Iterator[tuple[str, Any]]:
+    """``valid`` with each of its values (at any depth), one at a time, replaced by each of ``WRONG_TYPES``."""
+
+    def paths(value: Any, path: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
+        yield path
+        children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, child in children:
+            yield from paths(child, (*path, key))
+
+    for path in paths(valid, ()):
+        for wrong in WRONG_TYPES:
+            mutated = copy.deepcopy(valid)
+            if not path:
+                mutated = wrong
+            else:
+                target = mutated
+                for key in path[:-1]:
+                    target = target[key]
+                target[path[-1]] = wrong
+            yield f"{'.'.join(map(str, path)) or '<request>'} = {wrong!r}", mutated
+
+
+def accepted_or_refused(convert: Any, valid: Any) -> list[str]:
+    """Run ``convert`` on every mutation of ``valid``: the mutations that raised anything but a 400."""
+    convert(copy.deepcopy(valid))  # the valid request itself converts
+    crashes = []
+    for label, mutated in mutations(valid):
+        try:
+            convert(mutated)
+        except OpenAIError as err:
+            if err.status != 400:
+                crashes.append(f"{label}: status {err.status}")
+        except Exception as err:  # noqa: BLE001 - what the test looks for
+            crashes.append(f"{label}: {type(err).__name__}: {err}")
+    return crashes
+
+
+FULL_CHAT = {
+    "model": "m",
+    "messages": [
+        {"role": "system", "content": "Be brief."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Hi"},
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+                {"type": "input_audio", "input_audio": {"data": PNG, "format": "wav"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": None,
+            "reasoning": "r",
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}],
+        },
+        {"role": "tool", "tool_call_id": "c1", "name": "f", "content": "out"},
+        {"role": "tool", "tool_call_id": "c1", "content": "out"},
+    ],
+    "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+    "tool_choice": {"type": "function", "function": {"name": "f"}},
+    "temperature": 0.5,
+    "top_p": 0.9,
+    "max_tokens": 10,
+    "max_completion_tokens": 10,
+    "seed": 1,
+    "frequency_penalty": 0.1,
+    "presence_penalty": 0.1,
+    "stop": ["a"],
+    "n": 1,
+    "stream": True,
+    "stream_options": {"include_usage": True},
+    "response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "object"}}},
+    "reasoning_effort": "low",
+    "reasoning": {"effort": "low"},
+    "logprobs": True,
+    "top_logprobs": 2,
+    "logit_bias": {"1": 2},
+    "keep_alive": "5m",
+    "options": {"num_ctx": 10},
+}
+OTHER_CHAT = {
+    "model": "m",
+    "messages": [
+        {"role": "assistant", "content": "a", "tool_calls": [{"id": "c1", "function": {"name": "f", "arguments": {}}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "o"},
+    ],
+    "tools": [{"type": "function", "function": {"name": "f"}}],
+    "tool_choice": {"type": "function", "name": "f"},
+    "response_format": {"type": "json_object"},
+    "stop": "a",
+}
+FULL_COMPLETION = {
+    "model": "m",
+    "prompt": "p",
+    "suffix": "s",
+    "temperature": 0.5,
+    "top_p": 0.9,
+    "max_tokens": 5,
+    "seed": 1,
+    "stop": ["x"],
+    "logprobs": 2,
+    "stream": True,
+    "stream_options": {"include_usage": True},
+    "keep_alive": "1m",
+    "options": {"num_ctx": 1},
+}
+FULL_EMBED = {"model": "m", "input": ["a", "b"], "encoding_format": "float", "dimensions": 3, "options": {"num_ctx": 1}}
+
+
+@pytest.mark.parametrize(
+    ("convert", "valid"),
+    [
+        (chat_request, FULL_CHAT),
+        (chat_request, OTHER_CHAT),
+        (completion_request, FULL_COMPLETION),
+        (completion_request, {"model": "m", "prompt": "p", "stop": "x", "logprobs": True}),
+        (embed_request, FULL_EMBED),
+        (embed_request, {"model": "m", "input": "x", "encoding_format": "base64"}),
+    ],
+    ids=["chat", "chat-other", "completion", "completion-other", "embed", "embed-other"],
+)
+def test_every_field_of_the_wrong_type_is_refused_not_a_crash(convert: Any, valid: dict[str, Any]) -> None:
+    assert accepted_or_refused(convert, valid) == []
+
+
+HOSTILE_CHAT = {
+    "messages as a string": request(messages="Hi"),
+    "a message as a list": request(messages=[["user", "Hi"]]),
+    "a content part as a string": user_parts("Hi"),
+    "a content part as a number": user_parts(1),
+    "text of a part as a number": user_parts({"type": "text", "text": 1}),
+    "image_url as a number": user_parts({"type": "image_url", "image_url": 1}),
+    "input_audio as a list": user_parts({"type": "input_audio", "input_audio": [PNG]}),
+    "tool_calls as a number": request(messages=[{"role": "assistant", "content": "", "tool_calls": 1}]),
+    "a tool call as a string": request(messages=[{"role": "assistant", "content": "", "tool_calls": ["f"]}]),
+    "a tool call id as a list": request(
+        messages=[{"role": "assistant", "content": "", "tool_calls": [{"id": ["c"], "function": {"name": "f"}}]}]
+    ),
+    "tool_call_id as an object": request(messages=[{"role": "tool", "tool_call_id": {"a": 1}, "content": "x"}]),
+    "tools as an object": request(tools={"type": "function"}),
+    "tools as a string": request(tools="f"),
+    "tool_choice as a number": request(tools=[{"type": "function", "function": {"name": "f"}}], tool_choice=1),
+    "tool_choice function as a string": request(
+        tools=[{"type": "function", "function": {"name": "f"}}], tool_choice={"type": "function", "function": "f"}
+    ),
+    "stop as an object": request(stop={"a": 1}),
+    "stream_options as a list": request(stream_options=[1]),
+    "options as a string": request(options="x"),
+    "reasoning_effort as an object": request(reasoning_effort={"a": 1}),
+    "reasoning as a list": request(reasoning=["low"]),
+    "top_logprobs as a list": request(top_logprobs=[3]),
+    "max_tokens as a string": request(max_tokens="10"),
+    "temperature as a list": request(temperature=[1]),
+    "response_format as a string": request(response_format="json"),
+    "logit_bias as a list": request(logit_bias=[1]),
+    "n as a string": request(n="2"),
+}
+
+
+@pytest.mark.parametrize("data", HOSTILE_CHAT.values(), ids=HOSTILE_CHAT.keys())
+def test_hostile_chat_shapes_are_400s(data: dict[str, Any]) -> None:
+    refused(chat_request, data)
+
+
+HOSTILE_COMPLETION = {
+    "prompt as a number": {"model": "m", "prompt": 1},
+    "stop as an object": {"model": "m", "prompt": "p", "stop": {"a": 1}},
+    "stream_options as a list": {"model": "m", "prompt": "p", "stream_options": [1]},
+    "stream_options as a string": {"model": "m", "prompt": "p", "stream_options": "x"},
+    "max_tokens as a string": {"model": "m", "prompt": "p", "max_tokens": "10"},
+    "options as a list": {"model": "m", "prompt": "p", "options": [1]},
+}
+
+
+@pytest.mark.parametrize("data", HOSTILE_COMPLETION.values(), ids=HOSTILE_COMPLETION.keys())
+def test_hostile_completion_shapes_are_400s(data: dict[str, Any]) -> None:
+    refused(completion_request, data)
+
+
+HOSTILE_EMBED = {
+    "input as a number": {"model": "m", "input": 1},
+    "input as an object": {"model": "m", "input": {"a": 1}},
+    "input as token ids": {"model": "m", "input": [[1, 2]]},
+    "encoding_format as a list": {"model": "m", "input": "x", "encoding_format": ["float"]},
+    "dimensions as a list": {"model": "m", "input": "x", "dimensions": [3]},
+    "options as a string": {"model": "m", "input": "x", "options": "x"},
+}
+
+
+@pytest.mark.parametrize("data", HOSTILE_EMBED.values(), ids=HOSTILE_EMBED.keys())
+def test_hostile_embed_shapes_are_400s(data: dict[str, Any]) -> None:
+    refused(embed_request, data)
+
+
+def test_a_converter_bug_is_not_disguised_as_a_400(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the client's mistakes are 400s: a converter's own TypeError reaches the route as itself (a 500)."""
+
+    def broken(data: Any) -> Any:
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(openai_compat, "_format", broken)
+    with pytest.raises(TypeError, match="a bug"):
+        chat_request(request())
+
+
+def test_a_native_validation_error_is_still_a_400() -> None:
+    error = refused(chat_request, request(messages=[{"role": 1, "content": "Hi"}]))
+    assert error.message.startswith("invalid request: ")

@@ -15,6 +15,9 @@ from pydantic import ValidationError
 
 from pollama.compat.openai import OpenAIError
 from pollama.compat.responses import ResponseStream, response_object, response_request
+from pollama.service import Chunk
+from tests.chunks import chunk
+from tests.unit.test_compat_openai import accepted_or_refused
 
 WEATHER_PARAMETERS = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 WEATHER_TOOL = {"type": "function", "name": "get_weather", "description": "Weather", "parameters": WEATHER_PARAMETERS}
@@ -308,16 +311,11 @@ def test_fields_of_the_wrong_type_are_client_errors(data: dict[str, Any]) -> Non
 ECHO = response_request(request()).echo
 
 
-def line(content: str = "", thinking: str = "", calls: Any = (), **final: Any) -> dict[str, Any]:
-    native: dict[str, Any] = {"role": "assistant", "content": content}
-    if thinking:
-        native["thinking"] = thinking
-    if calls:
-        native["tool_calls"] = list(calls)
-    return {"model": "m", "message": native, "done": bool(final), **final}
+def line(content: str = "", thinking: str = "", calls: Any = (), **final: Any) -> Chunk:
+    return chunk(content, thinking, calls, **final)
 
 
-def done(reason: str = "stop", prompt: int = 8, evals: int = 5) -> dict[str, Any]:
+def done(reason: str = "stop", prompt: int = 8, evals: int = 5) -> Chunk:
     return line(done_reason=reason, prompt_eval_count=prompt, eval_count=evals)
 
 
@@ -515,3 +513,82 @@ def test_a_cut_stream_completes_incomplete() -> None:
     assert final["type"] == "response.completed"
     assert final["response"]["status"] == "incomplete"
     assert final["response"]["incomplete_details"] == {"reason": "max_output_tokens"}
+
+
+# --- hostile shapes: every wrong type is the client's 400, never a converter's crash ----------------------
+
+IMAGE = "data:image/png;base64,iVBORw0KGgo="
+FULL_REQUEST = {
+    "model": "m",
+    "instructions": "Be brief.",
+    "input": [
+        {"type": "message", "role": "developer", "content": "s"},
+        {
+            "role": "user",
+            "content": [{"type": "input_text", "text": "Hi"}, {"type": "input_image", "image_url": IMAGE}],
+        },
+        {"type": "reasoning", "summary": [{"type": "summary_text", "text": "t"}]},
+        {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": '{"city": "Paris"}'},
+        {"type": "function_call_output", "call_id": "c1", "output": "sunny"},
+        {"type": "function_call_output", "call_id": "c1", "output": [{"type": "input_text", "text": "r"}]},
+        {"type": "web_search_call", "id": "w"},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "ok"}]},
+    ],
+    "tools": [WEATHER_TOOL, {"type": "web_search"}],
+    "tool_choice": {"type": "function", "name": "get_weather"},
+    "reasoning": {"effort": "low", "summary": "auto"},
+    "temperature": 0.5,
+    "top_p": 0.9,
+    "max_output_tokens": 10,
+    "text": {"format": {"type": "json_schema", "name": "x", "schema": {"type": "object"}}},
+    "stream": True,
+    "options": {"num_ctx": 1},
+    "metadata": {"a": "b"},
+}
+OTHER_REQUEST = {
+    "model": "m",
+    "input": [
+        {"type": "reasoning", "encrypted_content": "e"},
+        {"type": "function_call", "call_id": "c", "name": "get_weather", "arguments": {"city": "Paris"}},
+    ],
+    "text": {"format": {"type": "json_object"}},
+    "tools": [WEATHER_TOOL],
+    "tool_choice": "required",
+}
+
+
+@pytest.mark.parametrize("valid", [FULL_REQUEST, OTHER_REQUEST, request()], ids=["full", "other", "plain"])
+def test_every_field_of_the_wrong_type_is_refused_not_a_crash(valid: dict[str, Any]) -> None:
+    assert accepted_or_refused(response_request, valid) == []
+
+
+HOSTILE = {
+    "input as a number": request(input=1),
+    "input as an object": request(input={"role": "user", "content": "Hi"}),
+    "an input item as a string": request(input=["Hi"]),
+    "content as a number": request(input=[{"role": "user", "content": 1}]),
+    "a content part as a string": request(input=[{"role": "user", "content": ["Hi"]}]),
+    "an image_url as an object": request(
+        input=[{"role": "user", "content": [{"type": "input_image", "image_url": {}}]}]
+    ),
+    "call_id as a list": request(input=[{"type": "function_call", "call_id": ["c"], "name": "f", "arguments": "{}"}]),
+    "output call_id as an object": request(
+        input=[{"type": "function_call_output", "call_id": {"a": 1}, "output": "x"}]
+    ),
+    "a reasoning summary as a number": request(input=[{"type": "reasoning", "summary": 1}]),
+    "instructions as an object": request(instructions={"a": 1}),
+    "tools as an object": request(tools={"type": "function", "name": "f"}),
+    "tools as a number": request(tools=1),
+    "a tool as a string": request(tools=["f"]),
+    "tool_choice as a number": request(tools=[WEATHER_TOOL], tool_choice=1),
+    "reasoning as a string": request(reasoning="high"),
+    "reasoning effort as a list": request(reasoning={"effort": ["high"]}),
+    "options as a list": request(options=[1]),
+    "temperature as a string": request(temperature="0.5"),
+    "max_output_tokens as a string": request(max_output_tokens="10"),
+}
+
+
+@pytest.mark.parametrize("data", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_shapes_are_400s(data: dict[str, Any]) -> None:
+    refused(data)

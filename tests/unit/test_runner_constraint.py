@@ -19,7 +19,7 @@ import pytest
 from llguidance import LLMatcher
 
 from pollama.runner.model import LoadedModel, LoadOptions, load
-from pollama.structured import grammar_for_format
+from pollama.service.structured import grammar_for_format
 from tests.unit.test_runner_engine import FRANCE, NUMBERS, Harness
 
 PROMPT = "<|im_start|>user\nDescribe a person as JSON.<|im_end|>\n<|im_start|>assistant\n"

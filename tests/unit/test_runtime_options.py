@@ -13,13 +13,13 @@ from pollama.config import Settings
 from pollama.errors import PollamaError
 from pollama.gocompat.durations import FOREVER, MINUTE, SECOND, parse_keep_alive
 from pollama.model.capabilities import capabilities_of
-from pollama.model.names import ModelName
 from pollama.runtime.devices import physical_cores
 from pollama.runtime.options import DEFAULT_OPTIONS, resolve
 from pollama.server.errors import status_of
 from pollama.store import Store
 from pollama.store.layers import CONFIG_MEDIA_TYPE, Layer, Manifest, MediaType, params_blob
 from pollama.store.models import StoredModel, load_model
+from pollama.store.names import ModelName
 
 LOAD_TIME = ("num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread", "draft_num_predict")
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from pollama.model.names import ModelName
 from pollama.server.errors import status_of
 from pollama.store import Store, files
 from pollama.store.files import WriteFailed
 from pollama.store.layers import CONFIG_MEDIA_TYPE, Layer, Manifest
+from pollama.store.names import ModelName
 
 
 class _FullDisk(io.FileIO):

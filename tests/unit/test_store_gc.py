@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from pollama.model.names import ModelName
 from pollama.store import Store, gc
 from pollama.store.layers import CONFIG_MEDIA_TYPE, Layer, Manifest, MediaType
+from pollama.store.names import ModelName
 
 NOW = 2_000_000_000.0
 OLD = NOW - 2 * 3600

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from pollama.model.names import ModelName
 from pollama.store.files import WriteFailed
 from pollama.store.layers import CONFIG_MEDIA_TYPE, CorruptManifest, Layer, Manifest, MediaType
 from pollama.store.manifests import ManifestStore, StoredManifest
+from pollama.store.names import ModelName
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pollama.model.names import ModelName
 from pollama.store import Store
 from pollama.store.layers import CONFIG_MEDIA_TYPE, Layer, Manifest, MediaType
+from pollama.store.names import ModelName
 from pollama.store.uploads import UNCLAIMED_SECONDS, Uploads
 
 

@@ -1,4 +1,4 @@
-"""A request's ``format`` → an llguidance grammar (``pollama.structured``), and that grammar held against real tokens.
+"""A request's ``format`` → an llguidance grammar (``service.structured``), and that grammar held against real tokens.
 
 The first half checks ``grammar_for_format`` alone: what compiles, and the exact client messages for what doesn't.
 The second half builds SmolLM2's llguidance tokenizer with ``tokenizer_for`` (from a loaded llama.cpp vocabulary)
@@ -20,7 +20,7 @@ import pytest
 
 from pollama.runner.constraint import Constraint, ConstraintError, tokenizer_for
 from pollama.runner.model import LoadedModel, LoadOptions, load
-from pollama.structured import FormatError, grammar_for_format, tool_call_grammar
+from pollama.service.structured import FormatError, grammar_for_format, tool_call_grammar
 
 BAD_TYPE = 'expected "json" or a valid JSON Schema object'
 

@@ -8,10 +8,10 @@ import pytest
 
 from pollama.config import Limits
 from pollama.errors import PollamaError
-from pollama.model.names import parse_model_ref
 from pollama.server.errors import status_of
 from pollama.store.layers import Layer, Manifest, ModelConfig
 from pollama.store.models import StoredModel
+from pollama.store.names import parse_model_ref
 from pollama.templates.gotemplate import ExecError, ExecLimitError, Template, TemplateSyntaxError
 from pollama.templates.jinja import ChatTemplateError, render_chat_template
 from pollama.templates.model_template import ModelTemplate, TemplateValues

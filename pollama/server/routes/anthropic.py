@@ -1,4 +1,4 @@
-"""Anthropic's Messages API (spec B.7): ``POST /v1/messages``, run through native chat."""
+"""Anthropic's Messages API (spec B.7): ``POST /v1/messages``, run on the answering service."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ from pollama.errors import PollamaError
 from pollama.model.capabilities import capabilities_of
 from pollama.server.bodies import describe_validation_error, read_json
 from pollama.server.errors import status_of
-from pollama.server.inference import find_model
-from pollama.server.routes.generate import run_chat
+from pollama.server.events import named_event
+from pollama.server.events import started as started_chunks
 from pollama.server.state import state
-from pollama.server.translate import first_line, named_event, native_lines
 
 router = APIRouter()
 
@@ -29,17 +28,18 @@ def _error(status: int, message: str) -> JSONResponse:
 @router.post("/v1/messages")
 async def messages(request: Request) -> Response:
     started = time.perf_counter_ns()
+    service = state(request).service
     try:
         conversion = anthropic.message_request(await read_json(request))
         body = conversion.body
         if conversion.wants_thinking:
-            model = await find_model(state(request), body.model)
+            model = await service.find_model(body.model)
             if "thinking" not in capabilities_of(model):  # Anthropic clients ask every model to think
                 body = body.model_copy(update={"think": None})
-        native = await run_chat(request, body, started, forced_tools=conversion.forced_tools)
-        _first, lines = await first_line(native_lines(native))
+        answer = await service.chat(body, started, forced_tools=conversion.forced_tools)
+        chunks = await started_chunks(request, answer)
         if not conversion.stream:
-            return JSONResponse(anthropic.message(body.model, [line async for line in lines]))
+            return JSONResponse(anthropic.message(body.model, [chunk async for chunk in chunks]))
     except anthropic.AnthropicError as err:
         return _error(err.status, err.message)
     except ValidationError as err:
@@ -53,8 +53,8 @@ async def messages(request: Request) -> Response:
         for kind, data in stream.start():
             yield named_event(kind, data)
         try:
-            async for line in lines:
-                for kind, data in stream.feed(line):
+            async for chunk in chunks:
+                for kind, data in stream.feed(chunk):
                     yield named_event(kind, data)
         except PollamaError as err:
             yield named_event("error", anthropic.error_body(status_of(err), err.message))

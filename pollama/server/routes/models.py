@@ -9,14 +9,14 @@ from pollama.api.native import CopyRequest, DeleteRequest, ListResponse, ShowReq
 from pollama.errors import Failed, InvalidRequest, NotFound
 from pollama.gocompat.gostrconv import quote as go_quote
 from pollama.model.info import show_response
-from pollama.model.names import ModelName
 from pollama.model.options import OptionError, coerce_options
 from pollama.server.bodies import read_body
-from pollama.server.inference import parse_name
 from pollama.server.responses import JSON
 from pollama.server.state import state
+from pollama.service.lookup import parse_name
 from pollama.store import CorruptManifest, Manifest, gc
 from pollama.store.models import load_model
+from pollama.store.names import ModelName
 
 router = APIRouter()
 

@@ -1,5 +1,5 @@
 """The OpenAI-compatible API (spec B.1–B.4): ``/v1/chat/completions``, ``/v1/completions``,
-``/v1/embeddings``, ``/v1/models``. Each request runs through the native handler and is re-encoded.
+``/v1/embeddings``, ``/v1/models``. Each request runs on the answering service; its chunks become OpenAI's objects.
 """
 
 from __future__ import annotations
@@ -19,13 +19,16 @@ from pollama.compat import openai as oai
 from pollama.compat import responses as oai_responses
 from pollama.errors import PollamaError
 from pollama.gocompat.timefmt import parse_rfc3339
-from pollama.model.names import ModelName
 from pollama.server.bodies import describe_validation_error, read_json
+from pollama.server.connection import while_connected
 from pollama.server.errors import status_of
-from pollama.server.routes.embed import run_embed
-from pollama.server.routes.generate import run_chat, run_generate
+from pollama.server.events import merged, named_event
+from pollama.server.events import started as started_chunks
 from pollama.server.state import state
-from pollama.server.translate import first_line, merged, named_event, native_lines
+from pollama.service import Chunk
+from pollama.service.embed import embed
+from pollama.service.running import first
+from pollama.store.names import ModelName
 
 router = APIRouter()
 
@@ -72,39 +75,41 @@ async def chat_completions(request: Request) -> Response:
     conversion = oai.chat_request(await read_json(request))
     if not conversion.body.model:
         raise oai.OpenAIError(400, "model is required")
-    native = await run_chat(
-        request, conversion.body, started, forced_tools=conversion.forced_tools, **conversion.extra_options
-    )
-    _first_line, first = await first_line(native_lines(native))
-    model = conversion.body.model
+    service = state(request).service
 
-    async def another(index: int) -> AsyncIterator[dict[str, Any]]:
+    async def choice(index: int) -> AsyncIterator[Chunk]:
         body = conversion.body
-        if body.options and "seed" in body.options:  # n choices from one seed would be n copies
+        if index and body.options and "seed" in body.options:  # n choices from one seed would be n copies
             body = body.model_copy(update={"options": {**body.options, "seed": body.options["seed"] + index}})
-        answer = await run_chat(
-            request, body, started, forced_tools=conversion.forced_tools, **conversion.extra_options
+        answer = await service.chat(
+            body, started, forced_tools=conversion.forced_tools, runner_options=conversion.extra_options
         )
-        async for line in native_lines(answer):
-            yield line
+        return await started_chunks(request, answer)
+
+    model = conversion.body.model
+    first = await choice(0)
+
+    async def another(index: int) -> AsyncIterator[Chunk]:
+        async for chunk in await choice(index):
+            yield chunk
 
     # The other choices start as they are read: each holds a runner slot until its answer is drained.
     streams = [first, *(another(index) for index in range(1, conversion.choices))]
     if not conversion.stream:
-        collected: list[list[dict[str, Any]]] = [[] for _ in streams]
-        async for index, line in merged(streams):
-            collected[index].append(line)
+        collected: list[list[Chunk]] = [[] for _ in streams]
+        async for index, chunk in merged(streams):
+            collected[index].append(chunk)
         return JSONResponse(oai.chat_completion(model, collected))
 
     completion_id, created = oai.new_id("chatcmpl"), int(time.time())
     choices = [oai.ChatStream(model, completion_id, created, index) for index in range(len(streams))]
 
     async def events() -> AsyncIterator[dict[str, Any]]:
-        async for index, line in merged(streams):
-            for chunk in choices[index].feed(line):
-                yield chunk
+        async for index, chunk in merged(streams):
+            for event in choices[index].feed(chunk):
+                yield event
         if conversion.include_usage:
-            finals = [choice.final or {} for choice in choices]
+            finals = [choice.final or Chunk() for choice in choices]
             usage = oai.usage_of(finals[0])
             for final in finals[1:]:
                 usage["completion_tokens"] += oai.usage_of(final)["completion_tokens"]
@@ -121,19 +126,19 @@ async def responses(request: Request) -> Response:
     conversion = oai_responses.response_request(await read_json(request))
     if not conversion.body.model:
         raise oai.OpenAIError(400, "model is required")
-    native = await run_chat(request, conversion.body, started, forced_tools=conversion.forced_tools)
-    _first_line, lines = await first_line(native_lines(native))
+    answer = await state(request).service.chat(conversion.body, started, forced_tools=conversion.forced_tools)
+    chunks = await started_chunks(request, answer)
     model = conversion.body.model
     if not conversion.stream:
-        return JSONResponse(oai_responses.response_object(model, conversion.echo, [line async for line in lines]))
+        return JSONResponse(oai_responses.response_object(model, conversion.echo, [chunk async for chunk in chunks]))
     stream = oai_responses.ResponseStream(model, conversion.echo)
 
     async def events() -> AsyncIterator[bytes]:
         try:
             for event in stream.start():
                 yield named_event(event["type"], event)
-            async for line in lines:
-                for event in stream.feed(line):
+            async for chunk in chunks:
+                for event in stream.feed(chunk):
                     yield named_event(event["type"], event)
         except PollamaError as err:
             failed = {**stream.shell, "status": "failed", "error": {"code": "server_error", "message": err.message}}
@@ -148,16 +153,15 @@ async def responses(request: Request) -> Response:
 async def completions(request: Request) -> Response:
     started = time.perf_counter_ns()
     body, stream, include_usage = oai.completion_request(await read_json(request))
-    native = await run_generate(request, body, started)
-    first, lines = await first_line(native_lines(native))
+    chunks = await started_chunks(request, await state(request).service.generate(body, started))
     if not stream:
-        return JSONResponse(oai.completion(body.model, [line async for line in lines]))
+        return JSONResponse(oai.completion(body.model, [chunk async for chunk in chunks]))
     converter = oai.CompletionStream(body.model, include_usage)
 
     async def events() -> AsyncIterator[dict[str, Any]]:
-        async for line in lines:
-            for chunk in converter.feed(line):
-                yield chunk
+        async for chunk in chunks:
+            for event in converter.feed(chunk):
+                yield event
 
     return _sse(events())
 
@@ -167,8 +171,8 @@ async def completions(request: Request) -> Response:
 async def embeddings(request: Request) -> Response:
     started = time.perf_counter_ns()
     body, encoding = oai.embed_request(await read_json(request))
-    native = await run_embed(request, body, started)
-    return JSONResponse(oai.embeddings_response(body.model, json.loads(bytes(native.body)), encoding))
+    result = await while_connected(request, first(embed(state(request).service, body, started)))
+    return JSONResponse(oai.embeddings_response(body.model, result, encoding))
 
 
 def _unix(modified_at: str) -> int:

@@ -17,12 +17,12 @@ from starlette.concurrency import run_in_threadpool
 from pollama.api.native import PullRequest, PushRequest
 from pollama.errors import Failed, InvalidRequest, NotFound, os_error_reason
 from pollama.gocompat.gostrconv import quote as go_quote
-from pollama.model.names import ConflictingModelSource, ModelName, parse_model_ref
 from pollama.registry import RegistryError, pull_model, push_model
 from pollama.server.bodies import read_body
 from pollama.server.state import ServerState, state
 from pollama.server.streaming import progress_response
 from pollama.store import CorruptManifest, Manifest
+from pollama.store.names import ConflictingModelSource, ModelName, parse_model_ref
 
 router = APIRouter()
 

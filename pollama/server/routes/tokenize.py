@@ -6,8 +6,10 @@ from fastapi import APIRouter, Request
 
 from pollama.api.native import DetokenizeRequest, DetokenizeResponse, TokenizeRequest, TokenizeResponse
 from pollama.server.bodies import read_body
-from pollama.server.inference import on_runner
+from pollama.server.connection import while_connected
 from pollama.server.responses import JSON
+from pollama.server.state import state
+from pollama.service.running import first
 
 router = APIRouter()
 
@@ -15,12 +17,21 @@ router = APIRouter()
 @router.post("/api/tokenize")
 async def tokenize(request: Request) -> JSON:
     body = await read_body(request, TokenizeRequest)
-    tokens = await on_runner(request, body, lambda runner: runner.tokenize(body.content, add_special=body.add_special))
+    calls = state(request).service.on_runner(
+        body.model,
+        body.options,
+        body.keep_alive,
+        lambda runner: runner.tokenize(body.content, add_special=body.add_special),
+    )
+    tokens = await while_connected(request, first(calls))
     return JSON(TokenizeResponse(model=body.model, tokens=tokens).dump())
 
 
 @router.post("/api/detokenize")
 async def detokenize(request: Request) -> JSON:
     body = await read_body(request, DetokenizeRequest)
-    content = await on_runner(request, body, lambda runner: runner.detokenize(body.tokens))
+    calls = state(request).service.on_runner(
+        body.model, body.options, body.keep_alive, lambda runner: runner.detokenize(body.tokens)
+    )
+    content = await while_connected(request, first(calls))
     return JSON(DetokenizeResponse(model=body.model, content=content).dump())

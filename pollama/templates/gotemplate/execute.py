@@ -322,7 +322,7 @@ class _State:
         if isinstance(first, NilNode):
             raise self.fail("nil is not a command")
         if isinstance(first, IdentifierNode):
-            return self.call(dot, command, final)
+            return self.call(dot, first, command, command.args[1:], final)
         if len(command.args) > 1 or final is not _NO_FINAL:
             if isinstance(first, FieldNode | ChainNode | VariableNode) and _field_name(first):
                 raise self.fail(f"{_field_name(first)} is not a method but has arguments")
@@ -353,8 +353,13 @@ class _State:
             self.node = node
             return self.fields(value, node.fields, node)
         if isinstance(node, IdentifierNode):
-            return self.call(dot, node.name, [], _NO_FINAL)
+            # A function named as an argument is called with no arguments (Go's evalArg -> evalFunction).
+            return self.call(dot, node, node, [], _NO_FINAL)
         raise self.fail(f"can't evaluate {node}")
+
+    def thunk(self, dot: Any, node: Node) -> Callable[[], Any]:
+        """An argument, evaluated when the function asks for it (and/or stop at the first that decides)."""
+        return lambda: _nil(self.argument(dot, node))
 
     def fields(self, value: Any, names: list[str], node: Node) -> Any:
         for name in names:
@@ -372,23 +377,24 @@ class _State:
                 raise self.fail(f"can't evaluate field {name} in type interface {{}}")
         return value
 
-    def call(self, dot: Any, command: CommandNode, final: Any) -> Any:
-        identifier = command.args[0]
-        assert isinstance(identifier, IdentifierNode)
-        name, args = identifier.name, command.args[1:]
+    def call(self, dot: Any, identifier: IdentifierNode, node: Node, args: list[Node], final: Any) -> Any:
+        """Go's evalFunction and evalCall: ``node`` is the command (or, for a function named as an argument,
+        the identifier itself) that a failed call is reported at."""
+        name = identifier.name
+        self.node = identifier
         function = self.functions.get(name)
         if function is None:
             raise self.fail(f'"{name}" is not a defined function')
-        node = command
         count = len(args) + (final is not _NO_FINAL)
         least, most = ARITY.get(name, (0, None))
-        if count < least or (most is not None and count > most):
-            self.node = identifier
-            want = f"at least {least}" if most is None else str(least)
-            raise self.fail(f"wrong number of args for {name}: want {want} got {count}")
+        if most is None and count < least:
+            # Go counts only the written arguments here, not a piped-in final value.
+            raise self.fail(f"wrong number of args for {name}: want at least {least} got {len(args)}")
+        if most is not None and not least <= count <= most:
+            raise self.fail(f"wrong number of args for {name}: want {least} got {count}")
         self.node = node
         self.step()
-        thunks: list[Callable[[], Any]] = [lambda arg=arg: _nil(self.argument(dot, arg)) for arg in args]
+        thunks: list[Callable[[], Any]] = [self.thunk(dot, arg) for arg in args]
         if final is not _NO_FINAL:
             thunks.append(lambda: final)
         arguments: list[Any] = []

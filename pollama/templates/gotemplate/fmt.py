@@ -207,7 +207,7 @@ def _format_one(arg: Any, verb: str, flags: str, precision: str | None, has_prec
         if verb in "gG" and not has_precision:
             text = format_float(value, threshold=21)
             return (sign if value >= 0 else "") + (text.upper() if verb == "G" else text)
-        digits = int(precision) if has_precision and precision else (0 if has_precision else 6)
-        text = f"{value:{sign}.{digits}{verb}}"
+        places = int(precision) if has_precision and precision else (0 if has_precision else 6)
+        text = f"{value:{sign}.{places}{verb}}"
         return re.sub(r"e([+-])(\d)$", r"e\g<1>0\2", text) if verb in "eE" else text
     return f"%!{verb}({type_name(arg)}={go_string(arg)})"

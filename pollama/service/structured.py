@@ -32,8 +32,8 @@ def _checked(compile_grammar: Callable[[], str], problem: str) -> str:
         grammar = compile_grammar()
     except (ValueError, TypeError) as error:
         raise FormatError(f"{problem}: {error}") from None
-    if error := LLMatcher.validate_grammar(grammar):
-        raise FormatError(f"{problem}: {error}")
+    if invalid := LLMatcher.validate_grammar(grammar):
+        raise FormatError(f"{problem}: {invalid}")
     return grammar
 
 
