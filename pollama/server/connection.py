@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TypeVar
 
 from fastapi import Request
 
 from pollama.errors import Canceled
 from pollama.server.cutoff import interrupted
+from pollama.service.running import first
 
 __all__ = ["ClientGone", "until_disconnected", "while_connected"]
 
@@ -26,11 +27,11 @@ def until_disconnected(request: Request, items: AsyncIterator[Item]) -> AsyncIte
     return interrupted(items, lambda: _disconnected(request), ClientGone)
 
 
-async def while_connected(request: Request, work: Awaitable[Result]) -> Result:
-    """Await ``work`` (a whole non-streamed answer) unless the client leaves first: then cancel it, 499."""
+async def while_connected(request: Request, items: AsyncGenerator[Result]) -> Result:
+    """The one item of ``items`` (a whole non-streamed answer) unless the client leaves first: then cancel it, 499."""
 
     async def single() -> AsyncIterator[Result]:
-        yield await work
+        yield await first(items)
 
     async for result in until_disconnected(request, single()):
         return result

@@ -13,7 +13,7 @@ from pollama.server.connection import until_disconnected
 from pollama.server.state import state
 from pollama.service import Answer, Chunk
 
-__all__ = ["merged", "named_event", "started"]
+__all__ = ["merged", "named_event", "started_chunks"]
 
 Item = TypeVar("Item")
 
@@ -23,7 +23,7 @@ def named_event(kind: str, data: dict[str, Any]) -> bytes:
     return f"event: {kind}\ndata: ".encode() + json.dumps(data, ensure_ascii=False).encode() + b"\n\n"
 
 
-async def started(request: Request, answer: Answer) -> AsyncIterator[Chunk]:
+async def started_chunks(request: Request, answer: Answer) -> AsyncIterator[Chunk]:
     """The answer's chunks, its first one already read (so errors before any output are HTTP errors),
     cut short when the client leaves or the server shuts down."""
     chunks = state(request).shutdown.bounded(until_disconnected(request, answer.chunks))

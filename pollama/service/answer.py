@@ -7,7 +7,7 @@ import secrets
 import string
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from pollama.api.native import ChatRequest, GenerateRequest
@@ -62,21 +62,17 @@ class _Prompt:
 
 @dataclass(frozen=True)
 class _Run:
-    """What a request asks of the run, apart from its options."""
+    """A checked request and what was made of it: the model, the prompt to be, the grammar."""
 
+    body: GenerateRequest | ChatRequest
     model: StoredModel
-    options: dict[str, Any] | None
     keep_alive: int | None
     started_ns: int
     prompt: _Prompt
     think: bool | str | None
     grammar: str | None
-    logprobs: bool
-    top_logprobs: int
-    shift: bool
-    truncate: bool
     tools: ToolCallParser | None = None
-    runner_options: tuple[tuple[str, Any], ...] = ()  # control flags and the OpenAI API's extras
+    runner_options: dict[str, Any] = field(default_factory=dict)  # control flags and the OpenAI API's extras
     context: tuple[int, ...] = ()  # generate's deprecated token history, put before the prompt
 
 
@@ -128,10 +124,8 @@ class AnswerService:
             messages.append(user)
             prompt = _Prompt(messages=tuple(messages), think=think, template=body.template)
         run = _Run(
-            model, body.options, keep_alive, started_ns, prompt, think, grammar,
-            logprobs=body.logprobs or body.top_logprobs > 0, top_logprobs=body.top_logprobs,
-            shift=body.shift is not False, truncate=body.truncate is not False,
-            runner_options=(("return_context", not body.raw),), context=tuple(body.context or ()),
+            body, model, keep_alive, started_ns, prompt, think, grammar,
+            runner_options={"return_context": not body.raw}, context=tuple(body.context or ()),
         )  # fmt: skip
         return self._answer(run, render_only=bool(body.debug_render_only))
 
@@ -178,13 +172,8 @@ class AnswerService:
             tools = ToolCallParser(tag, names)
             if forced_tools is not None:
                 grammar = _forced_tool_grammar(body.tools, forced_tools or names, forced_tools, tag, extra)
-        run = _Run(
-            model, body.options, keep_alive, started_ns,
-            _Prompt(messages=tuple(messages), tools=body.tools or None, think=think), think, grammar,
-            logprobs=body.logprobs or body.top_logprobs > 0, top_logprobs=body.top_logprobs,
-            shift=body.shift is not False, truncate=body.truncate is not False, tools=tools,
-            runner_options=tuple(extra.items()),
-        )  # fmt: skip
+        prompt = _Prompt(messages=tuple(messages), tools=body.tools or None, think=think)
+        run = _Run(body, model, keep_alive, started_ns, prompt, think, grammar, tools, runner_options=extra)
         return self._answer(run, render_only=bool(body.debug_render_only))
 
     # --- running ----------------------------------------------------------------------------------
@@ -199,11 +188,11 @@ class AnswerService:
         yield Chunk(rendered=(await self._render(run.prompt, run.model, None, 0)).text)
 
     async def _chunks(self, run: _Run) -> AsyncGenerator[Chunk]:
-        async with use_runner(self.settings, self.scheduler, run.model, run.options, run.keep_alive) as (
+        async with use_runner(self.settings, self.scheduler, run.model, run.body.options, run.keep_alive) as (
             runner,
             resolved,
         ):
-            tokenize = runner.process.count_tokens if run.truncate else None
+            tokenize = runner.process.count_tokens if run.body.truncate is not False else None
             rendered = await self._render(run.prompt, run.model, tokenize, int(resolved.options["num_ctx"]))
             prompt = rendered.text
             if run.context:
@@ -308,14 +297,14 @@ def _forced_tool_grammar(
 
 def _completion(run: _Run, resolved: Resolved, rendered: RenderedPrompt, prompt: str) -> CompletionRequest:
     """The runner's request: sampling from the resolved options, control flags from the request."""
-    extra = dict(run.runner_options)  # the OpenAI API's extras hold both kinds (logit_bias, grammar_fallback)
+    extra = run.runner_options  # the OpenAI API's extras hold both kinds (logit_bias, grammar_fallback)
     control = {
         "grammar": run.grammar,
         # A thinking model thinks freely; the format holds from the end of its thinking on.
         **_thinking_before_format(run, rendered),
-        "logprobs": run.logprobs,
-        "top_logprobs": run.top_logprobs,
-        "shift": run.shift,
+        "logprobs": run.body.logprobs or run.body.top_logprobs > 0,
+        "top_logprobs": run.body.top_logprobs,
+        "shift": run.body.shift is not False,
         **extra,
     }
     return CompletionRequest(

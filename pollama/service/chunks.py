@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,15 +22,7 @@ class Stats:
     eval_duration: int
 
     def fields(self) -> dict[str, int]:
-        return {
-            "total_duration": self.total_duration,
-            "load_duration": self.load_duration,
-            "prompt_eval_count": self.prompt_eval_count,
-            "prompt_cached_count": self.prompt_cached_count,
-            "prompt_eval_duration": self.prompt_eval_duration,
-            "eval_count": self.eval_count,
-            "eval_duration": self.eval_duration,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)

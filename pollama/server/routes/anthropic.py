@@ -14,8 +14,7 @@ from pollama.errors import PollamaError
 from pollama.model.capabilities import capabilities_of
 from pollama.server.bodies import describe_validation_error, read_json
 from pollama.server.errors import status_of
-from pollama.server.events import named_event
-from pollama.server.events import started as started_chunks
+from pollama.server.events import named_event, started_chunks
 from pollama.server.state import state
 
 router = APIRouter()

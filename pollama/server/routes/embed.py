@@ -14,7 +14,6 @@ from pollama.server.responses import JSON
 from pollama.server.state import state
 from pollama.service.embed import embed as embed_inputs
 from pollama.service.embed import not_found
-from pollama.service.running import first
 
 router = APIRouter()
 
@@ -23,7 +22,7 @@ router = APIRouter()
 async def embed(request: Request) -> JSON:
     started = time.perf_counter_ns()
     body = await read_body(request, EmbedRequest)
-    result = await while_connected(request, first(embed_inputs(state(request).service, body, started)))
+    result = await while_connected(request, embed_inputs(state(request).service, body, started))
     if not result.vectors:
         return JSON(EmbedResponse(model=body.model, embeddings=[]).dump())
     response = EmbedResponse(
@@ -46,4 +45,4 @@ async def embeddings(request: Request) -> JSON:
     calls = state(request).service.on_runner(
         body.model, body.options, body.keep_alive, embed_prompt, missing=not_found(body.model), input_errors_fail=True
     )
-    return JSON(EmbeddingsResponse(embedding=await while_connected(request, first(calls))).dump())
+    return JSON(EmbeddingsResponse(embedding=await while_connected(request, calls)).dump())

@@ -102,7 +102,7 @@ def _chat_line(model: str, chunk: Chunk) -> dict[str, Any]:
 
 
 def _stats(chunk: Chunk) -> dict[str, Any]:
-    return dict(chunk.stats.fields()) if chunk.stats else {}
+    return {**chunk.stats.fields()} if chunk.stats else {}
 
 
 def _joined_logprobs(lines: list[dict[str, Any]]) -> list[dict[str, Any]] | None:

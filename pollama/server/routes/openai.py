@@ -22,12 +22,10 @@ from pollama.gocompat.timefmt import parse_rfc3339
 from pollama.server.bodies import describe_validation_error, read_json
 from pollama.server.connection import while_connected
 from pollama.server.errors import status_of
-from pollama.server.events import merged, named_event
-from pollama.server.events import started as started_chunks
+from pollama.server.events import merged, named_event, started_chunks
 from pollama.server.state import state
 from pollama.service import Chunk
 from pollama.service.embed import embed
-from pollama.service.running import first
 from pollama.store.names import ModelName
 
 router = APIRouter()
@@ -171,7 +169,7 @@ async def completions(request: Request) -> Response:
 async def embeddings(request: Request) -> Response:
     started = time.perf_counter_ns()
     body, encoding = oai.embed_request(await read_json(request))
-    result = await while_connected(request, first(embed(state(request).service, body, started)))
+    result = await while_connected(request, embed(state(request).service, body, started))
     return JSONResponse(oai.embeddings_response(body.model, result, encoding))
 
 

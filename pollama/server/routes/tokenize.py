@@ -9,7 +9,6 @@ from pollama.server.bodies import read_body
 from pollama.server.connection import while_connected
 from pollama.server.responses import JSON
 from pollama.server.state import state
-from pollama.service.running import first
 
 router = APIRouter()
 
@@ -23,7 +22,7 @@ async def tokenize(request: Request) -> JSON:
         body.keep_alive,
         lambda runner: runner.tokenize(body.content, add_special=body.add_special),
     )
-    tokens = await while_connected(request, first(calls))
+    tokens = await while_connected(request, calls)
     return JSON(TokenizeResponse(model=body.model, tokens=tokens).dump())
 
 
@@ -33,5 +32,5 @@ async def detokenize(request: Request) -> JSON:
     calls = state(request).service.on_runner(
         body.model, body.options, body.keep_alive, lambda runner: runner.detokenize(body.tokens)
     )
-    content = await while_connected(request, first(calls))
+    content = await while_connected(request, calls)
     return JSON(DetokenizeResponse(model=body.model, content=content).dump())
