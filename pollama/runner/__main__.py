@@ -20,6 +20,7 @@ from pollama.runner.engine import Engine, Job
 from pollama.runner.logs import BufferLog
 from pollama.runner.model import LoadedModel, LoadError, LoadOptions, load
 from pollama.runner.pieces import bounded_tokens
+from pollama.runner.vision import ImagePiece, Vision, VisionError, pieces_of
 
 # Tests make a runner crash the way a broken kernel does: a comma-separated list of the configurations
 # that "crash" (extra-buffers, mmap, flash-attention, always), plus "request" to crash at the first
@@ -42,6 +43,7 @@ def parse_args(argv: list[str]) -> LoadOptions:
     parser.add_argument("--kv-cache-type", default="f16")
     parser.add_argument("--embedding", action="store_true")
     parser.add_argument("--no-extra-buffers", action="store_true", help="no repacked CPU weight layouts")
+    parser.add_argument("--projector", type=Path, help="a vision projector (mmproj) GGUF")
     args = parser.parse_args(argv)
     return LoadOptions(
         path=args.model,
@@ -57,6 +59,7 @@ def parse_args(argv: list[str]) -> LoadOptions:
         kv_cache_type=args.kv_cache_type,
         embedding=args.embedding,
         extra_buffers=not args.no_extra_buffers,
+        projector=args.projector,
     )
 
 
@@ -82,10 +85,19 @@ class Runner:
     ``health``: the reader answers that at once, so a long decode step does not pass for a hung runner.
     """
 
-    def __init__(self, model: LoadedModel, output: BinaryIO, before_first_decode: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        model: LoadedModel,
+        output: BinaryIO,
+        before_first_decode: Callable[[], None] | None = None,
+        vision: Vision | None = None,
+    ):
         self.model = model
         self.output = output
-        self.engine = Engine(model, model.options.num_parallel, self.emit, before_first_decode=before_first_decode)
+        self.vision = vision
+        self.engine = Engine(
+            model, model.options.num_parallel, self.emit, before_first_decode=before_first_decode, vision=vision
+        )
         self.inbox: queue.Queue[tuple[str, m.Request] | None] = queue.Queue()
         self._output_lock = threading.Lock()  # a message's fragment lines go out together
 
@@ -153,10 +165,7 @@ class Runner:
         try:
             match request:
                 case m.CompletionRequest():
-                    # A prompt of a context's length or more is cut to its head and tail (slots.truncate_prompt).
-                    n_ctx = self.model.n_ctx_seq
-                    tokens = bounded_tokens(self.model, request.prompt, head=n_ctx, tail=n_ctx)
-                    self.engine.submit(Job(request_id, tokens, sampling=request.sampling, control=request.control))
+                    self.engine.submit(self.completion_job(request_id, request))
                 case m.EmbedRequest():
                     self.engine.submit(Job(request_id, self.embedding_tokens(request), embed=True))
                 case m.TokenizeRequest():
@@ -177,6 +186,33 @@ class Runner:
         except (KeyError, TypeError, ValueError) as error:
             self.emit(request_id, m.ErrorEvent(str(error), 400))
         return True
+
+    def completion_job(self, request_id: str, request: m.CompletionRequest) -> Job:
+        job = Job(request_id, [], sampling=request.sampling, control=request.control)
+        n_ctx = self.model.n_ctx_seq
+        if not request.images:
+            # A prompt of a context's length or more is cut to its head and tail (slots.truncate_prompt).
+            job.tokens = bounded_tokens(self.model, request.prompt, head=n_ctx, tail=n_ctx)
+            return job
+        if self.vision is None:
+            raise ValueError(m.NO_IMAGE_INPUT)
+
+        def tokenize(text: str, first: bool) -> list[int]:
+            return bounded_tokens(self.model, text, head=n_ctx + 1, add_special=first)
+
+        try:
+            pieces = pieces_of(request.prompt, request.images, tokenize, self.vision)
+        except VisionError as error:
+            raise ValueError(str(error)) from None
+        if pieces and isinstance(pieces[0], ImagePiece):
+            job.tokens.extend(self.model.special_prefix)  # the BOS a first text run would have brought
+        for piece in pieces:
+            if isinstance(piece, ImagePiece):
+                job.images.append((len(job.tokens), piece))
+                job.tokens.extend(piece.stand_ins())
+            else:
+                job.tokens.append(piece)
+        return job
 
     def embedding_tokens(self, request: m.EmbedRequest) -> list[int]:
         limit = self.model.n_ctx_seq
@@ -216,11 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     crash, at_request = simulated_crash(options, os.environ.get(SIMULATED_CRASH, ""))
     try:
         model = load(options, before_first_decode=None if at_request else crash)
-    except LoadError as error:
+        vision = load_vision(model)
+    except (LoadError, VisionError) as error:
         output.writelines(protocol.encode(m.LoadFailed(str(error)).to_wire()))
         output.flush()
         return 1
-    runner = Runner(model, output, crash if at_request else None)
+    runner = Runner(model, output, crash if at_request else None, vision)
     total_bytes, vram_bytes = buffers.sizes()
     ready = m.Ready(
         n_ctx=model.n_ctx_seq,
@@ -230,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         total_bytes=total_bytes,
         vram_bytes=vram_bytes,
         gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()),
+        image_tokens=vision.image_tokens if vision else 0,
     )
     runner.send(ready.to_wire())
     output.flush()
@@ -238,8 +276,22 @@ def main(argv: list[str] | None = None) -> int:
         runner.serve()
     finally:
         runner.engine.close()
+        if vision is not None:
+            vision.close()
         model.close()
     return 0
+
+
+def load_vision(model: LoadedModel) -> Vision | None:
+    options = model.options
+    if options.projector is None:
+        return None
+    use_gpu = options.num_gpu != 0 and bool(llama_cpp.llama_supports_gpu_offload())
+    try:
+        return Vision(options.projector, model.model, threads=options.num_thread, use_gpu=use_gpu)
+    except VisionError:
+        model.close()
+        raise
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from pollama.runner.model import LoadedModel
 from pollama.runner.sampling import Sampler, token_logprobs
 from pollama.runner.slots import Slot, choose_slot, common_prefix_length, shift_amount, truncate_prompt
 from pollama.runner.text import TextStream
+from pollama.runner.vision import ImagePiece, Vision, VisionError, is_image_token
 
 __all__ = ["Engine", "PROMPT_TOO_LONG"]
 
@@ -64,6 +65,14 @@ class Job:
     prompt_evaluated: int = 0
     started_ns: int = 0
     first_token_ns: int = 0
+    images: list[tuple[int, ImagePiece]] = field(default_factory=list)  # where in ``tokens`` each image starts
+
+    def image_at(self, position: int) -> tuple[int, ImagePiece] | None:
+        """The image whose positions include ``position``, with its start."""
+        for start, piece in self.images:
+            if start <= position < start + piece.n_tokens:
+                return start, piece
+        return None
 
     @property
     def limit(self) -> int:
@@ -94,15 +103,18 @@ class Engine:
         emit: Emit,
         *,
         before_first_decode: Callable[[], None] | None = None,
+        vision: Vision | None = None,
     ):
         self.model = model
         self.emit = emit
+        self.vision = vision
         self._before_first_decode = before_first_decode
         self.slots = [Slot(seq_id) for seq_id in range(num_parallel)]
         self.waiting: deque[Job] = deque()
         self.active: list[Job] = []
         self._steps = 0
         self._batch = llama_cpp.llama_batch_init(model.n_batch, 0, 1)
+        self._image_batch = llama_cpp.llama_batch_init(model.n_batch, vision.n_embd, 1) if vision else None
 
     # --- requests in and out -------------------------------------------------------------------
 
@@ -114,7 +126,9 @@ class Engine:
         self.waiting.append(job)
 
     def cancel(self, job_id: str) -> None:
-        self.waiting = deque(job for job in self.waiting if job.id != job_id)
+        for job in [job for job in self.waiting if job.id == job_id]:
+            self.waiting.remove(job)
+            self._drop_images(job)
         for job in self.active:
             if job.id == job_id:
                 self._release(job)
@@ -123,9 +137,17 @@ class Engine:
         for job in list(self.active):
             self._release(job)
         llama_cpp.llama_batch_free(self._batch)
+        if self._image_batch is not None:
+            llama_cpp.llama_batch_free(self._image_batch)
+
+    def _drop_images(self, job: Job) -> None:
+        if self.vision is not None:
+            for _start, piece in job.images:
+                self.vision.release(piece)
 
     def _release(self, job: Job) -> None:
         self.active.remove(job)
+        self._drop_images(job)
         if job.sampler is not None:
             job.sampler.close()
         if job.slot is not None:
@@ -146,6 +168,8 @@ class Engine:
             hook()
         for job in [job for job in self.active if job.embed]:
             self._embed(job)
+        if self.vision is not None:
+            self._decode_images(self.vision)
         batch_jobs = self._fill_batch()
         if not batch_jobs:
             return
@@ -172,6 +196,7 @@ class Engine:
             try:
                 self._start(job, slot, reusable)
             except RequestError as error:
+                self._drop_images(job)
                 self.emit(job.id, ErrorEvent(str(error), error.status))
 
     def _start(self, job: Job, slot: Slot, reusable: int) -> None:
@@ -183,7 +208,8 @@ class Engine:
                 raise RequestError(400, "the input length exceeds the context length")
             reusable = 0
         elif len(job.tokens) >= model.n_ctx_seq:
-            if not job.control.shift or job.limit == FILL_CONTEXT:
+            # Cutting the middle out of a prompt could cut an image in two: one with images must fit.
+            if not job.control.shift or job.limit == FILL_CONTEXT or job.images:
                 raise RequestError(400, PROMPT_TOO_LONG)
             job.tokens = truncate_prompt(job.tokens, model.n_ctx_seq, job.sampling.num_keep, model.add_bos)
             reusable = common_prefix_length(slot.cached, job.tokens)
@@ -191,10 +217,12 @@ class Engine:
             if job.control.grammar:
                 job.constraint = _constraint(model, job.control)
             job.sampler = Sampler(job.sampling, n_vocab=model.n_vocab, n_ctx=model.n_ctx_seq)
-            job.sampler.remember_prompt(job.tokens)
+            job.sampler.remember_prompt([token for token in job.tokens if not is_image_token(token)])
             job.stream = TextStream(job.sampling.stop)
         # Logits are needed for the last prompt token, so at least that one is decoded again.
         reusable = min(reusable, len(job.tokens) - 1)
+        if inside := job.image_at(reusable):
+            reusable = inside[0]  # an image is decoded whole or not at all
         if not llama_cpp.llama_memory_seq_rm(model.memory, slot.seq_id, reusable, -1):
             llama_cpp.llama_memory_seq_rm(model.memory, slot.seq_id, 0, -1)
             reusable = 0
@@ -223,9 +251,10 @@ class Engine:
         for job in self.active:
             if room <= 0:
                 break
-            if job.embed or not job.pending:
+            if job.embed or not job.pending or is_image_token(job.pending[0]):
                 continue
-            chunk, job.pending = job.pending[:room], job.pending[room:]
+            text = next((i for i, token in enumerate(job.pending[:room]) if is_image_token(token)), room)
+            chunk, job.pending = job.pending[:text], job.pending[text:]
             job.prompt_evaluated += len(chunk)
             room -= len(chunk)
             planned.append((job, chunk))
@@ -248,6 +277,83 @@ class Engine:
                 batch.logits[batch.n_tokens - 1] = True
                 job.batch_index = batch.n_tokens - 1
         return [job for job, _tokens in planned]
+
+    def _decode_images(self, vision: Vision) -> None:
+        """Decode the images at the head of pending prompts, as embedding batches of their own.
+
+        Text and embeddings cannot share a llama.cpp batch; images of several sequences can, so
+        concurrent requests with images are batched like text, only in a batch apart.
+        """
+        while planned := self._plan_images(vision):
+            batch = self._image_batch
+            assert batch is not None
+            batch.n_tokens = 0
+            row_bytes = vision.n_embd * ctypes.sizeof(ctypes.c_float)
+            base = ctypes.addressof(batch.embd.contents)
+            for job, _piece, rows in planned:
+                count = len(rows)
+                ctypes.memmove(base + batch.n_tokens * row_bytes, rows.ctypes.data, rows.nbytes)
+                cached = job.held_slot.cached
+                for index in range(count):
+                    row = batch.n_tokens
+                    batch.pos[row] = len(cached)
+                    batch.n_seq_id[row] = 1
+                    batch.seq_id[row][0] = job.held_slot.seq_id
+                    batch.logits[row] = False
+                    batch.n_tokens += 1
+                    cached.append(job.pending[index])
+                job.pending = job.pending[count:]
+                job.prompt_evaluated += count
+                job.batch_index = -1
+                if not job.pending:  # the prompt ends with this image: its last position gives the logits
+                    batch.logits[batch.n_tokens - 1] = True
+                    job.batch_index = batch.n_tokens - 1
+            non_causal = any(vision.non_causal(piece) for _job, piece, _rows in planned)
+            if non_causal:
+                llama_cpp.llama_set_causal_attn(self.model.context, False)
+            status = llama_cpp.llama_decode(self.model.context, batch)
+            if non_causal:
+                llama_cpp.llama_set_causal_attn(self.model.context, True)
+            jobs = [job for job, _piece, _rows in planned]
+            if status != 0:
+                for job in jobs:
+                    job.held_slot.cached = []
+                    llama_cpp.llama_memory_seq_rm(self.model.memory, job.held_slot.seq_id, 0, -1)
+                    self._fail(job, 500, f"llama_decode failed with status {status} on an image")
+                return
+            for job in jobs:
+                if job.batch_index >= 0:
+                    self._sample(job)
+
+    def _plan_images(self, vision: Vision) -> list[tuple[Job, ImagePiece, np.ndarray]]:
+        """What goes into the next image batch: each job's image and the rows of its embeddings to decode."""
+        planned: list[tuple[Job, ImagePiece, np.ndarray]] = []
+        room = self.model.n_batch
+        for job in list(self.active):
+            if job.embed or not job.pending or not is_image_token(job.pending[0]):
+                continue
+            found = job.image_at(len(job.held_slot.cached))
+            if found is None:  # a stand-in outside any image: cannot happen but by a bug; fail, not loop
+                self._fail(job, 500, "an image position without its image")
+                continue
+            start, piece = found
+            offset = len(job.held_slot.cached) - start
+            count = piece.n_tokens - offset
+            whole = vision.non_causal(piece)
+            if whole and count > self.model.n_batch:
+                self._fail(job, 400, f"an image takes {count} positions: num_batch must be at least that")
+                continue
+            count = min(count, room)
+            if count <= 0 or (whole and count < piece.n_tokens - offset):
+                break  # the next batch takes it
+            try:
+                embeddings = vision.embeddings(piece)
+            except VisionError as error:
+                self._fail(job, 500, str(error))
+                continue
+            planned.append((job, piece, np.ascontiguousarray(embeddings[offset : offset + count], dtype=np.float32)))
+            room -= count
+        return planned
 
     # --- after a decode --------------------------------------------------------------------------
 
@@ -336,7 +442,8 @@ class Engine:
         first = job.first_token_ns or done_ns
         context = None
         if job.control.return_context:
-            context = job.tokens + [t for t in job.generated if not self.model.is_end_of_generation(t)]
+            prompt = [token for token in job.tokens if not is_image_token(token)]  # images have no token ids
+            context = prompt + [t for t in job.generated if not self.model.is_end_of_generation(t)]
         event = DoneEvent(
             text=job.text_stream.flush(),
             done_reason=reason,

@@ -15,6 +15,8 @@ one no message has raises ``ValueError`` with a message saying which.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -35,7 +37,9 @@ __all__ = [
     "Event",
     "HealthReport",
     "HealthRequest",
+    "ImageInput",
     "LoadFailed",
+    "NO_IMAGE_INPUT",
     "Ready",
     "Request",
     "Sampling",
@@ -49,6 +53,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+# What a runner without a projector answers to images (Ollama's words).
+NO_IMAGE_INPUT = "this model is missing data required for image input"
 _MISSING: Any = object()
 
 
@@ -293,11 +300,43 @@ class Control:
 
 
 @dataclass(frozen=True)
+class ImageInput:
+    """A decoded image: ``width`` × ``height`` pixels, 8-bit RGB, row by row (what mtmd's bitmaps hold)."""
+
+    width: int
+    height: int
+    rgb: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.height <= 0 or len(self.rgb) != self.width * self.height * 3:
+            raise ValueError(
+                f"an image of {self.width}x{self.height} RGB pixels needs {self.width * self.height * 3} bytes"
+            )
+
+    @classmethod
+    def from_wire(cls, data: Any) -> ImageInput:
+        read = _Fields(data, "an image")
+        width, height, encoded = read.integer("width"), read.integer("height"), read.text("rgb")
+        read.done()
+        try:
+            rgb = base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            raise ValueError("an image's rgb must be base64") from None
+        return cls(width, height, rgb)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"width": self.width, "height": self.height, "rgb": base64.b64encode(self.rgb).decode()}
+
+
+@dataclass(frozen=True)
 class CompletionRequest:
+    """``images[N]`` goes where the prompt says ``[img-N]`` (Ollama's tags); an image no tag names is left out."""
+
     KIND: ClassVar[str] = "completion"
     prompt: str
     sampling: Sampling = field(default_factory=Sampling)
     control: Control = field(default_factory=Control)
+    images: tuple[ImageInput, ...] = ()
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> CompletionRequest:
@@ -305,16 +344,20 @@ class CompletionRequest:
         prompt = read.text("prompt")
         sampling = Sampling.from_wire(read._take("sampling", {}, _as_mapping, "an object"))
         control = Control.from_wire(read._take("control", {}, _as_mapping, "an object"))
+        images = read._take("images", (), _as_list, "a list")
         read.done()
-        return cls(prompt, sampling, control)
+        return cls(prompt, sampling, control, tuple(ImageInput.from_wire(image) for image in images))
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire: dict[str, Any] = {
             "op": self.KIND,
             "prompt": self.prompt,
             "sampling": self.sampling.to_wire(),
             "control": self.control.to_wire(),
         }
+        if self.images:
+            wire["images"] = [image.to_wire() for image in self.images]
+        return wire
 
 
 def _as_mapping(value: Any) -> Mapping[str, Any]:
@@ -468,6 +511,7 @@ class Ready:
     total_bytes: int = 0  # llama.cpp's buffers, all told (0: it did not say)
     vram_bytes: int = 0  # the part of them on GPUs
     gpu_offload: bool = False
+    image_tokens: int = 0  # the positions an image takes (measured at load); 0: the model takes no images
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> Ready:
@@ -480,6 +524,7 @@ class Ready:
             total_bytes=read.integer("total_bytes", 0),
             vram_bytes=read.integer("vram_bytes", 0),
             gpu_offload=read.flag("gpu_offload", False),
+            image_tokens=read.integer("image_tokens", 0),
         )
         read.done()
         return ready

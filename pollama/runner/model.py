@@ -47,6 +47,7 @@ class LoadOptions:
     kv_cache_type: str = "f16"
     embedding: bool = False  # an embedding model: pooled outputs, no logits
     extra_buffers: bool = True  # llama.cpp's repacked CPU weight layouts (minus UNSAFE_BUFFER_TYPES)
+    projector: Path | None = None  # a vision projector GGUF (mmproj) to load beside the model
 
 
 class LoadedModel:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
@@ -149,7 +149,7 @@ def estimate(
 
 def runner_estimate(gguf: GGUFFile, config: RunnerConfig) -> Estimate:
     """The memory a runner started with ``config`` will take, all on the CPU."""
-    return estimate(
+    need = estimate(
         model_shape(gguf),
         num_ctx=config.num_ctx,
         num_parallel=config.num_parallel,
@@ -158,6 +158,14 @@ def runner_estimate(gguf: GGUFFile, config: RunnerConfig) -> Estimate:
         flash_attention=config.flash_attention,
         embedding=config.embedding,
     )
+    if config.projector_path is None:
+        return need
+    # A projector's weights, and about as much again for encoding an image, stay with the compute buffers.
+    try:
+        projector = config.projector_path.stat().st_size
+    except OSError:
+        projector = 0
+    return replace(need, compute=need.compute + 2 * projector)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pollama.config import Settings
 from pollama.errors import Failed, InvalidRequest
 from pollama.model.capabilities import capabilities_of
 from pollama.model.options import OPTIONS, UNSUPPORTED_OPTIONS, OptionError, check_sampling, coerce_options
+from pollama.model.projector import stored_projector_mismatch
 from pollama.runtime.devices import physical_cores
 from pollama.runtime.process import RunnerConfig
 from pollama.store.models import StoredModel
@@ -79,6 +80,8 @@ def resolve(
 
     if model.model_path is None:
         raise Failed(f"{model.short_name} has no model weights to load")
+    if model.projector_paths and (problem := stored_projector_mismatch(model.model_path, model.projector_paths[0])):
+        raise InvalidRequest(problem)
     gguf = model.gguf()
     trained = int(gguf.get("context_length", 0) or 0) if gguf else 0
     capabilities = capabilities_of(model)
@@ -110,6 +113,7 @@ def resolve(
         flash_attention=settings.flash_attention,
         kv_cache_type=kv_cache_type,
         embedding=embedding,
+        projector_path=model.projector_paths[0] if model.projector_paths else None,
     )
     return Resolved(config=config, options={k: v for k, v in options.items() if not _load_time(k)})
 

@@ -82,6 +82,7 @@ class RunnerConfig:
     kv_cache_type: str = "f16"
     embedding: bool = False
     extra_buffers: bool = True  # repacked CPU weight layouts (a fallback turns them off)
+    projector_path: Path | None = None  # a vision projector loaded beside the model
 
     def arguments(self) -> list[str]:
         flash = {None: "auto", True: "on", False: "off"}[self.flash_attention]
@@ -104,6 +105,8 @@ class RunnerConfig:
             args.append("--embedding")
         if not self.extra_buffers:
             args.append("--no-extra-buffers")
+        if self.projector_path is not None:
+            args += ["--projector", str(self.projector_path)]
         return args
 
 

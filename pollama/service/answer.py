@@ -6,7 +6,7 @@ import re
 import secrets
 import string
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -16,17 +16,24 @@ from pollama.errors import Failed, InvalidRequest, NotFound
 from pollama.model.capabilities import capabilities_of
 from pollama.parsers.thinking import ThinkingParser
 from pollama.parsers.tools import ToolCallParser, closing_tag, tool_call_tag
-from pollama.runner.messages import CompletionRequest, Control, Sampling
+from pollama.runner.messages import NO_IMAGE_INPUT, CompletionRequest, Control, ImageInput, Sampling
 from pollama.runtime.options import Resolved
 from pollama.runtime.process import RunnerProcess
 from pollama.runtime.scheduler import Scheduler
 from pollama.service.chunks import Chunk
+from pollama.service.images import decode_images
 from pollama.service.lookup import find_model, keep_alive_of, validate_think
 from pollama.service.running import complete, retry_after_crash, use_runner
 from pollama.service.structured import FormatError, grammar_for_format, tool_call_grammar
 from pollama.store import Store
 from pollama.store.models import StoredModel
-from pollama.templates.prompt import RenderedPrompt, Tokenize, fill_in_middle_prompt, fitted_chat_prompt
+from pollama.templates.prompt import (
+    IMAGE_TOKENS,
+    RenderedPrompt,
+    Tokenize,
+    fill_in_middle_prompt,
+    fitted_chat_prompt,
+)
 
 __all__ = ["RAW_CONFLICT", "Answer", "AnswerService"]
 
@@ -54,6 +61,7 @@ class _Prompt:
     """A request's prompt before it meets a runner: fixed text, or messages fitted to the context."""
 
     text: str | None = None  # raw or fill-in-the-middle: used as it is
+    images: tuple[str, ...] = ()  # with ``text``: its images, which its [img-N] tags place
     messages: tuple[dict[str, Any], ...] = ()
     tools: list[dict[str, Any]] | None = None
     think: bool | str | None = None
@@ -74,6 +82,7 @@ class _Run:
     tools: ToolCallParser | None = None
     runner_options: dict[str, Any] = field(default_factory=dict)  # control flags and the OpenAI API's extras
     context: tuple[int, ...] = ()  # generate's deprecated token history, put before the prompt
+    images: dict[str, ImageInput] = field(default_factory=dict)  # every image of the request, decoded
 
 
 class AnswerService:
@@ -107,13 +116,14 @@ class AnswerService:
         if not body.prompt:
             return self._load_or_unload(body, model, keep_alive)
 
+        images = await _decoded_images(model, body.images or ())
         if body.raw or body.suffix:
             text = body.prompt
             if not body.raw:
                 text = fill_in_middle_prompt(
                     model, body.prompt, body.suffix, template=body.template, limits=self.settings.limits
                 )
-            prompt = _Prompt(text=text)
+            prompt = _Prompt(text=text, images=tuple(body.images or ()))
         else:
             messages: list[dict[str, Any]] = []
             if system := body.system or model.system:
@@ -125,7 +135,7 @@ class AnswerService:
             prompt = _Prompt(messages=tuple(messages), think=think, template=body.template)
         run = _Run(
             body, model, keep_alive, started_ns, prompt, think, grammar,
-            runner_options={"return_context": not body.raw}, context=tuple(body.context or ()),
+            runner_options={"return_context": not body.raw}, context=tuple(body.context or ()), images=images,
         )  # fmt: skip
         return self._answer(run, render_only=bool(body.debug_render_only))
 
@@ -173,7 +183,10 @@ class AnswerService:
             if forced_tools is not None:
                 grammar = _forced_tool_grammar(body.tools, forced_tools or names, forced_tools, tag, extra)
         prompt = _Prompt(messages=tuple(messages), tools=body.tools or None, think=think)
-        run = _Run(body, model, keep_alive, started_ns, prompt, think, grammar, tools, runner_options=extra)
+        images = await _decoded_images(model, (image for message in messages for image in message.get("images") or ()))
+        run = _Run(
+            body, model, keep_alive, started_ns, prompt, think, grammar, tools, runner_options=extra, images=images
+        )
         return self._answer(run, render_only=bool(body.debug_render_only))
 
     # --- running ----------------------------------------------------------------------------------
@@ -185,7 +198,7 @@ class AnswerService:
         return Answer(retry_after_crash(lambda: self._chunks(run)))
 
     async def _rendered(self, run: _Run) -> AsyncGenerator[Chunk]:
-        yield Chunk(rendered=(await self._render(run.prompt, run.model, None, 0)).text)
+        yield Chunk(rendered=(await self._render(run.prompt, run.model, None, 0, IMAGE_TOKENS)).text)
 
     async def _chunks(self, run: _Run) -> AsyncGenerator[Chunk]:
         async with use_runner(self.settings, self.scheduler, run.model, run.body.options, run.keep_alive) as (
@@ -193,11 +206,14 @@ class AnswerService:
             resolved,
         ):
             tokenize = runner.process.count_tokens if run.body.truncate is not False else None
-            rendered = await self._render(run.prompt, run.model, tokenize, int(resolved.options["num_ctx"]))
+            image_tokens = runner.process.info.image_tokens if runner.process.info else 0
+            rendered = await self._render(
+                run.prompt, run.model, tokenize, int(resolved.options["num_ctx"]), image_tokens or IMAGE_TOKENS
+            )
             prompt = rendered.text
             if run.context:
                 prompt = await runner.process.detokenize(list(run.context)) + prompt
-            completion = _completion(run, resolved, rendered, prompt)
+            completion = _completion(run, resolved, rendered, prompt, tuple(run.images[i] for i in rendered.images))
             load_ns = time.perf_counter_ns() - run.started_ns
             chunks = complete(runner.process, completion, started_ns=run.started_ns, load_ns=load_ns)
             chunks = _split_thinking(chunks, rendered, run.think)
@@ -209,12 +225,13 @@ class AnswerService:
                 yield chunk
 
     async def _render(
-        self, prompt: _Prompt, model: StoredModel, tokenize: Tokenize | None, num_ctx: int
+        self, prompt: _Prompt, model: StoredModel, tokenize: Tokenize | None, num_ctx: int, image_tokens: int
     ) -> RenderedPrompt:
         if prompt.text is not None:
-            return RenderedPrompt(prompt.text)
+            return RenderedPrompt(prompt.text, images=prompt.images)
         return await fitted_chat_prompt(
-            model, list(prompt.messages), num_ctx=num_ctx, tokenize=tokenize, tools=prompt.tools,
+            model, list(prompt.messages), num_ctx=num_ctx, tokenize=tokenize, image_tokens=image_tokens,
+            tools=prompt.tools,
             think=prompt.think, template=prompt.template, go_template=self.settings.go_template is not False,
             limits=self.settings.limits,
         )  # fmt: skip
@@ -295,7 +312,19 @@ def _forced_tool_grammar(
     return grammar
 
 
-def _completion(run: _Run, resolved: Resolved, rendered: RenderedPrompt, prompt: str) -> CompletionRequest:
+async def _decoded_images(model: StoredModel, images: Iterable[str]) -> dict[str, ImageInput]:
+    """The request's images decoded, once a model that takes them is sure: any problem is a 400 before loading."""
+    images = list(images)
+    if not images:
+        return {}
+    if not model.projector_paths:
+        raise InvalidRequest(NO_IMAGE_INPUT)
+    return await decode_images(images)
+
+
+def _completion(
+    run: _Run, resolved: Resolved, rendered: RenderedPrompt, prompt: str, images: tuple[ImageInput, ...]
+) -> CompletionRequest:
     """The runner's request: sampling from the resolved options, control flags from the request."""
     extra = run.runner_options  # the OpenAI API's extras hold both kinds (logit_bias, grammar_fallback)
     control = {
@@ -308,7 +337,7 @@ def _completion(run: _Run, resolved: Resolved, rendered: RenderedPrompt, prompt:
         **extra,
     }
     return CompletionRequest(
-        prompt, Sampling.from_options({**resolved.options, **extra}), Control.from_options(control)
+        prompt, Sampling.from_options({**resolved.options, **extra}), Control.from_options(control), images
     )
 
 

@@ -23,7 +23,15 @@ from pollama.templates.gotemplate import ExecError, ExecLimitError, TemplateSynt
 from pollama.templates.jinja import ChatTemplateError, render_chat_template
 from pollama.templates.model_template import DEFAULT_TEMPLATE, ModelTemplate, TemplateValues
 
-__all__ = ["RenderedPrompt", "Tokenize", "chat_prompt", "fill_in_middle_prompt", "fitted_chat_prompt", "parse_template"]
+__all__ = [
+    "IMAGE_TOKENS",
+    "RenderedPrompt",
+    "Tokenize",
+    "chat_prompt",
+    "fill_in_middle_prompt",
+    "fitted_chat_prompt",
+    "parse_template",
+]
 
 Tokenize = Callable[[str, int], Awaitable[int]]  # a text's token count, counted no further than the bound
 IMAGE_TOKENS = 768  # what Ollama counts for an image when fitting history into the context
@@ -37,6 +45,7 @@ class RenderedPrompt:
     text: str
     thinking_tags: tuple[str, str] = ("", "")  # the tags a thinking answer opens and closes with, if known
     truncated: bool = False  # older messages were left out to fit the context
+    images: tuple[str, ...] = ()  # the images of the kept messages: images[N] is where the text says [img-N]
 
 
 log = logging.getLogger(__name__)
@@ -50,12 +59,14 @@ async def fitted_chat_prompt(
     *,
     num_ctx: int,
     tokenize: Tokenize | None,
+    image_tokens: int = IMAGE_TOKENS,
     **render: Any,
 ) -> RenderedPrompt:
     """Ollama's ``chatPrompt``: with a tokenizer, drop the oldest messages until the prompt fits ``num_ctx``.
 
     System messages that would be dropped are kept, and the last message always is. Images become
-    ``[img-N]`` tags in their message's text. Beyond Ollama, the result says when it was truncated.
+    ``[img-N]`` tags in their message's text and count ``image_tokens`` each (the runner measures
+    them; Ollama guesses 768). Beyond Ollama, the result says when it was truncated.
     """
     messages = _without_old_thinking(model, messages)
     start, kept_system, rendered = 0, [], None
@@ -65,7 +76,7 @@ async def fitted_chat_prompt(
             rendered = chat_prompt(model, [*kept_system, *messages[start:]], **render)
             length = await tokenize(rendered.text, num_ctx + 1)  # enough to tell whether it fits
             if model.projector_paths:
-                length += IMAGE_TOKENS * sum(len(m.get("images") or ()) for m in messages[start:])
+                length += image_tokens * sum(len(m.get("images") or ()) for m in messages[start:])
             if length <= num_ctx:
                 break
     if start:
@@ -76,7 +87,8 @@ async def fitted_chat_prompt(
     # Image tags number the images of the kept messages from 0; without images the fitted render is final.
     if rendered is None or any(m.get("images") for m in kept):
         rendered = chat_prompt(model, [*kept_system, *_image_tagged(kept)], **render)
-    return RenderedPrompt(rendered.text, rendered.thinking_tags, truncated=start > 0)
+    images = tuple(image for message in kept for image in message.get("images") or ())
+    return RenderedPrompt(rendered.text, rendered.thinking_tags, truncated=start > 0, images=images)
 
 
 def _image_tagged(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 import llama_cpp
+import llama_cpp.mtmd_cpp as mtmd
 import pytest
 
 from pollama.runner import ggml
@@ -34,19 +35,23 @@ STRUCTS = (
     "llama_logit_bias",
     "llama_sampler_chain_params",
 )
+MTMD_STRUCTS = ("mtmd_context_params", "mtmd_input_text", "mtmd_input_part")
+# The names pollama calls the bound modules by: llama.cpp's and its multimodal library's (mtmd).
+MODULES: dict[str, object] = {"llama_cpp": llama_cpp, "mtmd": mtmd}
 
 
-def llama_cpp_uses() -> list[tuple[str, int, ast.AST]]:
-    """Every ``llama_cpp.<name>`` in the package: (file:line, name, node)."""
+def llama_cpp_uses() -> list[tuple[str, object, str, ast.AST]]:
+    """Every ``llama_cpp.<name>`` and ``mtmd.<name>`` in the package: (file:line, module, name, node)."""
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "llama_cpp":
-                found.append((f"{path.relative_to(PACKAGE.parent)}:{node.lineno}", node.attr, node))
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in MODULES:
+                where = f"{path.relative_to(PACKAGE.parent)}:{node.lineno}"
+                found.append((where, MODULES[node.value.id], node.attr, node))
     return found
 
 
-def calls() -> list[tuple[str, str, ast.Call]]:
+def calls() -> list[tuple[str, object, str, ast.Call]]:
     result = []
     for path in sorted(PACKAGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -54,26 +59,28 @@ def calls() -> list[tuple[str, str, ast.Call]]:
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
                 and isinstance(node.func.value, ast.Name)
-                and node.func.value.id == "llama_cpp"
+                and node.func.value.id in MODULES
             ):
-                result.append((f"{path.relative_to(PACKAGE.parent)}:{node.lineno}", node.func.attr, node))
+                where = f"{path.relative_to(PACKAGE.parent)}:{node.lineno}"
+                result.append((where, MODULES[node.func.value.id], node.func.attr, node))
     return result
 
 
 def test_the_scan_finds_the_runner_calls() -> None:
-    names = {name for _where, name, _node in calls()}
+    names = {name for _where, _module, name, _node in calls()}
     assert {"llama_decode", "llama_sampler_init_penalties", "llama_model_load_from_file"} <= names
+    assert {"mtmd_init_from_file", "mtmd_tokenize_from_parts", "mtmd_encode_chunk"} <= names
 
 
 def test_every_name_pollama_uses_exists() -> None:
-    missing = [f"{where}: llama_cpp.{name}" for where, name, _node in llama_cpp_uses() if not hasattr(llama_cpp, name)]
+    missing = [f"{where}: {name}" for where, module, name, _node in llama_cpp_uses() if not hasattr(module, name)]
     assert not missing, f"llama-cpp-python {llama_cpp.__version__} lacks: {missing}"
 
 
 def test_every_call_passes_the_declared_number_of_arguments() -> None:
     wrong = []
-    for where, name, node in calls():
-        function = getattr(llama_cpp, name, None)
+    for where, module, name, node in calls():
+        function = getattr(module, name, None)
         if not isinstance(function, ctypes._CFuncPtr):
             continue  # a structure, an array type or a Python helper
         if any(isinstance(arg, ast.Starred) for arg in node.args) or node.keywords:
@@ -92,11 +99,15 @@ def test_set_fields_refuses_a_field_the_structure_lacks() -> None:
         _set_fields(params, use_mmap=True)  # gone from llama_model_params in 0.3.36: load_mode says it
 
 
+def _struct(name: str) -> type[ctypes.Structure]:
+    return getattr(mtmd if name.startswith("mtmd_") else llama_cpp, name)  # type: ignore[no-any-return]
+
+
 def layout_program() -> str:
-    lines = ["#include <stdio.h>", "#include <stddef.h>", '#include "llama.h"', "int main(void) {"]
-    for name in STRUCTS:
+    lines = ["#include <stdio.h>", "#include <stddef.h>", '#include "llama.h"', '#include "mtmd.h"', "int main(void) {"]
+    for name in (*STRUCTS, *MTMD_STRUCTS):
         lines.append(f'    printf("{name} size %zu\\n", sizeof(struct {name}));')
-        for field, *_type in getattr(llama_cpp, name)._fields_:
+        for field, *_type in _struct(name)._fields_:
             lines.append(f'    printf("{name} {field} %zu\\n", offsetof(struct {name}, {field}));')
     lines += ["    return 0;", "}"]
     return "\n".join(lines)
@@ -113,8 +124,8 @@ def test_structures_match_the_c_headers(tmp_path: Path) -> None:
     assert compiled.returncode == 0, f"a ctypes field is not in the C structure:\n{compiled.stderr}"
     c_layout = subprocess.run([str(program)], capture_output=True, text=True, check=True).stdout.splitlines()
     python_layout = []
-    for name in STRUCTS:
-        struct = getattr(llama_cpp, name)
+    for name in (*STRUCTS, *MTMD_STRUCTS):
+        struct = _struct(name)
         python_layout.append(f"{name} size {ctypes.sizeof(struct)}")
         python_layout += [f"{name} {field} {getattr(struct, field).offset}" for field, *_type in struct._fields_]
     assert python_layout == c_layout
