@@ -28,11 +28,11 @@ from pathlib import Path
 import httpx
 
 from pollama.config import Settings
-from pollama.store.names import parse_model_ref
 from pollama.runtime.memory import runner_estimate
 from pollama.runtime.options import resolve
 from pollama.store import Store
 from pollama.store.models import load_model
+from pollama.store.names import parse_model_ref
 from tests.servers import ServerProcess
 from tools.test_models import ensure_model
 

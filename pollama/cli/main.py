@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from pollama.cli.attachments import is_multimodal
 from pollama.cli.client import Client, ResponseError
 from pollama.cli.create import CreateError, run_create
 from pollama.cli.progress import Progress
@@ -247,6 +248,7 @@ def run(
             return
         if options.think is None and "thinking" in capabilities:
             options.think = True
+        options.multimodal = is_multimodal(info)
         if text or not terminal:
             run_once(client, options, interactive_terminal=terminal)
             return

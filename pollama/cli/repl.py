@@ -12,6 +12,7 @@ from typing import Any
 from prompt_toolkit import PromptSession
 from prompt_toolkit.history import FileHistory, InMemoryHistory
 
+from pollama.cli.attachments import AttachmentError, attach_images, is_multimodal, names_a_file
 from pollama.cli.client import Client, ResponseError
 from pollama.cli.display import AnswerPrinter, print_summary, wrap_width
 from pollama.cli.run import RunOptions, ensure_model, request_body
@@ -33,6 +34,7 @@ HELP = """Available Commands:
 
 Use \"\"\" to begin a multi-line message.
 """
+HELP_FILES = "Use /path/to/file to include .jpg, .png, .webp images.\n"  # shown for multimodal models
 HELP_SET = """Available Commands:
   /set parameter ...     Set a parameter
   /set system <string>   Set system message
@@ -101,9 +103,11 @@ def chat_loop(client: Client, options: RunOptions, info: dict[str, Any], setting
                 continue
             line = whole
         elif line.startswith("/"):
-            if _command(session, line.strip()) == "exit":
+            action = _command(session, line.strip())
+            if action == "exit":
                 return
-            continue
+            if action != "message":  # an image path, e.g. a file dropped into the terminal, is a message
+                continue
         if line.strip():
             _send(session, line)
 
@@ -142,7 +146,17 @@ def _load(session: Session) -> None:
 
 def _send(session: Session, text: str) -> None:
     options = session.options
-    session.messages.append({"role": "user", "content": text})
+    message: dict[str, Any] = {"role": "user", "content": text}
+    if is_multimodal(session.info):
+        # As Ollama, a file that cannot be sent ends the chat with the error (cmd/interactive.go).
+        try:
+            found = attach_images(text)
+        except AttachmentError as err:
+            raise ResponseError(err.message) from None
+        message["content"] = found.text  # may be empty: the images still go, as Ollama sends them
+        if found.images:
+            message["images"] = found.encoded()
+    session.messages.append(message)
     request = request_body(
         model=options.model, messages=session.messages, format=options.format, keep_alive=options.keep_alive,
         think=options.think, options=session.parameters,
@@ -187,11 +201,13 @@ def _command(session: Session, line: str) -> str | None:
     name, args = words[0], words[1:]
     if name in ("/bye", "/exit"):
         return "exit"
+    multimodal = is_multimodal(session.info)
     if name in ("/?", "/help"):
         topic = args[0] if args else ""
+        general = HELP + HELP_FILES if multimodal else HELP
         print(
             {"set": HELP_SET, "show": HELP_SHOW, "shortcut": HELP_SHORTCUTS, "shortcuts": HELP_SHORTCUTS}.get(
-                topic, HELP
+                topic, general
             )
         )
     elif name == "/clear":
@@ -207,6 +223,8 @@ def _command(session: Session, line: str) -> str | None:
         _save(session, args[0])
     elif name in ("/load", "/save"):
         print(f"Usage:\n  {name} <modelname>")
+    elif multimodal and names_a_file(line):
+        return "message"
     else:
         print(f"Unknown command '{name}'. Type /? for help")
     return None

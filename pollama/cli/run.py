@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pollama.cli.attachments import AttachmentError, attach_images
 from pollama.cli.bundled import import_bundled, is_bundled
 from pollama.cli.client import Client, ConnectError, ResponseError
 from pollama.cli.display import AnswerPrinter, print_summary, wrap_width
@@ -39,6 +40,7 @@ class RunOptions:
     dimensions: int = 0
     options: dict[str, Any] = field(default_factory=dict)
     system: str = ""
+    multimodal: bool = False  # image paths in the prompt are attached (cli.attachments)
 
 
 def request_body(**fields: Any) -> dict[str, Any]:
@@ -92,8 +94,15 @@ def ensure_model(client: Client, name: str) -> dict[str, Any]:
 
 def run_once(client: Client, options: RunOptions, *, interactive_terminal: bool) -> dict[str, Any] | None:
     """Stream one ``/api/generate`` answer to stdout; its final line (None if cancelled)."""
+    prompt, images = options.prompt, None
+    if options.multimodal:
+        try:
+            found = attach_images(prompt)
+        except AttachmentError as err:
+            raise ResponseError(err.message) from None
+        prompt, images = found.text, found.encoded() or None
     request = request_body(
-        model=options.model, prompt=options.prompt, format=options.format, keep_alive=options.keep_alive,
+        model=options.model, prompt=prompt, images=images, format=options.format, keep_alive=options.keep_alive,
         think=options.think, options=options.options, system=options.system,
     )  # fmt: skip
     printer = AnswerPrinter(
@@ -112,7 +121,7 @@ def run_once(client: Client, options: RunOptions, *, interactive_terminal: bool)
         printer.finish()
         return None
     printer.finish()
-    if options.prompt:
+    if prompt:  # what is left once the attached paths are taken out, as in Ollama
         sys.stdout.write("\n\n")
         sys.stdout.flush()
     if final is not None and options.verbose:

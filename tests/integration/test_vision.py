@@ -279,3 +279,29 @@ def test_responses_input_image(server: ServerProcess, models: dict[str, str]) ->
         temperature=0, max_output_tokens=16,
     )  # fmt: skip
     assert "blue" in response.output_text.lower()
+
+
+def test_a_stored_projector_that_does_not_fit_is_a_400_at_load(
+    client: ollama.Client, http: httpx.Client, server: ServerProcess, models: dict[str, str], tmp_path: Path
+) -> None:
+    """A store written elsewhere (by Ollama, by hand) may pair them anyway: the load answers, nothing crashes."""
+    wrong = write_gguf(
+        tmp_path / "wide.gguf",
+        arch="clip",
+        kv={"general.type": "mmproj", "clip.has_vision_encoder": True, "clip.vision.projection_dim": 1024},
+        file_type=None,
+    )
+    wrong_digest = upload(client, wrong)
+    assert client.create(
+        "eyes-swapped", files={"model.gguf": models["model.gguf"], "mmproj.gguf": models["mmproj.gguf"]}
+    )
+    manifest_path = server.models / "manifests/registry.ollama.ai/library/eyes-swapped/latest"
+    manifest = json.loads(manifest_path.read_text())
+    for layer in manifest["layers"]:
+        if layer["mediaType"] == "application/vnd.ollama.image.projector":
+            layer["digest"], layer["size"] = wrong_digest, wrong.stat().st_size
+    manifest_path.write_text(json.dumps(manifest))
+    reply = http.post("/api/chat", json={"model": "eyes-swapped", "stream": False,
+                                         "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+    assert reply.status_code == 400 and "1024" in reply.json()["error"]
+    assert client.generate(VISION, "Say hi.", options=GREEDY).response  # the server is fine
