@@ -20,8 +20,6 @@ def projector_mismatch(model: GGUFFile, projector: GGUFFile) -> str | None:
     """What is wrong with pairing the two, or None when they fit (or the metadata does not say)."""
     if projector.architecture != "clip":
         return f"the projector's architecture is {projector.architecture!r}, not 'clip'"
-    if not projector.get("has_vision_encoder"):
-        return "the projector has no vision encoder"
     width = projector.get("vision.projection_dim")
     model_width = model.get("embedding_length")
     if isinstance(width, int) and isinstance(model_width, int) and width != model_width:

@@ -186,9 +186,15 @@ def pieces_of(
 ) -> list[int | ImagePiece]:
     """The prompt as tokens and image pieces; ``tokenize(text, first)`` adds the special tokens to the first run."""
     pieces: list[int | ImagePiece] = []
-    for position, part in enumerate(split_prompt(prompt, len(images))):
-        if isinstance(part, int):
-            pieces.extend(vision.image(images[part]))
-        else:
-            pieces.extend(tokenize(part, position == 0))
+    try:
+        for position, part in enumerate(split_prompt(prompt, len(images))):
+            if isinstance(part, int):
+                pieces.extend(vision.image(images[part]))
+            else:
+                pieces.extend(tokenize(part, position == 0))
+    except BaseException:
+        for piece in pieces:
+            if isinstance(piece, ImagePiece):
+                vision.release(piece)
+        raise
     return pieces

@@ -116,7 +116,7 @@ class AnswerService:
         if not body.prompt:
             return self._load_or_unload(body, model, keep_alive)
 
-        images = await _decoded_images(model, body.images or ())
+        images = {} if body.debug_render_only else await _decoded_images(model, body.images or ())
         if body.raw or body.suffix:
             text = body.prompt
             if not body.raw:
@@ -183,7 +183,8 @@ class AnswerService:
             if forced_tools is not None:
                 grammar = _forced_tool_grammar(body.tools, forced_tools or names, forced_tools, tag, extra)
         prompt = _Prompt(messages=tuple(messages), tools=body.tools or None, think=think)
-        images = await _decoded_images(model, (image for message in messages for image in message.get("images") or ()))
+        requested_images = (image for message in messages for image in message.get("images") or ())
+        images = {} if body.debug_render_only else await _decoded_images(model, requested_images)
         run = _Run(
             body, model, keep_alive, started_ns, prompt, think, grammar, tools, runner_options=extra, images=images
         )
@@ -313,7 +314,10 @@ def _forced_tool_grammar(
 
 
 async def _decoded_images(model: StoredModel, images: Iterable[str]) -> dict[str, ImageInput]:
-    """The request's images decoded, once a model that takes them is sure: any problem is a 400 before loading."""
+    """The request's images decoded, once a model that takes them is sure: any problem is a 400 before loading.
+
+    (A rendered-only request needs none: its images are only tags in the text, as in Ollama.)
+    """
     images = list(images)
     if not images:
         return {}

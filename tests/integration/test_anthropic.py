@@ -316,13 +316,13 @@ def test_requests_that_are_refused(claude: anthropic.Anthropic, http: httpx.Clie
 # --- images ---------------------------------------------------------------------------------------------------
 
 
-def test_an_image_on_a_model_without_vision_is_a_tag_in_the_prompt(claude: anthropic.Anthropic, smol: str) -> None:
-    # As Ollama: the image becomes an [img-0] tag before the message's text; the model itself never sees it.
+def test_an_image_on_a_model_without_vision_is_refused(claude: anthropic.Anthropic, smol: str) -> None:
+    # As Ollama's runner answers: the model has no projector to see it with.
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
-    with_image = ask(claude, smol, [{"role": "user", "content": [image, {"type": "text", "text": "Hi"}]}], 12)
-    as_text = ask(claude, smol, [{"role": "user", "content": "[img-0]Hi"}], 12)
-    assert text_of(with_image) == text_of(as_text)
-    assert with_image.stop_reason == as_text.stop_reason
+    with pytest.raises(anthropic.BadRequestError) as raised:
+        ask(claude, smol, [{"role": "user", "content": [image, {"type": "text", "text": "Hi"}]}], 12)
+    assert raised.value.body["error"]["type"] == "invalid_request_error"
+    assert raised.value.body["error"]["message"] == "this model is missing data required for image input"
 
 
 def test_an_image_by_url_is_refused(claude: anthropic.Anthropic, smol: str) -> None:
