@@ -180,11 +180,13 @@ def read_modelfile(path: Path | None) -> tuple[ModelfileFields, Path]:
         raise CreateError(str(err)) from None
 
 
-def run_create(client: Client, model: str, modelfile: Path | None, progress: Progress) -> None:
+def run_create(client: Client, model: str, modelfile: Path | None, progress: Progress, *, quantize: str = "") -> None:
     fields, directory = read_modelfile(modelfile)
     status = "gathering model components"
     spinner = progress.spin(status)
     request = build_request(model, fields, directory)
+    if quantize:
+        request.body["quantize"] = quantize
     for warning in request.warnings:
         progress.console.print(warning)
     for digest, path in request.uploads.items():
@@ -201,4 +203,6 @@ def run_create(client: Client, model: str, modelfile: Path | None, progress: Pro
     for event in client.create(request.body):
         if event.get("status") and event["status"] != status:
             status = event["status"]
-            progress.spin(status)
+            spinner = progress.spin(status)
+        if event.get("total"):  # quantizing: tensors done of all
+            spinner.message = f"{status} {100 * int(event.get('completed') or 0) // int(event['total'])}%"

@@ -136,13 +136,14 @@ def serve() -> None:
     type=click.Path(path_type=Path),
     help='Name of the Modelfile (default "Modelfile")',
 )
+@click.option("-q", "--quantize", default="", help="Quantize model to this level (e.g. q4_K_M)")
 @client_command
-def create(client: Client, model: str, modelfile: Path | None) -> None:
+def create(client: Client, model: str, modelfile: Path | None, quantize: str) -> None:
     """Create a model"""
     if not ModelName.parse(model).is_valid():
         raise click.ClickException(f"invalid model name: {model}")
     with Progress() as progress:
-        run_create(client, model, modelfile, progress)
+        run_create(client, model, modelfile, progress, quantize=quantize)
 
 
 @cli.command(epilog=env_help(CLIENT_ENV))

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -21,7 +24,9 @@ from pollama.errors import InvalidRequest, NotFound
 from pollama.gocompat.human import human_number
 from pollama.model.options import DEPRECATED_PARAMETERS, OPTIONS, OptionError, check_sampling, coerce_option
 from pollama.model.projector import projector_mismatch
+from pollama.model.quantize import SOURCE_TYPES, quantize, quantize_type
 from pollama.store import InvalidDigest, Layer, Manifest, MediaType, ModelConfig, Store, gc
+from pollama.store.files import TEMP_PREFIX
 from pollama.store.gguf import GGUFFile, is_gguf
 from pollama.store.layers import CONFIG_MEDIA_TYPE, messages_blob, params_blob
 from pollama.store.models import read_gguf_header
@@ -31,6 +36,7 @@ from pollama.templates.prompt import parse_template
 
 __all__ = ["CreateTarget", "create_model", "named_blobs", "validate_create_request"]
 
+QUANTIZED_SOURCE = "quantization is only supported for F16, BF16 and F32 models"
 _REPLACED_TEXT_LAYERS = (MediaType.TEMPLATE, MediaType.PROMPT)
 _INFO_STRINGS = {
     "model_family": "model_family",
@@ -81,8 +87,11 @@ def validate_create_request(request: CreateRequest, store: Store) -> CreateTarge
         raise InvalidRequest("only one adapter is currently supported")
     if request.draft_quantize and not request.draft_files:
         raise InvalidRequest("--draft-quantize requires a DRAFT model")
-    if request.quantize or request.quantization or request.draft_quantize:
-        raise InvalidRequest("quantization is not supported by this server yet")
+    if request.draft_quantize:
+        raise InvalidRequest("quantizing a draft model is not supported by this server yet")
+    if wanted := request.quantize or request.quantization:
+        quantize_type(wanted)
+        _check_quantizable(request.files or {}, store)
     if request.remote_host:
         raise InvalidRequest("remote models are not supported by this server")
     name = ModelName.parse(request.model or request.name)
@@ -139,6 +148,9 @@ async def create_model(
         async for event in _collect_layers(request, build, config):
             yield event
         await run_in_threadpool(_check_projectors, build)
+        if wanted := request.quantize or request.quantization:
+            async for event in _quantized(build, quantize_type(wanted)):
+                yield event
         _apply_info(request.info, config)
         await run_in_threadpool(_apply_gguf_metadata, build, config)
         await run_in_threadpool(_apply_text_layers, request, target.parameters, build)
@@ -233,6 +245,53 @@ def _add_gguf_layer(build: _Build, digest: str, source: str, media_type: str | N
     if gguf is None:
         raise InvalidRequest("invalid GGUF file")
     build.reuse(digest, media_type or _gguf_media_type(gguf), source)
+
+
+def _check_quantizable(files: dict[str, str], store: Store) -> None:
+    """Refuse quantized weights before the first progress line, so the refusal keeps its 400."""
+    for digest in files.values():
+        gguf = read_gguf_header(store.blobs.path(digest)) if is_gguf(store.blobs.path(digest)) else None
+        if gguf is not None and _gguf_media_type(gguf) == MediaType.MODEL and gguf.file_type not in SOURCE_TYPES:
+            raise InvalidRequest(QUANTIZED_SOURCE)
+
+
+async def _quantized(build: _Build, wanted: str) -> AsyncIterator[dict[str, Any]]:
+    """Replace the model layer by its weights quantized to ``wanted``, with Ollama's progress lines."""
+    models = build.existing(MediaType.MODEL)
+    if not models:
+        raise InvalidRequest("quantization needs model weights")
+    layer = models[0]
+    source = build.store.blobs.path(layer.digest)
+    gguf = await run_in_threadpool(read_gguf_header, source)
+    if gguf is None or gguf.file_type not in SOURCE_TYPES:
+        raise InvalidRequest(QUANTIZED_SOURCE)  # a model named by "from"
+    status = f"quantizing {gguf.file_type} model to {wanted}"
+    yield {"status": status}
+    build.store.blobs.ensure()
+    handle, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=build.store.blobs.root)  # gc removes it if we die
+    os.close(handle)
+    output = Path(name)
+    try:
+        async for done, total in quantize(source, output, wanted, len(os.sched_getaffinity(0))):
+            yield {"status": status, "digest": "0000000000000000000", "total": total, "completed": done}
+        digest, created = await run_in_threadpool(_store_file, build.store, output)
+    finally:
+        output.unlink(missing_ok=True)
+    if created:
+        build.written.append(digest)
+    build.layers[build.layers.index(layer)] = Layer(
+        MediaType.MODEL, digest, build.store.blobs.size(digest), source=layer.source, name=layer.name
+    )
+    build.statuses.append(f"creating new layer {digest}")
+
+
+def _store_file(store: Store, path: Path) -> tuple[str, bool]:
+    """Store a file as a blob; its digest and whether the blob is new."""
+    with store.blobs.writer() as writer, path.open("rb") as source:
+        while block := source.read(1 << 20):
+            writer.write(block)
+        existed = store.blobs.exists(writer.digest)
+        return writer.commit(), not existed
 
 
 def _check_projectors(build: _Build) -> None:

@@ -380,9 +380,10 @@ class TestCreateErrors:
         assert not manifest_path(server, "badparams").exists()
         assert blob_names(server) == blobs_before
 
-    def test_quantize_is_refused_not_ignored(self, http: httpx.Client, smol_digest: str) -> None:
+    def test_quantizing_quantized_weights_is_refused_not_ignored(self, http: httpx.Client, smol_digest: str) -> None:
         response = http.post("/api/create", json={"model": "q", "files": {"s.gguf": smol_digest}, "quantize": "q4_K_M"})
         assert response.status_code == 400
+        assert response.json()["error"] == "quantization is only supported for F16, BF16 and F32 models"
 
 
 @pytest.fixture(scope="module")

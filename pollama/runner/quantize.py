@@ -1,0 +1,28 @@
+"""``python -m pollama.runner.quantize SOURCE TARGET FTYPE THREADS``: llama.cpp's own quantizer, in a process apart.
+
+A crash in llama.cpp's quantizer kills this process, never the server (as a runner's would). llama.cpp
+logs one ``[ i/ n] tensor ...`` line per tensor on stderr; the server reads them as progress.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import llama_cpp
+
+
+def main(argv: list[str]) -> int:
+    source, target, ftype, threads = argv[0], argv[1], int(argv[2]), int(argv[3])
+    llama_cpp.llama_backend_init()
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.nthread = threads
+    status = llama_cpp.llama_model_quantize(source.encode(), target.encode(), params)
+    if status != 0:
+        print(f"quantize: llama_model_quantize failed with status {status}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
