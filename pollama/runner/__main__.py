@@ -94,7 +94,6 @@ class Runner:
     ):
         self.model = model
         self.output = output
-        self.vision = vision
         self.engine = Engine(
             model, model.options.num_parallel, self.emit, before_first_decode=before_first_decode, vision=vision
         )
@@ -194,14 +193,15 @@ class Runner:
             # A prompt of a context's length or more is cut to its head and tail (slots.truncate_prompt).
             job.tokens = bounded_tokens(self.model, request.prompt, head=n_ctx, tail=n_ctx)
             return job
-        if self.vision is None:
+        vision = self.engine.vision
+        if vision is None:
             raise ValueError(m.NO_IMAGE_INPUT)
 
         def tokenize(text: str, first: bool) -> list[int]:
             return bounded_tokens(self.model, text, head=n_ctx + 1, add_special=first)
 
         try:
-            pieces = pieces_of(request.prompt, request.images, tokenize, self.vision)
+            pieces = pieces_of(request.prompt, request.images, tokenize, vision)
         except VisionError as error:
             raise ValueError(str(error)) from None
         if pieces and isinstance(pieces[0], ImagePiece):

@@ -171,18 +171,22 @@ class Engine:
         if self.vision is not None:
             self._decode_images(self.vision)
         batch_jobs = self._fill_batch()
-        if not batch_jobs:
-            return
-        status = llama_cpp.llama_decode(self.model.context, self._batch)
+        if batch_jobs:
+            self._decode(self._batch, batch_jobs)
+
+    def _decode(self, batch: llama_cpp.llama_batch, jobs: list[Job], *, what: str = "") -> bool:
+        """Decode ``batch`` (which holds ``jobs``) and sample the jobs it gave logits for; False if it failed."""
+        status = llama_cpp.llama_decode(self.model.context, batch)
         if status != 0:
-            for job in batch_jobs:
+            for job in jobs:
                 job.held_slot.cached = []
                 llama_cpp.llama_memory_seq_rm(self.model.memory, job.held_slot.seq_id, 0, -1)
-                self._fail(job, 500, f"llama_decode failed with status {status}")
-            return
-        for job in batch_jobs:
+                self._fail(job, 500, f"llama_decode failed with status {status}{what}")
+            return False
+        for job in jobs:
             if job.batch_index >= 0:
                 self._sample(job)
+        return True
 
     def _admit(self) -> None:
         while self.waiting:
@@ -311,19 +315,13 @@ class Engine:
             non_causal = any(vision.non_causal(piece) for _job, piece, _rows in planned)
             if non_causal:
                 llama_cpp.llama_set_causal_attn(self.model.context, False)
-            status = llama_cpp.llama_decode(self.model.context, batch)
-            if non_causal:
-                llama_cpp.llama_set_causal_attn(self.model.context, True)
-            jobs = [job for job, _piece, _rows in planned]
-            if status != 0:
-                for job in jobs:
-                    job.held_slot.cached = []
-                    llama_cpp.llama_memory_seq_rm(self.model.memory, job.held_slot.seq_id, 0, -1)
-                    self._fail(job, 500, f"llama_decode failed with status {status} on an image")
+            try:
+                decoded = self._decode(batch, [job for job, _piece, _rows in planned], what=" on an image")
+            finally:
+                if non_causal:
+                    llama_cpp.llama_set_causal_attn(self.model.context, True)
+            if not decoded:
                 return
-            for job in jobs:
-                if job.batch_index >= 0:
-                    self._sample(job)
 
     def _plan_images(self, vision: Vision) -> list[tuple[Job, ImagePiece, np.ndarray]]:
         """What goes into the next image batch: each job's image and the rows of its embeddings to decode."""
