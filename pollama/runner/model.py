@@ -12,7 +12,15 @@ import llama_cpp
 
 from pollama.runner import ggml
 
-__all__ = ["UNSAFE_BUFFER_TYPES", "LoadError", "LoadOptions", "LoadedModel", "drop_unsafe_buffer_types", "load"]
+__all__ = [
+    "UNSAFE_BUFFER_TYPES",
+    "LoadError",
+    "LoadOptions",
+    "LoadedModel",
+    "drop_unsafe_buffer_types",
+    "load",
+    "set_fields",
+]
 
 # Extra CPU buffer types never used: llama.cpp's AMX matmul segfaults at the first batch of more than
 # one token on Sapphire Rapids and later Xeons (llama.cpp#20824, ollama#17006).
@@ -134,7 +142,7 @@ def load(options: LoadOptions, *, before_first_decode: Callable[[], None] | None
     if options.extra_buffers:
         drop_unsafe_buffer_types()
     model_params = llama_cpp.llama_model_default_params()
-    _set_fields(
+    set_fields(
         model_params,
         n_gpu_layers=999 if options.num_gpu < 0 else options.num_gpu,
         main_gpu=options.main_gpu,
@@ -144,9 +152,9 @@ def load(options: LoadOptions, *, before_first_decode: Callable[[], None] | None
     if options.tensor_split:
         size = max(len(options.tensor_split), llama_cpp.llama_max_devices())  # llama.cpp reads that many
         split = (ctypes.c_float * size)(*options.tensor_split)
-        _set_fields(model_params, split_mode=llama_cpp.LLAMA_SPLIT_MODE_LAYER, tensor_split=split)
+        set_fields(model_params, split_mode=llama_cpp.LLAMA_SPLIT_MODE_LAYER, tensor_split=split)
     elif options.num_gpu != 0 and llama_cpp.llama_supports_gpu_offload():
-        _set_fields(model_params, split_mode=llama_cpp.LLAMA_SPLIT_MODE_NONE)  # the whole model on main_gpu
+        set_fields(model_params, split_mode=llama_cpp.LLAMA_SPLIT_MODE_NONE)  # the whole model on main_gpu
     model = llama_cpp.llama_model_load_from_file(str(options.path).encode(), model_params)
     if not model:
         raise LoadError("error loading model")
@@ -159,7 +167,7 @@ def load(options: LoadOptions, *, before_first_decode: Callable[[], None] | None
     params = llama_cpp.llama_context_default_params()
     # Every sequence may need an output in one batch; llama.cpp asserts there is room for them.
     batch = max(options.num_batch, options.num_parallel)
-    _set_fields(
+    set_fields(
         params,
         n_ctx=options.num_ctx * options.num_parallel,
         n_seq_max=options.num_parallel,
@@ -194,7 +202,7 @@ def _decode(model: LoadedModel, tokens: list[int]) -> int:
     return int(llama_cpp.llama_decode(model.context, llama_cpp.llama_batch_get_one(array, len(tokens))))
 
 
-def _set_fields(struct: ctypes.Structure, **values: Any) -> None:
+def set_fields(struct: ctypes.Structure, **values: Any) -> None:
     """Set fields of a llama.cpp parameter struct, refusing names it lacks.
 
     A ctypes structure takes any attribute silently; a field that a new llama.cpp renamed (``use_mmap``

@@ -10,13 +10,14 @@ import sys
 
 import llama_cpp
 
+from pollama.runner.model import set_fields
+
 
 def main(argv: list[str]) -> int:
     source, target, ftype, threads = argv[0], argv[1], int(argv[2]), int(argv[3])
     llama_cpp.llama_backend_init()
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = ftype
-    params.nthread = threads
+    set_fields(params, ftype=ftype, nthread=threads)
     status = llama_cpp.llama_model_quantize(source.encode(), target.encode(), params)
     if status != 0:
         print(f"quantize: llama_model_quantize failed with status {status}", file=sys.stderr)

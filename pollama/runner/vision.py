@@ -22,6 +22,7 @@ import llama_cpp.mtmd_cpp as mtmd
 import numpy as np
 
 from pollama.runner.messages import ImageInput
+from pollama.runner.model import set_fields
 
 __all__ = ["IMAGE_TAG", "ImagePiece", "Piece", "Vision", "VisionError", "is_image_token", "split_prompt"]
 
@@ -80,10 +81,8 @@ class Vision:
 
     def __init__(self, projector: Path, model: llama_cpp.llama_model_p, *, threads: int, use_gpu: bool) -> None:
         params = mtmd.mtmd_context_params_default()
-        params.use_gpu = use_gpu
-        params.n_threads = threads
-        params.print_timings = False
-        params.warmup = True  # allocate the encoder's buffers now, not at the first image
+        # warmup: allocate the encoder's buffers now, not at the first image.
+        set_fields(params, use_gpu=use_gpu, n_threads=threads, print_timings=False, warmup=True)
         context = mtmd.mtmd_init_from_file(str(projector).encode(), model, params)
         if not context:
             raise VisionError("failed to load the projector: it does not fit this model, or is no projector")

@@ -21,7 +21,7 @@ import llama_cpp.mtmd_cpp as mtmd
 import pytest
 
 from pollama.runner import ggml
-from pollama.runner.model import _set_fields
+from pollama.runner.model import set_fields
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pollama"
 HEADERS = Path(llama_cpp.__file__).resolve().parents[1] / "include"
@@ -34,6 +34,7 @@ STRUCTS = (
     "llama_token_data_array",
     "llama_logit_bias",
     "llama_sampler_chain_params",
+    "llama_model_quantize_params",
 )
 MTMD_STRUCTS = ("mtmd_context_params", "mtmd_input_text", "mtmd_input_part")
 # The names pollama calls the bound modules by: llama.cpp's and its multimodal library's (mtmd).
@@ -93,10 +94,10 @@ def test_every_call_passes_the_declared_number_of_arguments() -> None:
 
 def test_set_fields_refuses_a_field_the_structure_lacks() -> None:
     params = llama_cpp.llama_model_default_params()
-    _set_fields(params, use_extra_bufts=False, n_gpu_layers=3)
+    set_fields(params, use_extra_bufts=False, n_gpu_layers=3)
     assert (params.use_extra_bufts, params.n_gpu_layers) == (False, 3)
     with pytest.raises(TypeError, match="use_mmap"):
-        _set_fields(params, use_mmap=True)  # gone from llama_model_params in 0.3.36: load_mode says it
+        set_fields(params, use_mmap=True)  # gone from llama_model_params in 0.3.36: load_mode says it
 
 
 def _struct(name: str) -> type[ctypes.Structure]:
