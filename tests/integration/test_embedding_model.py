@@ -1,6 +1,6 @@
 """A real embedding model (all-MiniLM-L6-v2 converted to a BERT GGUF) served through /api/embed and /api/embeddings.
 
-The reference values come from sentence-transformers on the original weights (see tests/unit/test_bert_gguf.py).
+The reference values come from sentence-transformers on the original weights (see tests.unit.test_convert_bert.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import ollama
 import pytest
 
 from tests.servers import ServerProcess
-from tests.unit.test_bert_gguf import REFERENCE_FIRST_8, REFERENCE_POOLED_NORM, SENTENCE
+from tests.unit.test_convert_bert import REFERENCE_FIRST_8, REFERENCE_POOLED_NORM, SENTENCE
 from tools.test_models import ensure_model
 
 pytestmark = pytest.mark.timeout(120)
