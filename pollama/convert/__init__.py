@@ -4,6 +4,7 @@ The server converts what ``create`` is given (``FROM ./folder``) in a process of
 ``python -m pollama.convert``; every error is a ``ValueError`` that says what is wrong with the checkpoint.
 """
 
+from pollama.convert.lora import convert_lora
 from pollama.convert.model import OUTTYPES, Converted, convert_model
 
-__all__ = ["OUTTYPES", "Converted", "convert_model"]
+__all__ = ["OUTTYPES", "Converted", "convert_lora", "convert_model"]

@@ -1,4 +1,5 @@
-"""``python -m pollama.convert MODEL_DIR OUT.gguf [--outtype f16|bf16|f32] [--name NAME]``.
+"""``python -m pollama.convert MODEL_DIR OUT.gguf [--outtype f16|bf16|f32] [--name NAME]``, or for a PEFT
+LoRA adapter ``python -m pollama.convert ADAPTER_DIR OUT.gguf --adapter-for BASE.gguf``.
 
 Prints ``converting DONE/TOTAL`` after each tensor (the server reads these as progress) and, on a checkpoint
 it cannot convert, ``error: WHY`` with exit status 2. ``OUT.gguf`` is left half-written on failure: the
@@ -12,6 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
+from pollama.convert.lora import convert_lora
 from pollama.convert.model import OUTTYPES, convert_model
 
 INVALID_CHECKPOINT = 2
@@ -23,6 +25,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("target", type=Path)
     parser.add_argument("--outtype", choices=sorted(OUTTYPES), default="f16")
     parser.add_argument("--name")
+    parser.add_argument("--adapter-for", type=Path, metavar="BASE_GGUF", help="convert a LoRA adapter for this model")
     args = parser.parse_args(argv)
     logging.getLogger("gguf").setLevel(logging.ERROR)  # its per-key chatter is not progress
 
@@ -30,11 +33,17 @@ def main(argv: list[str]) -> int:
         print(f"converting {done}/{total}", flush=True)
 
     try:
-        converted = convert_model(args.model_dir, args.target, outtype=args.outtype, name=args.name, progress=progress)
+        if args.adapter_for is not None:
+            pairs = convert_lora(args.model_dir, args.adapter_for, args.target, progress=progress)
+            print(f"converted adapter: {pairs} LoRA pairs", flush=True)
+        else:
+            converted = convert_model(
+                args.model_dir, args.target, outtype=args.outtype, name=args.name, progress=progress
+            )
+            print(f"converted {converted.architecture}: {converted.tensors} tensors", flush=True)
     except ValueError as error:
         print(f"error: {error}", flush=True)
         return INVALID_CHECKPOINT
-    print(f"converted {converted.architecture}: {converted.tensors} tensors", flush=True)
     return 0
 
 

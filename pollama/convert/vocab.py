@@ -46,7 +46,7 @@ def add_vocab(writer: GGUFWriter, folder: Path, config: Mapping[str, Any]) -> in
     """Write the tokenizer of the checkpoint in ``folder``; returns how many tokens the vocabulary has."""
     if (folder / "tokenizer.model").is_file():
         return _add_sentencepiece(writer, folder, config)
-    tokenizer = _read_json(folder / "tokenizer.json", "a tokenizer.json or tokenizer.model")
+    tokenizer = _read_json(folder / "tokenizer.json", "tokenizer.json or tokenizer.model")
     model = tokenizer.get("model") or {}
     if model.get("type") == "BPE" and not model.get("byte_fallback"):
         return _add_byte_level_bpe(writer, folder, config, tokenizer)
