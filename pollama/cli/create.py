@@ -66,8 +66,11 @@ def _first_glob(directory: Path, *patterns: str) -> list[Path]:
 
 
 def files_for_model(directory: Path) -> list[Path]:
-    """The files of a model directory that a create uploads (Ollama's ``filesForModel``)."""
-    weights = sorted(directory.glob("model*.safetensors"))
+    """The files of a model directory that a create uploads (Ollama's ``filesForModel``).
+
+    A PEFT adapter folder (``ADAPTER ./lora``) has ``adapter_model.safetensors`` for weights.
+    """
+    weights = sorted(directory.glob("model*.safetensors")) or sorted(directory.glob("adapter_model*.safetensors"))
     if weights:
         weights += sorted(directory.glob("*/model*.safetensors"))
     else:

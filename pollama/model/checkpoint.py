@@ -18,7 +18,7 @@ from pollama.convert.architectures import ConfigError, architecture_for
 from pollama.errors import InvalidRequest
 from pollama.model.tool import run_step
 
-__all__ = ["check_checkpoint", "convert_checkpoint", "is_checkpoint"]
+__all__ = ["check_adapter_checkpoint", "check_checkpoint", "convert_adapter", "convert_checkpoint", "is_checkpoint"]
 
 _PROGRESS = re.compile(rb"^converting (?P<done>\d+)/(?P<total>\d+)$")
 BlobPath = Callable[[str], Path]
@@ -44,15 +44,32 @@ def check_checkpoint(files: Mapping[str, str], blob_path: BlobPath) -> None:
         raise InvalidRequest(str(error)) from None
 
 
+def check_adapter_checkpoint(files: Mapping[str, str]) -> None:
+    if "adapter_config.json" not in files:
+        raise InvalidRequest("the safetensors adapter has no adapter_config.json")
+
+
 async def convert_checkpoint(
     files: Mapping[str, str], blob_path: BlobPath, target: Path, name: str
 ) -> AsyncIterator[tuple[int, int]]:
     """Write the GGUF of the checkpoint ``files`` make up at ``target``, yielding (tensors done, tensors)."""
+    async for progress in _converted(files, blob_path, [str(target), "--name", name]):
+        yield progress
+
+
+async def convert_adapter(
+    files: Mapping[str, str], blob_path: BlobPath, base_model: Path, target: Path
+) -> AsyncIterator[tuple[int, int]]:
+    """Write the GGUF LoRA of the PEFT adapter ``files`` make up, for ``base_model``, at ``target``."""
+    async for progress in _converted(files, blob_path, [str(target), "--adapter-for", str(base_model)]):
+        yield progress
+
+
+async def _converted(files: Mapping[str, str], blob_path: BlobPath, args: list[str]) -> AsyncIterator[tuple[int, int]]:
     with tempfile.TemporaryDirectory(prefix="pollama-checkpoint-") as folder:
         for relative, digest in files.items():
             link = Path(folder, relative)
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(blob_path(digest))
-        args = [folder, str(target), "--name", name]
-        async for progress in run_step("pollama.convert", args, _PROGRESS, "conversion"):
+        async for progress in run_step("pollama.convert", [folder, *args], _PROGRESS, "conversion"):
             yield progress

@@ -8,12 +8,13 @@ lock. On failure, blobs written for this request that nothing uses are removed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,14 @@ from starlette.concurrency import run_in_threadpool
 from pollama.api.native import CreateRequest
 from pollama.errors import InvalidRequest, NotFound
 from pollama.gocompat.human import human_number
+from pollama.model.adapter import check_adapters
+from pollama.model.checkpoint import (
+    check_adapter_checkpoint,
+    check_checkpoint,
+    convert_adapter,
+    convert_checkpoint,
+    is_checkpoint,
+)
 from pollama.model.options import DEPRECATED_PARAMETERS, OPTIONS, OptionError, check_sampling, coerce_option
 from pollama.model.projector import projector_mismatch
 from pollama.model.quantize import SOURCE_TYPES, quantize, quantize_type
@@ -37,6 +46,8 @@ from pollama.templates.prompt import parse_template
 __all__ = ["CreateTarget", "create_model", "named_blobs", "validate_create_request"]
 
 QUANTIZED_SOURCE = "quantization is only supported for F16, BF16 and F32 models"
+# Ollama's progress lines for a step that makes a layer (quantizing, converting) carry this digest.
+PROGRESS_DIGEST = "0000000000000000000"
 _REPLACED_TEXT_LAYERS = (MediaType.TEMPLATE, MediaType.PROMPT)
 _INFO_STRINGS = {
     "model_family": "model_family",
@@ -83,12 +94,16 @@ def validate_create_request(request: CreateRequest, store: Store) -> CreateTarge
             raise InvalidRequest("invalid digest format") from None
         if not present:
             raise InvalidRequest(f'blob "{digest}" not found')
-    if len(request.adapters or {}) > 1:
+    if request.adapters and is_checkpoint(request.adapters):
+        check_adapter_checkpoint(request.adapters)
+    elif len(request.adapters or {}) > 1:
         raise InvalidRequest("only one adapter is currently supported")
     if request.draft_quantize and not request.draft_files:
         raise InvalidRequest("--draft-quantize requires a DRAFT model")
     if request.draft_quantize:
         raise InvalidRequest("quantizing a draft model is not supported by this server yet")
+    if request.files and is_checkpoint(request.files):
+        check_checkpoint(request.files, store.blobs.path)
     if wanted := request.quantize or request.quantization:
         quantize_type(wanted)
         _check_quantizable(request.files or {}, store)
@@ -148,6 +163,7 @@ async def create_model(
         async for event in _collect_layers(request, build, config):
             yield event
         await run_in_threadpool(_check_projectors, build)
+        await run_in_threadpool(check_adapters, build.store, build.layers)
         if wanted := request.quantize or request.quantization:
             async for event in _quantized(build, quantize_type(wanted)):
                 yield event
@@ -172,16 +188,21 @@ async def _collect_layers(request: CreateRequest, build: _Build, config: ModelCo
     elif request.files is not None:
         kind = await run_in_threadpool(_detect_type, request.files, build.store)
         if kind == "safetensors":
-            raise InvalidRequest("importing safetensors models is not supported by this server yet")
-        if kind != "gguf":
+            async for event in _converted(build, request.files, _short_name(request)):
+                yield event
+        elif kind == "gguf":
+            for path in sorted(request.files):
+                yield {"status": "parsing GGUF"}
+                await run_in_threadpool(_add_gguf_layer, build, request.files[path], path, None)
+        else:
             raise InvalidRequest("unknown type")
-        for path in sorted(request.files):
-            yield {"status": "parsing GGUF"}
-            await run_in_threadpool(_add_gguf_layer, build, request.files[path], path, None)
     else:
         raise InvalidRequest("neither 'from' or 'files' was specified")
 
-    if request.adapters:
+    if request.adapters and is_checkpoint(request.adapters):
+        async for event in _converted_adapter(build, request.adapters):
+            yield event
+    elif request.adapters:
         for path, digest in request.adapters.items():
             yield {"status": "parsing GGUF"}
             await run_in_threadpool(_add_gguf_layer, build, digest, path, MediaType.ADAPTER)
@@ -213,7 +234,7 @@ def _layers_from_model(reference: str, build: _Build, config: ModelConfig) -> No
 
 
 def _detect_type(files: dict[str, str], store: Store) -> str:
-    if any(path.endswith(".safetensors") for path in files):
+    if is_checkpoint(files):
         return "safetensors"
     for path, digest in files.items():
         if path.endswith(".gguf") or is_gguf(store.blobs.path(digest)):
@@ -267,22 +288,61 @@ async def _quantized(build: _Build, wanted: str) -> AsyncIterator[dict[str, Any]
         raise InvalidRequest(QUANTIZED_SOURCE)  # a model named by "from"
     status = f"quantizing {gguf.file_type} model to {wanted}"
     yield {"status": status}
-    build.store.blobs.ensure()
-    handle, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=build.store.blobs.root)  # gc removes it if we die
-    os.close(handle)
-    output = Path(name)
-    try:
+    async with _scratch_file(build.store) as output:
         async for done, total in quantize(source, output, wanted, len(os.sched_getaffinity(0))):
-            yield {"status": status, "digest": "0000000000000000000", "total": total, "completed": done}
-        digest, created = await run_in_threadpool(_store_file, build.store, output)
+            yield {"status": status, "digest": PROGRESS_DIGEST, "total": total, "completed": done}
+        quantized = await run_in_threadpool(_stored, build, output, MediaType.MODEL)
+    build.layers[build.layers.index(layer)] = replace(quantized, source=layer.source, name=layer.name)
+
+
+async def _converted(build: _Build, files: dict[str, str], name: str) -> AsyncIterator[dict[str, Any]]:
+    """The model layer converted from the safetensors checkpoint that ``files`` make up."""
+    status = "converting model"
+    yield {"status": status}
+    async with _scratch_file(build.store) as output:
+        async for done, total in convert_checkpoint(files, build.store.blobs.path, output, name):
+            yield {"status": status, "digest": PROGRESS_DIGEST, "total": total, "completed": done}
+        build.layers.append(await run_in_threadpool(_stored, build, output, MediaType.MODEL))
+
+
+def _short_name(request: CreateRequest) -> str:
+    """The converted model's ``general.name``: the name being created, without namespace or tag."""
+    return ModelName.parse(request.model or request.name).model
+
+
+async def _converted_adapter(build: _Build, files: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
+    """The adapter layer converted from a PEFT LoRA checkpoint, for the model layer collected before it."""
+    models = build.existing(MediaType.MODEL)
+    if not models:
+        raise InvalidRequest("an adapter needs a model to apply to, and no model weights were given")
+    status = "converting adapter"
+    yield {"status": status}
+    base = build.store.blobs.path(models[0].digest)
+    async with _scratch_file(build.store) as output:
+        async for done, total in convert_adapter(files, build.store.blobs.path, base, output):
+            yield {"status": status, "digest": PROGRESS_DIGEST, "total": total, "completed": done}
+        build.layers.append(await run_in_threadpool(_stored, build, output, MediaType.ADAPTER))
+
+
+@contextlib.asynccontextmanager
+async def _scratch_file(store: Store) -> AsyncIterator[Path]:
+    """A path beside the blobs for a step's output: removed after, and by gc if the server dies first."""
+    store.blobs.ensure()
+    handle, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=store.blobs.root)
+    os.close(handle)
+    try:
+        yield Path(name)
     finally:
-        output.unlink(missing_ok=True)
+        Path(name).unlink(missing_ok=True)
+
+
+def _stored(build: _Build, path: Path, media_type: str) -> Layer:
+    """A step's output stored as a blob, as the layer it becomes."""
+    digest, created = _store_file(build.store, path)
     if created:
         build.written.append(digest)
-    build.layers[build.layers.index(layer)] = Layer(
-        MediaType.MODEL, digest, build.store.blobs.size(digest), source=layer.source, name=layer.name
-    )
     build.statuses.append(f"creating new layer {digest}")
+    return Layer(media_type, digest, build.store.blobs.size(digest))
 
 
 def _store_file(store: Store, path: Path) -> tuple[str, bool]:

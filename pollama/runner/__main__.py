@@ -44,6 +44,9 @@ def parse_args(argv: list[str]) -> LoadOptions:
     parser.add_argument("--embedding", action="store_true")
     parser.add_argument("--no-extra-buffers", action="store_true", help="no repacked CPU weight layouts")
     parser.add_argument("--projector", type=Path, help="a vision projector (mmproj) GGUF")
+    parser.add_argument(
+        "--adapter", type=Path, action="append", default=[], help="a LoRA adapter GGUF (repeatable), at scale 1.0"
+    )
     args = parser.parse_args(argv)
     return LoadOptions(
         path=args.model,
@@ -60,6 +63,7 @@ def parse_args(argv: list[str]) -> LoadOptions:
         embedding=args.embedding,
         extra_buffers=not args.no_extra_buffers,
         projector=args.projector,
+        adapters=tuple(args.adapter),
     )
 
 
@@ -251,10 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"runner: system info: {ggml.system_info()}", file=sys.stderr, flush=True)
     crash, at_request = simulated_crash(options, os.environ.get(SIMULATED_CRASH, ""))
     try:
-        model = load(options, before_first_decode=None if at_request else crash)
+        model = load(options, before_first_decode=None if at_request else crash, last_error=lambda: buffers.last_error)
         vision = load_vision(model)
     except (LoadError, VisionError) as error:
-        output.writelines(protocol.encode(m.LoadFailed(str(error)).to_wire()))
+        status = error.status if isinstance(error, LoadError) else 500
+        output.writelines(protocol.encode(m.LoadFailed(str(error), status).to_wire()))
         output.flush()
         return 1
     runner = Runner(model, output, crash if at_request else None, vision)

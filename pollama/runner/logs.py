@@ -18,7 +18,8 @@ __all__ = ["BufferLog", "is_gpu_buffer", "parse_buffer_line"]
 
 _BUFFER = re.compile(r"(\S+)\s+(model|KV|compute|output|RS)\s+buffer size\s*=\s*([\d.]+)\s*MiB")
 _OFFLOADED = re.compile(r"offloaded\s+(\d+)/(\d+)\s+layers to GPU")
-_DEBUG, _CONTINUE = 4, 5  # ggml_log_level values
+_DEBUG, _ERROR, _CONTINUE = 1, 4, 5  # ggml_log_level values
+_FUNCTION = re.compile(r"^\w+: ")  # the "llama_adapter_lora_init_from_file_ptr: " a message starts with
 
 
 def parse_buffer_line(text: str) -> tuple[str, str, int] | None:
@@ -42,6 +43,7 @@ class BufferLog:
     buffers: dict[tuple[str, str], int] = field(default_factory=dict)
     verbose: bool = False
     layers: tuple[int, int] = (0, 0)  # (offloaded, total)
+    last_error: str = ""  # the last error llama.cpp logged, without the function name it starts with
     _last_level: int = 0
 
     def install(self) -> None:
@@ -50,13 +52,16 @@ class BufferLog:
 
     def _on_log(self, level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
         line = text.decode("utf-8", errors="replace")
-        level = self._last_level if level == _CONTINUE else level
+        continued = level == _CONTINUE
+        level = self._last_level if continued else level
         self._last_level = level
         if parsed := parse_buffer_line(line):
             backend, kind, size = parsed
             # A KV cache split into parts (sliding-window layers) logs one line per part.
             key = (backend, kind)
             self.buffers[key] = self.buffers.get(key, 0) + size if kind == "KV" else size
+        if level == _ERROR:
+            self.last_error = self.last_error + line if continued else _FUNCTION.sub("", line, count=1)
         if offloaded := _OFFLOADED.search(line):
             self.layers = (int(offloaded.group(1)), int(offloaded.group(2)))
         if level != _DEBUG or self.verbose:

@@ -535,20 +535,24 @@ class Ready:
 
 @dataclass(frozen=True)
 class LoadFailed:
-    """The model could not be loaded (the runner exits after saying so)."""
+    """The model could not be loaded (the runner exits after saying so).
+
+    ``status`` 4xx when a file the model names is at fault, not the runner (an adapter that does not fit).
+    """
 
     KIND: ClassVar[str] = "load_error"
     error: str
+    status: int = 500
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> LoadFailed:
         read = _Fields(data, "a load_error event", ("event", "id"))
-        event = cls(read.text("error"))
+        event = cls(read.text("error"), read.integer("status", 500))
         read.done()
         return event
 
     def to_wire(self) -> dict[str, Any]:
-        return {"event": self.KIND, "error": self.error}
+        return {"event": self.KIND, "error": self.error, "status": self.status}
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,11 @@ _FLASH = {
 
 
 class LoadError(Exception):
-    pass
+    """The model could not be loaded; ``status`` 400 when what the model names is at fault (an adapter)."""
+
+    def __init__(self, message: str, status: int = 500):
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class LoadOptions:
     embedding: bool = False  # an embedding model: pooled outputs, no logits
     extra_buffers: bool = True  # llama.cpp's repacked CPU weight layouts (minus UNSAFE_BUFFER_TYPES)
     projector: Path | None = None  # a vision projector GGUF (mmproj) to load beside the model
+    adapters: tuple[Path, ...] = ()  # LoRA adapter GGUFs applied to the context, each at scale 1.0
 
 
 class LoadedModel:
@@ -136,8 +141,17 @@ class LoadedModel:
         llama_cpp.llama_model_free(self.model)
 
 
-def load(options: LoadOptions, *, before_first_decode: Callable[[], None] | None = None) -> LoadedModel:
-    """Load the weights and create the context; ``before_first_decode`` runs just before the warm-up decode."""
+def load(
+    options: LoadOptions,
+    *,
+    before_first_decode: Callable[[], None] | None = None,
+    last_error: Callable[[], str] = lambda: "",
+) -> LoadedModel:
+    """Load the weights and create the context; ``before_first_decode`` runs just before the warm-up decode.
+
+    ``last_error`` says what llama.cpp last logged as an error (``logs.BufferLog.last_error``): the reason
+    an adapter was refused, which its load call does not return.
+    """
     llama_cpp.llama_backend_init()
     if options.extra_buffers:
         drop_unsafe_buffer_types()
@@ -186,10 +200,48 @@ def load(options: LoadOptions, *, before_first_decode: Callable[[], None] | None
     if not context:
         llama_cpp.llama_model_free(model)
         raise LoadError("unable to create a context for the model (not enough memory?)")
+    try:
+        _apply_adapters(model, context, options, last_error)
+    except LoadError:
+        llama_cpp.llama_free(context)
+        llama_cpp.llama_model_free(model)  # frees the adapters loaded so far with it
+        raise
     loaded = LoadedModel(model, context, options)
     if not loaded.encoder_only:
         _warm_up(loaded, before_first_decode)
     return loaded
+
+
+def _apply_adapters(
+    model: llama_cpp.llama_model_p,
+    context: llama_cpp.llama_context_p,
+    options: LoadOptions,
+    last_error: Callable[[], str],
+) -> None:
+    """Load the LoRA adapters and set them on the context (the only one), each at scale 1.0, as Ollama does.
+
+    llama.cpp checks each against the model (architecture, a base tensor for every pair, shapes) and
+    refuses a misfit with NULL; the adapters stay the model's, freed with it.
+    """
+    if not options.adapters:
+        return
+    adapters = []
+    for path in options.adapters:
+        if not path.is_file():
+            raise LoadError(f"the adapter {path} does not exist")
+        adapter = llama_cpp.llama_adapter_lora_init(model, str(path).encode())
+        if not adapter:
+            reason = last_error().strip().removeprefix("failed to apply lora adapter: ")
+            raise LoadError(
+                f"the adapter {path.name} does not match the model {options.path.name}"
+                + (f": {reason}" if reason else ""),
+                status=400,
+            )
+        adapters.append(adapter)
+    array = (llama_cpp.llama_adapter_lora_p_ctypes * len(adapters))(*adapters)
+    scales = (ctypes.c_float * len(adapters))(*([1.0] * len(adapters)))
+    if llama_cpp.llama_set_adapters_lora(context, array, len(adapters), scales) != 0:
+        raise LoadError("unable to apply the adapters to the model's context")
 
 
 def drop_unsafe_buffer_types() -> None:

@@ -7,10 +7,11 @@ Server → runner (``op``): ``completion {id, prompt, sampling, control}``, ``em
 ``cancel {id}``, ``health {id}``, ``shutdown``. Closing stdin also shuts the runner down.
 
 Runner → server (``event``): ``ready {n_ctx, n_ctx_train, num_parallel, weights_bytes, total_bytes,
-vram_bytes, gpu_offload}`` or ``load_error {error}`` once at start; then per request id: ``token {text, logprobs?}``,
-``done {done_reason, text, prompt_eval_count, prompt_cached_count, prompt_eval_duration, eval_count,
-eval_duration, context?}``, ``embedding {embedding, prompt_eval_count}``, ``tokens {tokens}``, ``count {count}``
-(the content's tokens, counted no further than ``limit``), ``content {content}``,
+vram_bytes, gpu_offload}`` or ``load_error {error, status}`` once at start; then per request id:
+``token {text, logprobs?}``, ``done {done_reason, text, prompt_eval_count, prompt_cached_count,
+prompt_eval_duration, eval_count, eval_duration, context?}``, ``embedding {embedding, prompt_eval_count}``,
+``tokens {tokens}``, ``count {count}`` (the content's tokens, counted no further than ``limit``),
+``content {content}``,
 ``health {active, waiting, rss_bytes}`` or ``error {status, error}``.
 
 No line is longer than ``LINE_LIMIT``, so a reader can refuse anything longer as garbage: a message

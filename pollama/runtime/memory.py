@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
@@ -158,14 +159,17 @@ def runner_estimate(gguf: GGUFFile, config: RunnerConfig) -> Estimate:
         flash_attention=config.flash_attention,
         embedding=config.embedding,
     )
-    if config.projector_path is None:
-        return need
-    # A projector's weights, and about as much again for encoding an image, stay with the compute buffers.
+    # A projector's weights, and about as much again for encoding an image, stay with the compute buffers;
+    # an adapter's weights (LoRA pairs, each beside the matrix it updates) are counted there too.
+    extra = 2 * _file_size(config.projector_path) + sum(_file_size(path) for path in config.adapter_paths)
+    return replace(need, compute=need.compute + extra) if extra else need
+
+
+def _file_size(path: Path | None) -> int:
     try:
-        projector = config.projector_path.stat().st_size
+        return path.stat().st_size if path is not None else 0
     except OSError:
-        projector = 0
-    return replace(need, compute=need.compute + 2 * projector)
+        return 0
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 from pollama.config import Settings
 from pollama.errors import Failed, InvalidRequest
+from pollama.model.adapter import stored_adapter_mismatch
 from pollama.model.capabilities import capabilities_of
 from pollama.model.options import OPTIONS, UNSUPPORTED_OPTIONS, OptionError, check_sampling, coerce_options
 from pollama.model.projector import stored_projector_mismatch
@@ -82,6 +83,9 @@ def resolve(
         raise Failed(f"{model.short_name} has no model weights to load")
     if model.projector_paths and (problem := stored_projector_mismatch(model.model_path, model.projector_paths[0])):
         raise InvalidRequest(problem)
+    for adapter in model.adapter_paths:
+        if problem := stored_adapter_mismatch(model.model_path, adapter, model.short_name):
+            raise InvalidRequest(problem)
     gguf = model.gguf()
     trained = int(gguf.get("context_length", 0) or 0) if gguf else 0
     capabilities = capabilities_of(model)
@@ -114,6 +118,7 @@ def resolve(
         kv_cache_type=kv_cache_type,
         embedding=embedding,
         projector_path=model.projector_paths[0] if model.projector_paths else None,
+        adapter_paths=tuple(model.adapter_paths),
     )
     return Resolved(config=config, options={k: v for k, v in options.items() if not _load_time(k)})
 

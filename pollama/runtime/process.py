@@ -83,6 +83,7 @@ class RunnerConfig:
     embedding: bool = False
     extra_buffers: bool = True  # repacked CPU weight layouts (a fallback turns them off)
     projector_path: Path | None = None  # a vision projector loaded beside the model
+    adapter_paths: tuple[Path, ...] = ()  # LoRA adapters applied at load (another list: another runner)
 
     def arguments(self) -> list[str]:
         flash = {None: "auto", True: "on", False: "off"}[self.flash_attention]
@@ -107,6 +108,8 @@ class RunnerConfig:
             args.append("--no-extra-buffers")
         if self.projector_path is not None:
             args += ["--projector", str(self.projector_path)]
+        for adapter in self.adapter_paths:
+            args += ["--adapter", str(adapter)]
         return args
 
 
@@ -121,7 +124,7 @@ class RunnerProcess:
         self._ready: asyncio.Future[m.Ready] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._failure: str | None = None
-        self._load_error: str | None = None
+        self._load_error: m.LoadFailed | None = None
         self._decoded = False  # some decode finished: a crash from now on is no start-up fault
         self._crash: str | None = None  # the cause, when it died as RunnerCrashed describes
         self._closing: asyncio.Future[None] | None = None
@@ -165,7 +168,7 @@ class RunnerProcess:
         except TimeoutError:
             await self.close()
             raise RunnerError("timed out waiting for llama runner to start") from None
-        except RunnerError:
+        except (RunnerError, InvalidRequest):  # InvalidRequest: the model's adapter does not fit it
             await self.close()
             raise
 
@@ -300,8 +303,11 @@ class RunnerProcess:
         returncode = await self._process.wait()
         with contextlib.suppress(TimeoutError):  # the reason should name the cause the runner printed
             await asyncio.wait_for(asyncio.shield(self._tasks[1]), 1.0)
-        if self._load_error is not None:
-            self._fail_all(self._with_detail(f"llama runner process has terminated: {self._load_error}"))
+        if (load_error := self._load_error) is not None:
+            if 400 <= load_error.status < 500:  # the runner's own words are the whole story
+                self._fail_all(load_error.error, load_error.status)
+            else:
+                self._fail_all(self._with_detail(f"llama runner process has terminated: {load_error.error}"))
         if _crashed(returncode) and not self._decoded:
             self._crash = _describe_status(returncode)
         self._fail_all(self._exit_reason(returncode))
@@ -311,7 +317,7 @@ class RunnerProcess:
             if self._ready and not self._ready.done():
                 self._ready.set_result(event)
         elif isinstance(event, m.LoadFailed):
-            self._load_error = event.error
+            self._load_error = event
         elif request_id is not None and (queue := self._requests.get(request_id)) is not None:
             self._decoded = self._decoded or isinstance(event, m.TokenEvent | m.DoneEvent | m.EmbedResult)
             queue.put_nowait(event)
@@ -329,10 +335,10 @@ class RunnerProcess:
             self._stderr.append(text)
             log.debug("runner %s: %s", self.pid, text)
 
-    def _fail_all(self, reason: str) -> None:
+    def _fail_all(self, reason: str, status: int = 500) -> None:
         if self._failure is None:
             self._failure = reason
-        failure = m.ErrorEvent(reason, 500)
+        failure = m.ErrorEvent(reason, status)
         if self._crash is not None:
             failure = m.ErrorEvent(reason, 500, crash=self._crash, output=self._last_output())
         if self._ready and not self._ready.done():
@@ -353,7 +359,7 @@ class RunnerProcess:
 
     def _with_detail(self, message: str) -> str:
         detail = self._last_error_line()
-        return f"{message}: {detail}" if detail else message
+        return f"{message}: {detail}" if detail and detail not in message else message
 
     def _last_error_line(self) -> str:
         """The most telling line llama.cpp printed before failing."""

@@ -71,6 +71,7 @@ def test_the_scan_finds_the_runner_calls() -> None:
     names = {name for _where, _module, name, _node in calls()}
     assert {"llama_decode", "llama_sampler_init_penalties", "llama_model_load_from_file"} <= names
     assert {"mtmd_init_from_file", "mtmd_tokenize_from_parts", "mtmd_encode_chunk"} <= names
+    assert {"llama_adapter_lora_init", "llama_set_adapters_lora"} <= names
 
 
 def test_every_name_pollama_uses_exists() -> None:
@@ -90,6 +91,31 @@ def test_every_call_passes_the_declared_number_of_arguments() -> None:
         if len(node.args) != len(function.argtypes):
             wrong.append(f"{where}: {name} takes {len(function.argtypes)} arguments, called with {len(node.args)}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_adapter_calls_take_what_llama_h_declares() -> None:
+    """The LoRA calls pass pointers a count cannot check: an adapter (``struct llama_adapter_lora *``), an
+    array of them and an array of float scales. The bindings must declare those, as llama.h does."""
+    header = " ".join((HEADERS / "llama.h").read_text().split())
+    assert "llama_adapter_lora_init( struct llama_model * model, const char * path_lora);" in header
+    assert (
+        "llama_set_adapters_lora( struct llama_context * ctx, struct llama_adapter_lora ** adapters, "
+        "size_t n_adapters, float * scales);"
+    ) in header
+    adapter = llama_cpp.llama_adapter_lora_p_ctypes
+    assert issubclass(adapter, ctypes._Pointer)
+    assert llama_cpp.llama_adapter_lora_init.argtypes == [llama_cpp.llama_model_p_ctypes, ctypes.c_char_p]
+    assert llama_cpp.llama_adapter_lora_init.restype is adapter
+    assert llama_cpp.llama_set_adapters_lora.argtypes == [
+        llama_cpp.llama_context_p_ctypes,
+        ctypes.POINTER(adapter),
+        ctypes.c_size_t,
+        ctypes.POINTER(ctypes.c_float),
+    ]
+    assert llama_cpp.llama_set_adapters_lora.restype is ctypes.c_int32
+    # An array of what llama_adapter_lora_init returns is what the runner passes (runner/model.py).
+    array = (adapter * 2)(adapter(), adapter())
+    assert ctypes.sizeof(array) == 2 * ctypes.sizeof(ctypes.c_void_p)
 
 
 def test_set_fields_refuses_a_field_the_structure_lacks() -> None:

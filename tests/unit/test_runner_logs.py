@@ -7,7 +7,7 @@ import pytest
 from pollama.runner.logs import BufferLog, is_gpu_buffer, parse_buffer_line
 
 MIB = 1 << 20
-INFO, WARN, DEBUG, CONT = 2, 3, 4, 5  # ggml_log_level
+DEBUG, INFO, WARN, ERROR, CONT = 1, 2, 3, 4, 5  # ggml_log_level
 
 
 def mib(value: float) -> int:
@@ -202,3 +202,13 @@ def test_continuation_of_a_shown_line_is_shown(capsys: pytest.CaptureFixture[str
 def test_undecodable_bytes_do_not_break_the_log(capsys: pytest.CaptureFixture[str]) -> None:
     BufferLog()._on_log(INFO, b"name: \xff\xfe\n", None)
     assert capsys.readouterr().err == "name: \ufffd\ufffd\n"
+
+
+def test_errors_are_shown_and_the_last_one_kept(capsys: pytest.CaptureFixture[str]) -> None:
+    log = BufferLog()
+    log._on_log(ERROR, b"llama_model_load: error loading model: first\n", None)
+    log._on_log(INFO, b"llama_adapter_lora_init: loading lora adapter from 'x' ...\n", None)
+    log._on_log(ERROR, b"llama_adapter_lora_init_from_file_ptr: failed to apply lora adapter: tensor ", None)
+    log._on_log(CONT, b"'blk.0.attn_q.weight' has incorrect shape\n", None)
+    assert log.last_error == "failed to apply lora adapter: tensor 'blk.0.attn_q.weight' has incorrect shape\n"
+    assert "error loading model: first" in capsys.readouterr().err  # ggml's level 4 is an error, not debug

@@ -54,6 +54,7 @@ REQUESTS = [
 EVENTS = [
     Ready(n_ctx=4096, n_ctx_train=8192, num_parallel=2, weights_bytes=10, total_bytes=20, vram_bytes=5),
     LoadFailed("no such file"),
+    LoadFailed("the adapter does not match the model", 400),
     TokenEvent("Hello"),
     TokenEvent("", [{"token": "a", "logprob": -0.5, "bytes": [97], "top_logprobs": []}]),
     DoneEvent("!", "stop", 10, 4, 1000, 5, 2000),
