@@ -84,7 +84,12 @@ def _add_sentencepiece(writer: GGUFWriter, folder: Path, config: Mapping[str, An
     writer.add_token_list(tokens)
     writer.add_token_scores(scores)
     writer.add_token_types(types)
-    SpecialVocab(folder, n_vocab=len(tokens)).add_to_gguf(writer, quiet=True)
+    special = SpecialVocab(folder, n_vocab=len(tokens))
+    special.add_to_gguf(writer, quiet=True)
+    unknown = [token_id for token_id, piece in enumerate(pieces[:size]) if piece.type == TokenType.UNKNOWN]
+    if "unk" not in special.special_token_ids and unknown:
+        # SpecialVocab finds <unk> through tokenizer.json; without one, the model's own UNKNOWN piece says it.
+        writer.add_unk_token_id(unknown[0])
     return len(tokens)
 
 
