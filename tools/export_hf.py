@@ -45,7 +45,7 @@ from gguf.quants import dequantize
 
 from pollama.store.gguf import read_gguf
 
-__all__ = ["DTYPES", "export"]
+__all__ = ["DTYPES", "export", "unpermute_rotary"]
 
 JSON = dict[str, Any]
 Float32Array = npt.NDArray[np.float32]
@@ -436,7 +436,7 @@ def _plan_tensors(sources: Sequence[_Source], arch: _Arch) -> list[_Tensor]:
     return tensors
 
 
-def _unpermute(weights: npt.NDArray[Any], n_head: int) -> npt.NDArray[Any]:
+def unpermute_rotary(weights: npt.NDArray[Any], n_head: int) -> npt.NDArray[Any]:
     """Inverse of conversion/llama.py LlamaModel.permute along the first axis.
 
     The converter regroups each head's rows from Hugging Face's rotate_half layout (the first halves of the
@@ -475,10 +475,10 @@ def _chunks(tensor: _Tensor, arch: _Arch, meta: _Metadata) -> Iterator[Float32Ar
     shift = np.float32(arch.norm_shift if tensor.name.endswith("norm.weight") else 0.0)
     if len(source.ne) == 1:  # one row: a bias's rotary order is over its elements
         data: Float32Array = dequantize(source.rows, source.qtype).reshape(tensor.shape)
-        yield (data if n_head is None else _unpermute(data, n_head)) - shift
+        yield (data if n_head is None else unpermute_rotary(data, n_head)) - shift
         return
     n_rows = source.rows.shape[0]
-    order = None if n_head is None else _unpermute(np.arange(n_rows), n_head)
+    order = None if n_head is None else unpermute_rotary(np.arange(n_rows), n_head)
     step = max(1, _CHUNK_ELEMENTS // source.ne[0])
     for start in range(0, n_rows, step):
         rows = source.rows[start : start + step] if order is None else source.rows[order[start : start + step]]

@@ -13,12 +13,17 @@ gets ``W.lora_a`` of ``ne = [n_in, rank]`` and ``W.lora_b`` of ``ne = [rank, n_o
 ``(rank, n_in)`` and ``(n_out, rank)``, PEFT's ``lora_A`` and ``lora_B``, so that the update is
 ``B @ A`` and llama.cpp computes ``W x + scale · B (A x)`` (``llm_graph_context::build_lora_mm``).
 
+``peft_adapter`` writes such an adapter out again as the folder PEFT saves a trained one to
+(adapter_config.json, adapter_model.safetensors with Hugging Face names and row order), the input of
+``create``'s adapter conversion.
+
     python -m tools.lora BASE.gguf LORA.gguf [MERGED.gguf]
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -26,7 +31,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-__all__ = ["ALPHA", "RANK", "SEED", "STRENGTH", "TARGETS", "build_lora", "float_model", "merge_lora"]
+__all__ = ["ALPHA", "RANK", "SEED", "STRENGTH", "TARGETS", "build_lora", "float_model", "merge_lora", "peft_adapter"]
 
 TARGETS = ("attn_q", "attn_v")  # the matrices of every block that get an update
 RANK = 8
@@ -131,6 +136,61 @@ def merge_lora(base: Path, lora: Path, target: Path, *, scale: float = 1.0) -> P
         raise ValueError(f"the adapter is for {_architecture(adapter)} models, the model is {_architecture(reader)}")
     _rewrite(reader, target, merged)
     return target
+
+
+# GGUF block tensor -> the Hugging Face module PEFT names it by (llama-style models).
+_PEFT_MODULES = {
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
+}
+
+
+def peft_adapter(lora: Path, base: Path, folder: Path) -> Path:
+    """Write the GGUF adapter ``lora`` (for ``base``) as PEFT's adapter folder: the inverse of its conversion.
+
+    B's rows of the Q and K projections go back to Hugging Face's rotary order (llama.cpp's converter
+    permutes them as it permutes the weights); A and the other matrices are as they are.
+    """
+    from safetensors.numpy import save_file
+
+    from tools.export_hf import unpermute_rotary
+
+    adapter, model = _reader(lora), _reader(base)
+    arch = _architecture(model)
+    heads = int(model.fields[f"{arch}.attention.head_count"].contents())
+    kv_heads = int(model.fields[f"{arch}.attention.head_count_kv"].contents())
+    tensors: dict[str, np.ndarray] = {}
+    modules: set[str] = set()
+    rank = 0
+    for tensor in adapter.tensors:
+        _blk, block, kind, _weight_suffix, half = tensor.name.split(".")
+        module = _PEFT_MODULES[kind]
+        data = np.asarray(tensor.data, dtype=np.float32)
+        if half == "lora_b" and kind in ("attn_q", "attn_k"):
+            data = unpermute_rotary(data, heads if kind == "attn_q" else kv_heads)
+        rank = data.shape[0] if half == "lora_a" else rank
+        peft_half = "lora_A" if half == "lora_a" else "lora_B"
+        tensors[f"base_model.model.model.layers.{block}.{module}.{peft_half}.weight"] = np.ascontiguousarray(data)
+        modules.add(module.split(".")[1])
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(folder / "adapter_model.safetensors"), metadata={"format": "pt"})
+    config = {
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "r": rank,
+        "lora_alpha": float(adapter.fields[gguf.Keys.Adapter.LORA_ALPHA].contents()),
+        "target_modules": sorted(modules),
+        "lora_dropout": 0.0,
+        "bias": "none",
+        "base_model_name_or_path": str(model.fields[gguf.Keys.General.NAME].contents()),
+    }
+    (folder / "adapter_config.json").write_text(json.dumps(config, indent=2))
+    return folder
 
 
 def float_model(base: Path, target: Path, *, blocks: int | None = None) -> Path:

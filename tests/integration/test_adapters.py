@@ -21,7 +21,7 @@ import pytest
 
 from tests.integration.conftest import upload
 from tests.servers import ServerProcess
-from tools.lora import build_lora, float_model, merge_lora
+from tools.lora import build_lora, float_model, merge_lora, peft_adapter
 
 GREEDY = {"temperature": 0, "seed": 1, "num_predict": 12, "num_ctx": 512}
 STORY = "Write a short story about a cat."
@@ -33,6 +33,8 @@ def files(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path) -> dict[
     folder = tmp_path_factory.mktemp("adapters")
     floated = float_model(smollm2_path, folder / "float4.gguf", blocks=4)
     float_lora = build_lora(floated, folder / "float4-lora.gguf")
+    # Q and K too: their B rows are the ones a conversion from PEFT's layout must reorder.
+    qkv_lora = build_lora(floated, folder / "float4-qkv-lora.gguf", targets=("attn_q", "attn_k", "attn_v"))
     return {
         "lora": build_lora(smollm2_path, folder / "lora.gguf"),
         "transposed": build_lora(smollm2_path, folder / "transposed.gguf", transposed_a=True),
@@ -42,6 +44,8 @@ def files(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path) -> dict[
         "float": floated,
         "float-lora": float_lora,
         "float-merged": merge_lora(floated, float_lora, folder / "float4-merged.gguf"),
+        "qkv-peft": peft_adapter(qkv_lora, floated, folder / "qkv-peft"),
+        "qkv-merged": merge_lora(floated, qkv_lora, folder / "float4-qkv-merged.gguf"),
     }
 
 
@@ -92,6 +96,37 @@ def test_the_adapter_answers_as_the_merged_weights_do(client: ollama.Client, fil
     assert adapted == [answer(client, "float4-merged", prompt) for prompt in PROMPTS]
     plain = [answer(client, "float4", prompt) for prompt in PROMPTS]
     assert all(with_adapter != without for with_adapter, without in zip(adapted, plain, strict=True))
+
+
+def test_a_peft_adapter_folder_is_converted_on_create_and_answers_as_the_merged_weights_do(
+    server: ServerProcess, client: ollama.Client, files: dict[str, Path], tmp_path: Path
+) -> None:
+    (tmp_path / "float4.gguf").symlink_to(files["float"])
+    (tmp_path / "Modelfile").write_text(f"FROM ./float4.gguf\nADAPTER {files['qkv-peft']}\n")
+    created = server.cli("create", "float4-peft", "-f", "Modelfile", cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    assert "converting adapter" in created.stdout + created.stderr
+    assert any(line.startswith("ADAPTER ") for line in client.show("float4-peft").modelfile.splitlines())
+    merged = {"merged.gguf": upload(client, files["qkv-merged"])}
+    assert client.create("float4-qkv-merged", files=merged).status == "success"
+    for prompt in PROMPTS:
+        assert answer(client, "float4-peft", prompt) == answer(client, "float4-qkv-merged", prompt)
+
+
+def test_a_peft_adapter_with_ranks_per_module_is_a_clear_error(
+    client: ollama.Client, files: dict[str, Path], tmp_path: Path
+) -> None:
+    folder = tmp_path / "peft"
+    folder.mkdir()
+    config = (files["qkv-peft"] / "adapter_config.json").read_text()
+    (folder / "adapter_config.json").write_text(config.replace('"r":', '"rank_pattern": {"q_proj": 4}, "r":'))
+    (folder / "adapter_model.safetensors").symlink_to(files["qkv-peft"] / "adapter_model.safetensors")
+    adapters = {name: upload(client, folder / name) for name in ("adapter_config.json", "adapter_model.safetensors")}
+    with pytest.raises(ollama.ResponseError) as refused:
+        client.create("smol-patterned", from_="smol", adapters=adapters)
+    assert "rank_pattern" in refused.value.error
+    with pytest.raises(ollama.ResponseError):
+        client.show("smol-patterned")
 
 
 def test_an_adapter_for_another_architecture_is_refused_at_create(
