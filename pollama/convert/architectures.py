@@ -115,12 +115,17 @@ def _llama_hparams(writer: GGUFWriter, config: Config) -> None:
     writer.add_rope_dimension_count(head_dim)
 
 
-def _gemma2_hparams(writer: GGUFWriter, config: Config) -> None:
+def _required_shape(writer: GGUFWriter, config: Config) -> None:
+    """The sizes every model's config.json states, for the architectures that take them as they are."""
+    writer.add_block_count(require(config, "num_hidden_layers"))
     writer.add_context_length(require(config, "max_position_embeddings"))
     writer.add_embedding_length(require(config, "hidden_size"))
-    writer.add_block_count(require(config, "num_hidden_layers"))
     writer.add_feed_forward_length(require(config, "intermediate_size"))
     writer.add_head_count(require(config, "num_attention_heads"))
+
+
+def _gemma2_hparams(writer: GGUFWriter, config: Config) -> None:
+    _required_shape(writer, config)
     writer.add_head_count_kv(config.get("num_key_value_heads") or config["num_attention_heads"])
     writer.add_layer_norm_rms_eps(require(config, "rms_norm_eps"))
     writer.add_key_length(require(config, "head_dim"))
@@ -149,11 +154,7 @@ def _gemma3_hparams(writer: GGUFWriter, config: Config) -> None:
 
 
 def _bert_hparams(writer: GGUFWriter, config: Config) -> None:
-    writer.add_block_count(require(config, "num_hidden_layers"))
-    writer.add_context_length(require(config, "max_position_embeddings"))
-    writer.add_embedding_length(require(config, "hidden_size"))
-    writer.add_feed_forward_length(require(config, "intermediate_size"))
-    writer.add_head_count(require(config, "num_attention_heads"))
+    _required_shape(writer, config)
     writer.add_layer_norm_eps(require(config, "layer_norm_eps"))
     writer.add_causal_attention(False)
 

@@ -14,10 +14,11 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["FLOAT_DTYPES", "Checkpoint", "CheckpointError", "TensorRef"]
+__all__ = ["FLOAT_DTYPES", "Checkpoint", "CheckpointError", "TensorRef", "read_json_object"]
 
 # safetensors dtype -> numpy dtype of the stored bytes, for the types weights can be converted from. BF16 has
 # no numpy type: its 16 bits are the high half of an F32, widened in TensorRef.load.
@@ -121,3 +122,17 @@ def _tensor_ref(path: Path, name: str, entry: object, data_start: int, size: int
     if end - begin != count * _SIZES[dtype] or begin < 0 or data_start + end > size:
         raise CheckpointError(f"{path.name}: tensor {name}'s data does not match its shape (a truncated file?)")
     return TensorRef(name, dtype, shape, path, data_start + begin, end - begin)
+
+
+def read_json_object(path: Path, *, missing: str) -> dict[str, Any]:
+    """One of the checkpoint's JSON files, which must hold an object; ``missing`` is the error when it is absent."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            value = json.load(handle)
+    except FileNotFoundError:
+        raise CheckpointError(missing) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path.name} is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{path.name} is not a JSON object")
+    return value

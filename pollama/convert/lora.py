@@ -9,7 +9,6 @@ Llama's Q/K outputs (the same rotary permutation the weights get, applied to B's
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -20,7 +19,7 @@ import numpy as np
 from gguf import GGUFWriter, get_tensor_name_map
 
 from pollama.convert.architectures import ARCHITECTURES, Architecture, ConfigError
-from pollama.convert.checkpoint import Checkpoint, TensorRef
+from pollama.convert.checkpoint import Checkpoint, TensorRef, read_json_object
 from pollama.store.gguf import read_gguf
 
 __all__ = ["convert_lora"]
@@ -71,14 +70,7 @@ def convert_lora(folder: Path, base_model: Path, target: Path, *, progress: Prog
 
 
 def _adapter_config(folder: Path) -> Mapping[str, Any]:
-    try:
-        config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("the adapter has no adapter_config.json") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConfigError(f"adapter_config.json is not valid JSON: {error}") from None
-    if not isinstance(config, dict):
-        raise ConfigError("adapter_config.json is not a JSON object")
+    config = read_json_object(folder / "adapter_config.json", missing="the adapter has no adapter_config.json")
     if config.get("peft_type", "LORA") != "LORA":
         raise ConfigError(f"unsupported adapter type {config.get('peft_type')}; only LoRA adapters can be imported")
     if config.get("rank_pattern") or config.get("alpha_pattern"):

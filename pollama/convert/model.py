@@ -20,7 +20,7 @@ from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType, PoolingType, g
 from gguf.utility import size_label
 
 from pollama.convert.architectures import Architecture, Config, ConfigError, architecture_for
-from pollama.convert.checkpoint import FLOAT_DTYPES, Checkpoint, TensorRef
+from pollama.convert.checkpoint import FLOAT_DTYPES, Checkpoint, TensorRef, read_json_object
 from pollama.convert.vocab import add_vocab
 
 __all__ = ["OUTTYPES", "Converted", "convert_model", "read_config"]
@@ -53,16 +53,7 @@ class _Tensor:
 
 
 def read_config(folder: Path) -> Config:
-    try:
-        with (folder / "config.json").open(encoding="utf-8") as handle:
-            config = json.load(handle)
-    except FileNotFoundError:
-        raise ConfigError("the checkpoint has no config.json") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConfigError(f"config.json is not valid JSON: {error}") from None
-    if not isinstance(config, dict):
-        raise ConfigError("config.json is not a JSON object")
-    return config
+    return read_json_object(folder / "config.json", missing="the checkpoint has no config.json")
 
 
 def convert_model(
@@ -193,9 +184,7 @@ def _bfloat16(data: np.ndarray) -> np.ndarray:
 def _add_tokenizer_quirks(writer: GGUFWriter, architecture: Architecture, folder: Path, config: Config) -> None:
     """Per-architecture tokenizer settings that llama.cpp's converter adds after the vocabulary."""
     tokenizer_config_path = folder / "tokenizer_config.json"
-    tokenizer_config: dict[str, Any] = {}
-    if tokenizer_config_path.is_file():
-        tokenizer_config = json.loads(tokenizer_config_path.read_text(encoding="utf-8"))
+    tokenizer_config = read_json_object(tokenizer_config_path, missing="") if tokenizer_config_path.is_file() else {}
     if architecture.name == "llama":
         if (add_prefix_space := tokenizer_config.get("add_prefix_space")) is not None:
             writer.add_add_space_prefix(add_prefix_space)

@@ -12,13 +12,13 @@ unknown one is refused rather than guessed, since a wrong guess tokenizes text s
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from gguf import GGUFWriter, SpecialVocab, TokenType
 
+from pollama.convert.checkpoint import read_json_object
 from pollama.convert.sentencepiece import read_pieces
 
 __all__ = ["TokenizerError", "add_vocab"]
@@ -46,7 +46,9 @@ def add_vocab(writer: GGUFWriter, folder: Path, config: Mapping[str, Any]) -> in
     """Write the tokenizer of the checkpoint in ``folder``; returns how many tokens the vocabulary has."""
     if (folder / "tokenizer.model").is_file():
         return _add_sentencepiece(writer, folder, config)
-    tokenizer = _read_json(folder / "tokenizer.json", "tokenizer.json or tokenizer.model")
+    tokenizer = read_json_object(
+        folder / "tokenizer.json", missing="the checkpoint has no tokenizer.json or tokenizer.model"
+    )
     model = tokenizer.get("model") or {}
     if model.get("type") == "BPE" and not model.get("byte_fallback"):
         return _add_byte_level_bpe(writer, folder, config, tokenizer)
@@ -66,7 +68,7 @@ def _add_sentencepiece(writer: GGUFWriter, folder: Path, config: Mapping[str, An
 
     added_file = folder / "added_tokens.json"
     if added_file.is_file():
-        for text, token_id in _read_json(added_file, "added_tokens.json").items():
+        for text, token_id in read_json_object(added_file, missing="").items():
             if 0 <= token_id < size:
                 tokens[token_id], scores[token_id], types[token_id] = text, _UNUSED_SCORE, int(TokenType.USER_DEFINED)
     for token_id, entry in _added_tokens_decoder(folder).items():
@@ -195,7 +197,7 @@ def _added_tokens_decoder(folder: Path) -> dict[int, dict[str, Any]]:
     path = folder / "tokenizer_config.json"
     if not path.is_file():
         return {}
-    decoder = _read_json(path, "tokenizer_config.json").get("added_tokens_decoder") or {}
+    decoder = read_json_object(path, missing="").get("added_tokens_decoder") or {}
     return {int(token_id): entry for token_id, entry in decoder.items()}
 
 
@@ -207,13 +209,3 @@ def _looks_special(text: str) -> bool:
         or (text.startswith("<｜") and text.endswith("｜>"))
         or (text.startswith("<unused") and text.endswith(">"))
     )
-
-
-def _read_json(path: Path, what: str) -> Any:
-    try:
-        with path.open(encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        raise TokenizerError(f"the checkpoint has no {what}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise TokenizerError(f"{path.name} is not valid JSON: {error}") from None

@@ -285,7 +285,7 @@ def test_a_small_llama_checkpoint_converts_as_llama_cpp_would(tmp_path: Path, dt
 def test_a_checkpoint_missing_its_tokenizer_is_refused(tmp_path: Path) -> None:
     _tiny_llama(tmp_path)
     (tmp_path / "tokenizer.json").unlink()
-    with pytest.raises(TokenizerError, match="has no tokenizer.json or tokenizer.model"):
+    with pytest.raises(CheckpointError, match="has no tokenizer.json or tokenizer.model"):
         convert_model(tmp_path, tmp_path / "out.gguf")
 
 

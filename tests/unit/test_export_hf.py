@@ -22,7 +22,6 @@ from gguf import (
     MODEL_ARCH,
     GGMLQuantizationType,
     GGUFReader,
-    GGUFWriter,
     TensorNameMap,
     TokenType,
     get_tensor_name_map,
@@ -31,6 +30,7 @@ from gguf.quants import dequantize, quantize
 from safetensors import safe_open
 
 from pollama.store.gguf import read_gguf
+from tests.ggufs import write_bare_gguf as write_gguf
 from tools.export_hf import _to_bf16, export, main
 from tools.test_models import ensure_model
 
@@ -136,28 +136,6 @@ def int32(value: Any) -> int:
 
 
 # --- synthetic GGUFs: the exact inverse of what the converter wrote -----------------------------------------
-
-
-def write_gguf(path: Path, arch: str, kv: dict[str, Any], tensors: dict[str, npt.NDArray[np.float32]]) -> Path:
-    writer = GGUFWriter(path, arch)
-    for key, value in kv.items():
-        if isinstance(value, bool):
-            writer.add_bool(key, value)
-        elif isinstance(value, int):
-            writer.add_uint32(key, value)
-        elif isinstance(value, float):
-            writer.add_float32(key, value)
-        elif isinstance(value, list):
-            writer.add_array(key, value)
-        else:
-            writer.add_string(key, value)
-    for name, data in tensors.items():
-        writer.add_tensor(name, data)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
 
 
 _N_HEAD, _N_HEAD_KV, _HEAD_DIM, _N_EMBD, _N_FF = 4, 2, 4, 16, 8
