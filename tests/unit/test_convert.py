@@ -234,6 +234,12 @@ def _tiny_llama(folder: Path, dtype: str = "F32") -> dict[str, np.ndarray]:
         "eos_token_id": 1,
     }
     (folder / "config.json").write_text(json.dumps(config))
+    _write_tokenizer(folder)
+    return arrays
+
+
+def _write_tokenizer(folder: Path) -> None:
+    """A byte-level BPE tokenizer of 8 tokens."""
     vocab_map = {t: i for i, t in enumerate(["<s>", "</s>", "a", "b", "ab", "c", "Ġ", "Ġa"])}
     tokenizer = {
         "version": "1.0",
@@ -248,7 +254,6 @@ def _tiny_llama(folder: Path, dtype: str = "F32") -> dict[str, np.ndarray]:
     (folder / "tokenizer_config.json").write_text(
         json.dumps({"bos_token": "<s>", "eos_token": "</s>", "chat_template": "{{ messages }}"})
     )
-    return arrays
 
 
 @pytest.mark.parametrize(("dtype", "outtype"), [("F32", "f16"), ("BF16", "bf16"), ("F16", "f32")])
@@ -294,3 +299,102 @@ def test_a_tensor_the_architecture_lacks_is_refused(tmp_path: Path) -> None:
     write_safetensors(tmp_path / "extra.safetensors", {"model.vision_tower.weight": ("F32", np.zeros(2, np.float32))})
     with pytest.raises(ConfigError, match="cannot convert tensor model.vision_tower.weight"):
         convert_model(tmp_path, tmp_path / "out.gguf")
+
+
+def _convert_tiny(folder: Path, config: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> tuple[Any, Any]:
+    """Convert a one-layer checkpoint of random F32 tensors; the arrays written and the GGUF's reader."""
+    rng = np.random.default_rng(1)
+    arrays = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
+    write_safetensors(folder / "model.safetensors", {name: ("F32", array) for name, array in arrays.items()})
+    base = {"hidden_size": 8, "num_attention_heads": 2, "num_key_value_heads": 1, "num_hidden_layers": 1}
+    (folder / "config.json").write_text(json.dumps({**base, "vocab_size": 8, **config}))
+    _write_tokenizer(folder)
+    convert_model(folder, folder / "out.gguf", outtype="f32")
+    return arrays, GGUFReader(folder / "out.gguf")
+
+
+_ATTENTION = {
+    "model.embed_tokens.weight": (8, 8),
+    "model.norm.weight": (8,),
+    "model.layers.0.input_layernorm.weight": (8,),
+    "model.layers.0.post_attention_layernorm.weight": (8,),
+    "model.layers.0.self_attn.q_proj.weight": (8, 8),
+    "model.layers.0.self_attn.k_proj.weight": (4, 8),
+    "model.layers.0.self_attn.v_proj.weight": (4, 8),
+    "model.layers.0.self_attn.o_proj.weight": (8, 8),
+}
+
+
+def test_mixtral_experts_are_stacked_per_layer_in_expert_order(tmp_path: Path) -> None:
+    experts = {
+        f"model.layers.0.block_sparse_moe.experts.{x}.{w}.weight": (6, 8) if w != "w2" else (8, 6)
+        for x in (2, 0, 1)  # the file need not list them in order
+        for w in ("w1", "w2", "w3")
+    }
+    shapes = {**_ATTENTION, "model.layers.0.block_sparse_moe.gate.weight": (3, 8), **experts}
+    config = {"architectures": ["MixtralForCausalLM"], "num_local_experts": 3, "num_experts_per_tok": 2}
+    arrays, reader = _convert_tiny(tmp_path, config, shapes)
+    tensors = {tensor.name: tensor for tensor in reader.tensors}
+    gate = np.asarray(tensors["blk.0.ffn_gate_exps.weight"].data)
+    assert gate.shape == (3, 6, 8)
+    for x in range(3):
+        np.testing.assert_array_equal(gate[x], arrays[f"model.layers.0.block_sparse_moe.experts.{x}.w1.weight"])
+    assert np.asarray(tensors["blk.0.ffn_down_exps.weight"].data).shape == (3, 8, 6)
+    assert "blk.0.ffn_up_exps.weight" in tensors and tensors["blk.0.ffn_gate_inp.weight"].tensor_type.name == "F32"
+    assert reader.fields["llama.expert_count"].contents() == 3
+    assert reader.fields["llama.expert_used_count"].contents() == 2
+
+
+def test_a_mixtral_checkpoint_missing_an_expert_is_refused(tmp_path: Path) -> None:
+    experts = {f"model.layers.0.block_sparse_moe.experts.{x}.w1.weight": (6, 8) for x in (0, 1)}
+    config = {"architectures": ["MixtralForCausalLM"], "num_local_experts": 3, "num_experts_per_tok": 2}
+    with pytest.raises(ConfigError, match="lacks experts of layer 0"):
+        _convert_tiny(tmp_path, config, {**_ATTENTION, **experts})
+
+
+def test_gemma_norms_are_stored_plus_one_and_an_lm_head_is_dropped(tmp_path: Path) -> None:
+    mlp = {f"model.layers.0.mlp.{m}.weight": (16, 8) for m in ("gate_proj", "up_proj")}
+    shapes = {
+        **_ATTENTION,
+        **mlp,
+        "model.layers.0.mlp.down_proj.weight": (8, 16),
+        "model.layers.0.pre_feedforward_layernorm.weight": (8,),
+        "model.layers.0.post_feedforward_layernorm.weight": (8,),
+        "lm_head.weight": (8, 8),
+    }
+    config = {
+        "architectures": ["Gemma2ForCausalLM"],
+        "head_dim": 4,
+        "intermediate_size": 16,
+        "max_position_embeddings": 64,
+        "rms_norm_eps": 1e-6,
+        "attn_logit_softcapping": 50.0,
+        "final_logit_softcapping": 30.0,
+        "sliding_window": 32,
+    }
+    arrays, reader = _convert_tiny(tmp_path, config, shapes)
+    tensors = {tensor.name: np.asarray(tensor.data) for tensor in reader.tensors}
+    post_ffw = arrays["model.layers.0.post_feedforward_layernorm.weight"]
+    np.testing.assert_allclose(tensors["blk.0.post_ffw_norm.weight"], post_ffw + 1, rtol=1e-6)
+    np.testing.assert_allclose(tensors["output_norm.weight"], arrays["model.norm.weight"] + 1, rtol=1e-6)
+    np.testing.assert_array_equal(tensors["blk.0.attn_q.weight"], arrays["model.layers.0.self_attn.q_proj.weight"])
+    assert "output.weight" not in tensors  # Gemma's output is its embedding matrix
+    assert reader.fields["gemma2.attn_logit_softcapping"].contents() == 50.0
+
+
+def test_qwen3_keeps_its_q_and_k_norms_and_rotary_order(tmp_path: Path) -> None:
+    mlp = {f"model.layers.0.mlp.{m}.weight": (16, 8) for m in ("gate_proj", "up_proj")}
+    shapes = {
+        **_ATTENTION,
+        **mlp,
+        "model.layers.0.mlp.down_proj.weight": (8, 16),
+        "model.layers.0.self_attn.q_norm.weight": (4,),
+        "model.layers.0.self_attn.k_norm.weight": (4,),
+    }
+    config = {"architectures": ["Qwen3ForCausalLM"], "head_dim": 4, "intermediate_size": 16, "rope_theta": 1e6}
+    arrays, reader = _convert_tiny(tmp_path, config, shapes)
+    tensors = {tensor.name: np.asarray(tensor.data) for tensor in reader.tensors}
+    np.testing.assert_array_equal(tensors["blk.0.attn_q_norm.weight"], arrays["model.layers.0.self_attn.q_norm.weight"])
+    # Qwen's rotary halves are what llama.cpp's NEOX rope expects: no reordering, unlike Llama.
+    np.testing.assert_array_equal(tensors["blk.0.attn_q.weight"], arrays["model.layers.0.self_attn.q_proj.weight"])
+    assert reader.fields["qwen3.attention.key_length"].contents() == 4
