@@ -18,11 +18,13 @@ from pollama.server.errors import failure
 from pollama.server.responses import JSON, error_response
 from pollama.server.shutdown import Shutdown
 
-__all__ = ["NDJSON", "progress_response"]
+__all__ = ["NDJSON", "STREAM_HEADERS", "progress_response"]
 
 log = logging.getLogger(__name__)
 
 NDJSON = "application/x-ndjson"
+# Tells nginx (and proxies that copy it) to pass a stream on as it comes, whatever its buffering settings.
+STREAM_HEADERS = {"X-Accel-Buffering": "no"}
 
 
 def _line(item: dict[str, Any]) -> bytes:
@@ -68,4 +70,4 @@ async def progress_response(
         except Exception as err:  # noqa: BLE001
             yield _line({"error": failure(err)[1]})
 
-    return StreamingResponse(body(), media_type=NDJSON)
+    return StreamingResponse(body(), media_type=NDJSON, headers=STREAM_HEADERS)

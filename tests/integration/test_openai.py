@@ -224,6 +224,19 @@ def test_stream_on_the_wire(wire: httpx.Client) -> None:
     assert all("usage" not in json.loads(event) for event in events[:-1])
 
 
+def test_streams_ask_proxies_not_to_buffer(wire: httpx.Client) -> None:
+    # nginx holds a response back (buffering, gzip) unless told; the native stream says it too.
+    chat = {"model": "smol", "messages": WHY, "max_tokens": 2, "stream": True}
+    with wire.stream("POST", "/v1/chat/completions", json=chat) as response:
+        assert response.headers["x-accel-buffering"] == "no"
+    native = {"model": "smol", "prompt": "hi", "options": {"num_predict": 2}}
+    with wire.stream("POST", "/api/generate", json=native) as response:
+        assert response.headers["x-accel-buffering"] == "no"
+    anthropic = {"model": "smol", "max_tokens": 2, "messages": WHY, "stream": True}
+    with wire.stream("POST", "/v1/messages", json=anthropic) as response:
+        assert response.headers["x-accel-buffering"] == "no"
+
+
 def test_stream_defaults_to_false(wire: httpx.Client) -> None:
     reply = wire.post("/v1/chat/completions", json={"model": "smol", "messages": WHY, "max_tokens": 2})
     assert reply.status_code == 200

@@ -16,6 +16,7 @@ from pollama.server.bodies import describe_validation_error, read_json
 from pollama.server.errors import status_of
 from pollama.server.events import named_event, started_chunks
 from pollama.server.state import state
+from pollama.server.streaming import STREAM_HEADERS
 
 router = APIRouter()
 
@@ -58,4 +59,4 @@ async def messages(request: Request) -> Response:
         except PollamaError as err:
             yield named_event("error", anthropic.error_body(status_of(err), err.message))
 
-    return StreamingResponse(events(), media_type="text/event-stream")
+    return StreamingResponse(events(), media_type="text/event-stream", headers=STREAM_HEADERS)

@@ -24,6 +24,7 @@ from pollama.server.connection import while_connected
 from pollama.server.errors import status_of
 from pollama.server.events import merged, named_event, started_chunks
 from pollama.server.state import state
+from pollama.server.streaming import STREAM_HEADERS
 from pollama.service import Chunk
 from pollama.service.embed import embed
 from pollama.store.names import ModelName
@@ -63,7 +64,7 @@ def _sse(events: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
             yield b"data: " + json.dumps(oai.error_body(status_of(err), err.message)).encode() + b"\n\n"
         yield b"data: [DONE]\n\n"
 
-    return StreamingResponse(body(), media_type="text/event-stream")
+    return StreamingResponse(body(), media_type="text/event-stream", headers=STREAM_HEADERS)
 
 
 @router.post("/v1/chat/completions")
@@ -143,7 +144,7 @@ async def responses(request: Request) -> Response:
             failure = {"type": "response.failed", "sequence_number": stream.sequence, "response": failed}
             yield named_event("response.failed", failure)
 
-    return StreamingResponse(events(), media_type="text/event-stream")
+    return StreamingResponse(events(), media_type="text/event-stream", headers=STREAM_HEADERS)
 
 
 @router.post("/v1/completions")
