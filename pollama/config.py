@@ -10,13 +10,13 @@ import ipaddress
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pollama.gocompat import gostrconv
 from pollama.gocompat.durations import FOREVER, MINUTE, SECOND, format_go_duration, parse_go_duration
 
-__all__ = ["HostURL", "Limits", "Settings", "parse_host", "split_host_port"]
+__all__ = ["ConfigError", "HostURL", "Limits", "Settings", "parse_host", "split_host_port"]
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +187,20 @@ def _origins(environ: Mapping[str, str]) -> tuple[str, ...]:
     return (*origins, *_BUILTIN_ORIGIN_SCHEMES)
 
 
+class ConfigError(ValueError):
+    """A setting the server cannot start with (an unreadable key file, a bad TLS pair); the message says which."""
+
+
+def _api_keys(text: str) -> tuple[str, ...]:
+    """``POLLAMA_API_KEYS``: comma-separated, surrounding spaces dropped, empty entries ignored."""
+    return tuple(key for part in text.split(",") if (key := part.strip()))
+
+
+def _optional_path(environ: Mapping[str, str], key: str) -> Path | None:
+    value = _clean(environ, key)
+    return Path(value).expanduser() if value else None
+
+
 def _list(environ: Mapping[str, str], key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
     value = _clean(environ, key)
     return tuple(value.split(",")) if value else default
@@ -242,6 +256,7 @@ class Settings:
     max_transfer_streams: int = 4
     log_level: int = logging.INFO
     debug_log_requests: bool = False
+    log_requests: bool = False  # beyond Ollama: POLLAMA_LOG_REQUESTS, one line per request (never a body)
     flash_attention: bool | None = None  # None: automatic
     kv_cache_type: str = ""
     gpu_overhead: int = 0
@@ -272,6 +287,17 @@ class Settings:
     docker_config: Path = field(default_factory=lambda: Path.home() / ".docker" / "config.json")
     registry_auth_file: Path | None = None
     limits: Limits = field(default_factory=Limits)
+    # Beyond Ollama: opt-in API keys (README "API keys and TLS"). The server's keys come from
+    # POLLAMA_API_KEYS and the file POLLAMA_API_KEYS_FILE (read at start by ``read_api_keys_file``);
+    # the CLI sends OLLAMA_API_KEY. Never in the repr, so never in a log line.
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    api_keys_file: Path | None = None
+    api_key: str = field(default="", repr=False)
+    # HTTPS served directly (POLLAMA_TLS_CERT and POLLAMA_TLS_KEY, PEM files), and the extra CA
+    # certificates the CLI trusts (SSL_CERT_FILE, e.g. a self-signed server's certificate).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    ssl_cert_file: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -308,6 +334,7 @@ class Settings:
             max_transfer_streams=_uint(env, "OLLAMA_MAX_TRANSFER_STREAMS", 4),
             log_level=_log_level(env),
             debug_log_requests=bool(_bool(env, "OLLAMA_DEBUG_LOG_REQUESTS")),
+            log_requests=bool(_bool(env, "POLLAMA_LOG_REQUESTS")),
             flash_attention=_bool(env, "OLLAMA_FLASH_ATTENTION", None),
             kv_cache_type=_clean(env, "OLLAMA_KV_CACHE_TYPE"),
             gpu_overhead=_uint(env, "OLLAMA_GPU_OVERHEAD", 0),
@@ -335,6 +362,12 @@ class Settings:
             docker_config=(Path(docker_dir).expanduser() if docker_dir else home / ".docker") / "config.json",
             registry_auth_file=Path(auth_file).expanduser() if auth_file else None,
             limits=_limits(env),
+            api_keys=_api_keys(_clean(env, "POLLAMA_API_KEYS")),
+            api_keys_file=_optional_path(env, "POLLAMA_API_KEYS_FILE"),
+            api_key=_clean(env, "OLLAMA_API_KEY"),
+            tls_cert=_optional_path(env, "POLLAMA_TLS_CERT"),
+            tls_key=_optional_path(env, "POLLAMA_TLS_KEY"),
+            ssl_cert_file=_optional_path(env, "SSL_CERT_FILE"),
         )
 
     def describe(self) -> dict[str, str]:
@@ -351,4 +384,29 @@ class Settings:
             "OLLAMA_NOPRUNE": str(self.noprune).lower(),
             "OLLAMA_ORIGINS": ",".join(self.origins),
             "OLLAMA_DEBUG": logging.getLevelName(self.log_level),
+            # How many keys, never the keys.
+            "POLLAMA_API_KEYS": f"{len(self.api_keys)} keys" if self.api_keys else "off",
+            "POLLAMA_TLS_CERT": str(self.tls_cert or ""),
         }
+
+    def read_api_keys_file(self) -> Settings:
+        """These settings with the keys of ``POLLAMA_API_KEYS_FILE`` added to ``api_keys``.
+
+        One key per line; blank lines and lines starting with ``#`` are ignored. A file that cannot be
+        read, or holds no key, is a ``ConfigError``: the server must not start open by mistake.
+        """
+        path = self.api_keys_file
+        if path is None:
+            return self
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(f"POLLAMA_API_KEYS_FILE: cannot read {path}: {err.strerror or err}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"POLLAMA_API_KEYS_FILE: {path} is not UTF-8 text") from None
+        keys = tuple(line for raw in text.splitlines() if (line := raw.strip()) and not line.startswith("#"))
+        if not keys:
+            raise ConfigError(
+                f"POLLAMA_API_KEYS_FILE: {path} holds no keys (one key per line; blank lines and # comments ignored)"
+            )
+        return replace(self, api_keys=(*self.api_keys, *keys), api_keys_file=None)

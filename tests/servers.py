@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -43,7 +44,13 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def tls_cert(self) -> str | None:
+        """The certificate of a server started with ``POLLAMA_TLS_CERT`` (self-signed: what clients trust)."""
+        return self.extra_env.get("POLLAMA_TLS_CERT")
 
     @property
     def env(self) -> dict[str, str]:
@@ -69,7 +76,8 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()}")
             try:
-                httpx.head(self.url + "/", timeout=1).raise_for_status()
+                verify = ssl.create_default_context(cafile=self.tls_cert) if self.tls_cert else True
+                httpx.head(self.url + "/", timeout=1, verify=verify).raise_for_status()
                 return self
             except httpx.HTTPError:
                 time.sleep(0.1)

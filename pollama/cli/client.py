@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import ssl
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,9 +15,11 @@ import httpx
 from pollama.config import Settings
 from pollama.version import __version__
 
-__all__ = ["Client", "ConnectError", "ResponseError"]
+__all__ = ["Client", "ConnectError", "ResponseError", "Unauthorized"]
 
 CONNECT_ERROR = "could not connect to ollama server, run 'pollama serve' to start it"
+NO_KEY = "unauthorized: set OLLAMA_API_KEY to one of the server's keys"
+WRONG_KEY = "unauthorized: the server refused OLLAMA_API_KEY; set it to one of the server's keys"
 _UPLOAD_CHUNK = 1 << 20
 
 
@@ -32,6 +35,47 @@ class ResponseError(Exception):
 class ConnectError(ResponseError):
     def __init__(self) -> None:
         super().__init__(CONNECT_ERROR)
+
+
+class Unauthorized(ResponseError):
+    """The server wants an API key (``POLLAMA_API_KEYS``) that we did not send, or sent wrong."""
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext:
+    """Certificates trusted for an https ``OLLAMA_HOST``: the system's, certifi's (httpx's own default),
+    and ``SSL_CERT_FILE``'s (a self-signed server's certificate, a private CA)."""
+    import certifi  # httpx's dependency
+
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=certifi.where())
+    if settings.ssl_cert_file is not None:
+        try:
+            context.load_verify_locations(cafile=str(settings.ssl_cert_file))
+        except (OSError, ssl.SSLError) as err:
+            raise ResponseError(f"SSL_CERT_FILE: cannot load {settings.ssl_cert_file}: {err}") from None
+    return context
+
+
+def _transport_error(err: httpx.TransportError, base_url: str) -> ResponseError:
+    """A failure to talk to the server at all, said in words: TLS, a closed connection, nobody there."""
+    cause: BaseException | None = err
+    while cause is not None and not isinstance(cause, ssl.SSLError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return ResponseError(
+            f"cannot verify the certificate of {base_url} ({cause.verify_message}); "
+            "to trust a self-signed certificate, set SSL_CERT_FILE to it"
+        )
+    if isinstance(cause, ssl.SSLError):
+        return ResponseError(f"TLS with {base_url} failed ({cause.reason or cause}); does the server serve https?")
+    if isinstance(err, httpx.RemoteProtocolError) and base_url.startswith("http://"):
+        return ResponseError(
+            f"the server at {base_url} closed the connection without answering; "
+            "if it serves https, set OLLAMA_HOST to https://..."
+        )
+    if isinstance(err, httpx.ConnectError):
+        return ConnectError()
+    return ResponseError(f"talking to the server at {base_url}: {err}")
 
 
 def _user_agent() -> str:
@@ -54,11 +98,16 @@ def _error_message(response: httpx.Response) -> str:
 class Client:
     def __init__(self, settings: Settings, *, timeout: float | None = None) -> None:
         self.base_url = settings.host.base_url
+        self.api_key = settings.api_key
+        headers = {"User-Agent": _user_agent()}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=10.0),
-            headers={"User-Agent": _user_agent()},
+            headers=headers,
             trust_env=False,  # talking to our own server: never through a proxy
+            verify=_tls_context(settings) if settings.host.scheme == "https" else True,
         )
 
     def close(self) -> None:
@@ -73,11 +122,17 @@ class Client:
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
-        except httpx.ConnectError:
-            raise ConnectError() from None
+        except (httpx.ConnectError, httpx.RemoteProtocolError) as err:
+            raise _transport_error(err, self.base_url) from None
         if response.status_code >= 400:
-            raise ResponseError(_error_message(response), response.status_code)
+            raise self._error(response)
         return response
+
+    def _error(self, response: httpx.Response) -> ResponseError:
+        # Our own server's refusal (pollama.server.auth), not some other 401 a proxy might send.
+        if response.status_code == 401 and response.headers.get("www-authenticate", "").lower().startswith("bearer"):
+            return Unauthorized(WRONG_KEY if self.api_key else NO_KEY, 401)
+        return ResponseError(_error_message(response), response.status_code)
 
     def _json(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         response = self._request(method, path, json=body, headers={"Accept": "application/json"})
@@ -90,7 +145,7 @@ class Client:
             with self._http.stream("POST", path, json=body, headers=headers) as response:
                 if response.status_code >= 400:
                     response.read()
-                    raise ResponseError(_error_message(response), response.status_code)
+                    raise self._error(response)
                 for line in response.iter_lines():
                     if not line.strip():
                         continue
@@ -98,8 +153,8 @@ class Client:
                     if isinstance(event, dict) and event.get("error"):
                         raise ResponseError(str(event["error"]), response.status_code)
                     yield event
-        except httpx.ConnectError:
-            raise ConnectError() from None
+        except httpx.ConnectError as err:
+            raise _transport_error(err, self.base_url) from None
 
     def heartbeat(self) -> None:
         self._request("HEAD", "/")

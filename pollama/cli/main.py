@@ -12,14 +12,14 @@ from typing import Any
 import click
 
 from pollama.cli.attachments import is_multimodal
-from pollama.cli.client import Client, ResponseError
+from pollama.cli.client import Client, ResponseError, Unauthorized
 from pollama.cli.create import CreateError, run_create
 from pollama.cli.progress import Progress
 from pollama.cli.run import RunOptions, ensure_model, ensure_server, parse_think, run_embedding, run_once
 from pollama.cli.show import render_show_info
 from pollama.cli.tables import render_table
 from pollama.cli.transfer import pull_with_progress, push_with_progress
-from pollama.config import Settings
+from pollama.config import ConfigError, Settings
 from pollama.gocompat.human import human_bytes, human_time, round_half_away
 from pollama.gocompat.timefmt import parse_rfc3339
 from pollama.store.names import ModelName
@@ -27,7 +27,11 @@ from pollama.version import __version__
 
 __all__ = ["cli", "main"]
 
-CLIENT_ENV = [("OLLAMA_HOST", "IP Address for the ollama server (default 127.0.0.1:11434)")]
+CLIENT_ENV = [
+    ("OLLAMA_HOST", "IP Address for the ollama server (default 127.0.0.1:11434)"),
+    ("OLLAMA_API_KEY", "API key sent to the server (when it has POLLAMA_API_KEYS)"),
+    ("SSL_CERT_FILE", "PEM file of extra CA certificates trusted for an https OLLAMA_HOST"),
+]
 SERVER_ENV = [
     ("OLLAMA_DEBUG", "Show additional debug information (e.g. OLLAMA_DEBUG=1)"),
     ("OLLAMA_HOST", "IP Address for the ollama server (default 127.0.0.1:11434)"),
@@ -49,6 +53,10 @@ SERVER_ENV = [
     ("OLLAMA_REGISTRY_CA", "PEM file of extra CA certificates trusted for registries"),
     ("DOCKER_CONFIG", "Directory of the Docker config.json holding registry credentials"),
     ("REGISTRY_AUTH_FILE", "A containers auth.json holding registry credentials"),
+    ("POLLAMA_API_KEYS", "Comma separated API keys; every API then requires one"),
+    ("POLLAMA_API_KEYS_FILE", "A file of API keys, one per line (# comments)"),
+    ("POLLAMA_TLS_CERT", "PEM certificate (chain) to serve HTTPS with"),
+    ("POLLAMA_TLS_KEY", "PEM private key of POLLAMA_TLS_CERT"),
 ]
 
 
@@ -98,6 +106,10 @@ def print_version(config: Settings) -> None:
     with Client(config, timeout=5) as client:
         try:
             server_version = client.version()
+        except Unauthorized as err:
+            click.echo(f"Warning: {err}")
+            click.echo(f"Warning: client version is {__version__}")
+            return
         except (ResponseError, OSError):
             click.echo("Warning: could not connect to a running Ollama instance")
             click.echo(f"Warning: client version is {__version__}")
@@ -123,7 +135,7 @@ def serve() -> None:
         click.echo(f"Your new public key is: \n\n{identity.public_line}\n")
     try:
         run_server(config)
-    except ListenError as err:
+    except (ListenError, ConfigError) as err:
         raise click.ClickException(str(err)) from None
 
 

@@ -62,7 +62,8 @@ def ensure_server(client: Client, settings: Settings) -> None:
         client.heartbeat()
         return
     except ConnectError:
-        if not settings.host.connectable().is_loopback():
+        # A server started here would serve plain http (its TLS files are the server's business).
+        if not settings.host.connectable().is_loopback() or settings.host.scheme == "https":
             raise
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)

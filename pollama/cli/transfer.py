@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from pollama.cli.client import Client, ResponseError
+from pollama.cli.client import Client, ResponseError, Unauthorized
 from pollama.cli.progress import Bar, Progress, Spinner
 from pollama.store.names import ModelName
 
@@ -50,6 +50,8 @@ def push_with_progress(client: Client, model: str, *, insecure: bool) -> str:
     try:
         with Progress() as progress:
             follow(client.push(model, insecure=insecure), progress, pulling=False)
+    except Unauthorized:
+        raise  # this server's API key, not the registry's namespace
     except ResponseError as err:
         message = err.message.lower()
         if "access denied" in message or "unauthorized" in message:

@@ -38,6 +38,7 @@ from pollama.config import Settings
 from pollama.errors import Busy, Failed
 from pollama.gocompat.durations import FOREVER, SECOND
 from pollama.gocompat.human import human_bytes2
+from pollama.metrics import NO_METRICS, Metrics
 from pollama.runtime.devices import (
     BuildSupport,
     GpuDevice,
@@ -207,7 +208,8 @@ class _Ticket(Generic[R]):
 class Scheduler(Generic[R]):
     """``hardware``: the machine to plan with (default: this one); ``runner_factory``: how a runner is made
     from its launch configuration (default: a ``RunnerProcess``); ``fallbacks``: where crashing
-    configurations are remembered (default: ``runner-fallbacks.json`` under OLLAMA's home)."""
+    configurations are remembered (default: ``runner-fallbacks.json`` under OLLAMA's home); ``metrics``: told
+    of every load, unload and runner crash (``pollama.metrics``; by default nobody)."""
 
     @overload
     def __init__(
@@ -217,6 +219,7 @@ class Scheduler(Generic[R]):
         fallbacks: FallbackMemory | None = None,
         *,
         runner_factory: None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None: ...
 
     @overload
@@ -227,6 +230,7 @@ class Scheduler(Generic[R]):
         fallbacks: FallbackMemory | None = None,
         *,
         runner_factory: RunnerFactory[R],
+        metrics: Metrics = NO_METRICS,
     ) -> None: ...
 
     def __init__(
@@ -236,8 +240,10 @@ class Scheduler(Generic[R]):
         fallbacks: FallbackMemory | None = None,
         *,
         runner_factory: RunnerFactory[R] | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics  # told of loads, unloads and crashes; the service reports tokens to it too
         self.hardware: Discovery = hardware or Hardware(settings)
         self.fallbacks = fallbacks or FallbackMemory(settings.home / FALLBACKS_FILE, machine_fingerprint())
         # Without a factory R is RunnerProcess (the first overload), which RunnerProcess makes.
@@ -476,6 +482,7 @@ class Scheduler(Generic[R]):
                 await process.start(timeout)
                 break
             except RunnerCrashed as crash:
+                self.metrics.runner_crashed(model.short_name)
                 if steps == len(LADDER):
                     # Remembered too: the next request tries the safest configuration once, not all of them.
                     self.fallbacks.remember(config.model_path, steps, f"crashed in every configuration: {crash.cause}")
@@ -498,6 +505,7 @@ class Scheduler(Generic[R]):
         )
         loaded.idle.set()
         self.runners[str(config.model_path)] = loaded
+        self.metrics.model_loaded(model.short_name)
         return loaded
 
     def _log_fallback(self, model: StoredModel, cause: str, when: str, steps: int) -> None:
@@ -598,6 +606,9 @@ class Scheduler(Generic[R]):
         if self.runners.get(key) is loaded:
             del self.runners[key]
             log.info("unloading %s", loaded.model.short_name)
+            if not loaded.process.alive:  # it died (crashed, was killed, hung): nobody had closed it yet
+                self.metrics.runner_crashed(loaded.model.short_name)
+            self.metrics.model_unloaded(loaded.model.short_name)
 
 
 def _compatible(running: RunnerConfig, wanted: RunnerConfig) -> bool:

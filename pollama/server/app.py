@@ -17,11 +17,14 @@ from pollama.errors import PollamaError
 from pollama.model.info import ModelLister
 from pollama.registry import Downloads, RegistryClientFactory
 from pollama.runtime.scheduler import Scheduler
+from pollama.server.auth import ApiKeyAuth
 from pollama.server.errors import status_of
 from pollama.server.limits import RequestBodyLimits
+from pollama.server.metrics import PrometheusMetrics, RequestMetrics
 from pollama.server.middleware import HostAndOriginMiddleware
 from pollama.server.responses import error_response
 from pollama.server.routes import anthropic, create, embed, generate, meta, models, openai, ps, schema, tokenize
+from pollama.server.routes import metrics as metrics_routes
 from pollama.server.routes import registry as registry_routes
 from pollama.server.shutdown import Shutdown
 from pollama.server.state import ServerState
@@ -35,7 +38,9 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> FastAPI:
     store = Store(settings.models)
-    scheduler = Scheduler(settings)
+    metrics = PrometheusMetrics()  # a registry of this app's own: apps in one process do not share counters
+    scheduler = Scheduler(settings, metrics=metrics)
+    metrics.watch(scheduler)
     registry = RegistryClientFactory(settings)
 
     shutdown = Shutdown()
@@ -59,9 +64,11 @@ def create_app(settings: Settings) -> FastAPI:
         downloads=Downloads(),
         shutdown=shutdown,
         service=AnswerService(settings, store, scheduler),
+        metrics=metrics,
     )
     for module in (meta, models, create, generate, embed, tokenize, ps, registry_routes, openai, anthropic, schema):
         app.include_router(module.router)
+    app.include_router(metrics_routes.router)
 
     @app.exception_handler(PollamaError)
     async def domain_error(_request: Request, err: PollamaError) -> Response:
@@ -86,6 +93,11 @@ def create_app(settings: Settings) -> FastAPI:
         log.exception("unhandled error")
         return error_response(500, str(err) or err.__class__.__name__)
 
+    # The last added runs first: hosts and origins (CORS preflights answered, 401s readable by browsers),
+    # then API keys (a refused client's body is never read), then the body limits.
     app.add_middleware(RequestBodyLimits, limits=settings.limits)
+    app.add_middleware(ApiKeyAuth, keys=settings.read_api_keys_file().api_keys)
     app.add_middleware(HostAndOriginMiddleware, origins=settings.origins, check_hosts=settings.host.is_loopback())
+    # Outermost: every request counted and logged, those the other middlewares refuse (403, 401, 413) too.
+    app.add_middleware(RequestMetrics, metrics=metrics, log_requests=settings.log_requests)
     return app

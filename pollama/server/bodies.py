@@ -17,6 +17,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from pollama.errors import InvalidRequest
+from pollama.server.metrics import note_model
 
 __all__ = ["decode_json", "describe_validation_error", "read_body", "read_json"]
 
@@ -37,6 +38,7 @@ async def read_body(request: Request, model: type[Body]) -> Body:
         data = {}
     if not isinstance(data, dict):
         raise InvalidRequest(f"json: cannot unmarshal {_json_kind(data)} into a request object")
+    note_model(request.scope, data.get("model"))
     try:
         return model.model_validate(data)
     except ValidationError as err:
@@ -46,7 +48,10 @@ async def read_body(request: Request, model: type[Body]) -> Body:
 async def read_json(request: Request) -> Any:
     """Any JSON value (the OpenAI and Anthropic routes check its shape themselves); empty means ``{}``."""
     raw = await request.body()
-    return decode_json(raw, _max_depth(request)) if raw.strip() else {}
+    data = decode_json(raw, _max_depth(request)) if raw.strip() else {}
+    if isinstance(data, dict):
+        note_model(request.scope, data.get("model"))
+    return data
 
 
 def decode_json(raw: bytes, max_depth: int) -> Any:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from types import FrameType
 
 import uvicorn
 
-from pollama.config import Settings
+from pollama.config import ConfigError, Settings
 from pollama.server.app import create_app
+from pollama.server.auth import warn_if_open
 from pollama.server.limits import protocol_with_header_timeout
 from pollama.server.shutdown import GRACE, Shutdown
 from pollama.version import __version__
@@ -72,11 +74,46 @@ def configure_logging(settings: Settings) -> None:
     logging.getLogger("httpx").setLevel(settings.log_level if settings.log_level <= logging.DEBUG else logging.WARNING)
 
 
+def _check_tls(settings: Settings) -> bool:
+    """Whether to serve HTTPS. Half a pair, a file that cannot be read, or a certificate and key that do
+    not make a pair is a ``ConfigError`` here, before uvicorn would fail on it with a traceback."""
+    cert, key = settings.tls_cert, settings.tls_key
+    if cert is None and key is None:
+        return False
+    if cert is None or key is None:
+        given, missing = ("POLLAMA_TLS_CERT", "POLLAMA_TLS_KEY") if cert else ("POLLAMA_TLS_KEY", "POLLAMA_TLS_CERT")
+        raise ConfigError(f"{given} is set but {missing} is not: HTTPS needs both a certificate and its private key")
+    for name, path in (("POLLAMA_TLS_CERT", cert), ("POLLAMA_TLS_KEY", key)):
+        try:
+            path.read_bytes()
+        except OSError as err:
+            raise ConfigError(f"{name}: cannot read {path}: {err.strerror or err}") from None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_verify_locations(cafile=cert)
+    except ssl.SSLError:
+        raise ConfigError(f"POLLAMA_TLS_CERT: {cert} holds no PEM certificate") from None
+    try:
+        # A password-protected key would make OpenSSL ask for its password on the terminal.
+        context.load_cert_chain(cert, key, password=lambda: b"")
+    except ssl.SSLError as err:
+        if err.reason == "KEY_VALUES_MISMATCH":
+            raise ConfigError(f"POLLAMA_TLS_KEY: {key} is not the private key of POLLAMA_TLS_CERT {cert}") from None
+        detail = f" ({err.reason})" if err.reason and err.reason != "PEM lib" else ""
+        raise ConfigError(f"POLLAMA_TLS_KEY: {key} is not an unencrypted PEM private key{detail}") from None
+    return True
+
+
 def serve(settings: Settings) -> None:
     configure_logging(settings)
+    settings = settings.read_api_keys_file()
+    tls = _check_tls(settings)
     sock = _listen(settings)
     log.info("server config env=%s", settings.describe())
-    log.info("Listening on %s (version %s)", settings.host.hostport, __version__)
+    log.info("Listening on %s (version %s)", ("https://" if tls else "") + settings.host.hostport, __version__)
+    if settings.host.scheme == "https" and not tls:
+        log.warning("OLLAMA_HOST says https, but without POLLAMA_TLS_CERT and POLLAMA_TLS_KEY this serves plain http")
+    warn_if_open(settings)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -87,6 +124,9 @@ def serve(settings: Settings) -> None:
         server_header=False,
         # Streams end themselves (with an error line) after the grace period; this only bounds the rest.
         timeout_graceful_shutdown=int(GRACE) + 3,
+        # uvicorn wraps the socket bound above (``run(sockets=...)``) in TLS as well.
+        ssl_certfile=settings.tls_cert if tls else None,
+        ssl_keyfile=settings.tls_key if tls else None,
     )
     _Server(config, app.state.pollama.shutdown).run(sockets=[sock])
 

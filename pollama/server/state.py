@@ -1,5 +1,5 @@
 """What every route needs: settings, the store, the model lister, the scheduler, the answering service,
-the registry client, shutdown."""
+the registry client, shutdown, the metrics."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pollama.config import Settings
 from pollama.model.info import ModelLister
 from pollama.registry import Downloads, RegistryClientFactory
 from pollama.runtime.scheduler import Scheduler
+from pollama.server.metrics import PrometheusMetrics
 from pollama.server.shutdown import Shutdown
 from pollama.service import AnswerService
 from pollama.store import Store
@@ -28,6 +29,7 @@ class ServerState:
     downloads: Downloads
     shutdown: Shutdown
     service: AnswerService
+    metrics: PrometheusMetrics
 
 
 def state(request: Request) -> ServerState:

@@ -92,6 +92,7 @@ class AnswerService:
         self.settings = settings
         self.store = store
         self.scheduler = scheduler
+        self.metrics = scheduler.metrics  # first tokens and token counts: the scheduler's recorder
 
     async def find_model(self, name: str, *, missing: str | None = None) -> StoredModel:
         return await find_model(self.store, name, missing=missing)
@@ -216,7 +217,10 @@ class AnswerService:
                 prompt = await runner.process.detokenize(list(run.context)) + prompt
             completion = _completion(run, resolved, rendered, prompt, tuple(run.images[i] for i in rendered.images))
             load_ns = time.perf_counter_ns() - run.started_ns
-            chunks = complete(runner.process, completion, started_ns=run.started_ns, load_ns=load_ns)
+            chunks = complete(
+                runner.process, completion, started_ns=run.started_ns, load_ns=load_ns,
+                model=run.model.short_name, metrics=self.metrics,
+            )  # fmt: skip
             chunks = _split_thinking(chunks, rendered, run.think)
             if run.tools is not None:
                 chunks = _split_tool_calls(chunks, run.tools)
@@ -262,10 +266,12 @@ class AnswerService:
         *,
         missing: str | None = None,
         input_errors_fail: bool = False,
+        prompt_tokens: Callable[[Result], int] | None = None,
     ) -> AsyncGenerator[Result]:
         """``action`` on a runner of the model ``name``, for a call that is not a completion (embed, tokenize).
 
         ``input_errors_fail``: the runner refusing the input is a failure (500), where Ollama answers so.
+        ``prompt_tokens``: how many prompt tokens the result took, for the metrics (embeddings).
         """
 
         async def run() -> AsyncGenerator[Result]:
@@ -282,6 +288,8 @@ class AnswerService:
                     if input_errors_fail:
                         raise Failed(error.message) from None
                     raise
+                if prompt_tokens is not None:
+                    self.metrics.tokens(model.short_name, prompt=prompt_tokens(result), generated=0)
                 yield result
 
         return retry_after_crash(run)

@@ -56,8 +56,11 @@ async def embed(service: AnswerService, body: EmbedRequest, started_ns: int) -> 
         load_ns = time.perf_counter_ns() - started_ns
         return load_ns, list(await asyncio.gather(*(runner.embed(text, truncate=truncate) for text in inputs)))
 
+    def prompt_tokens(result: tuple[int, list[EmbedResult]]) -> int:
+        return sum(embedded.prompt_eval_count for embedded in result[1])
+
     async for load_ns, results in service.on_runner(
-        body.model, body.options, body.keep_alive, embed_all, missing=not_found(body.model)
+        body.model, body.options, body.keep_alive, embed_all, missing=not_found(body.model), prompt_tokens=prompt_tokens
     ):
         vectors = []
         for result in results:

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from pollama.config import Settings
 from pollama.errors import Failed
+from pollama.metrics import NO_METRICS, Metrics
 from pollama.runner.messages import CompletionRequest, TokenEvent
 from pollama.runtime.options import Resolved, resolve
 from pollama.runtime.process import RunnerCrashed, RunnerProcess
@@ -39,14 +40,28 @@ async def use_runner(
 
 
 async def complete(
-    runner: RunnerProcess, request: CompletionRequest, *, started_ns: int, load_ns: int
+    runner: RunnerProcess,
+    request: CompletionRequest,
+    *,
+    started_ns: int,
+    load_ns: int,
+    model: str = "",
+    metrics: Metrics = NO_METRICS,
 ) -> AsyncIterator[Chunk]:
-    """Run a prompt, yielding chunks as the runner streams; the last one has ``done`` and the stats."""
+    """Run a prompt, yielding chunks as the runner streams; the last one has ``done`` and the stats.
+
+    ``metrics`` hears, under ``model``, when the first token came and the finished answer's token counts.
+    """
+    first_token = True
     async with contextlib.aclosing(runner.completion(request)) as events:
         async for event in events:
+            if first_token and (isinstance(event, TokenEvent) or event.eval_count > 0):
+                first_token = False
+                metrics.first_token(model, (time.perf_counter_ns() - started_ns) / 1e9)
             if isinstance(event, TokenEvent):
                 yield Chunk(text=event.text, logprobs=event.logprobs)
                 continue
+            metrics.tokens(model, prompt=event.prompt_eval_count, generated=event.eval_count)
             stats = Stats(
                 total_duration=time.perf_counter_ns() - started_ns,
                 load_duration=load_ns,

@@ -7,6 +7,7 @@ import time
 from fastapi import APIRouter, Request
 
 from pollama.api.native import EmbeddingsRequest, EmbeddingsResponse, EmbedRequest, EmbedResponse
+from pollama.runner.messages import EmbedResult
 from pollama.runtime.process import RunnerProcess
 from pollama.server.bodies import read_body
 from pollama.server.connection import while_connected
@@ -39,10 +40,12 @@ async def embed(request: Request) -> JSON:
 async def embeddings(request: Request) -> JSON:
     body = await read_body(request, EmbeddingsRequest)
 
-    async def embed_prompt(runner: RunnerProcess) -> list[float]:
-        return list((await runner.embed(body.prompt)).embedding) if body.prompt else []
+    async def embed_prompt(runner: RunnerProcess) -> EmbedResult | None:
+        return await runner.embed(body.prompt) if body.prompt else None
 
     calls = state(request).service.on_runner(
-        body.model, body.options, body.keep_alive, embed_prompt, missing=not_found(body.model), input_errors_fail=True
-    )
-    return JSON(EmbeddingsResponse(embedding=await while_connected(request, calls)).dump())
+        body.model, body.options, body.keep_alive, embed_prompt, missing=not_found(body.model), input_errors_fail=True,
+        prompt_tokens=lambda result: result.prompt_eval_count if result is not None else 0,
+    )  # fmt: skip
+    result = await while_connected(request, calls)
+    return JSON(EmbeddingsResponse(embedding=list(result.embedding) if result is not None else []).dump())
