@@ -97,11 +97,13 @@ class ServerProcess:
         self.stop()
         return self.start()
 
-    def cli(self, *args: str, input: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-        """Run ``pollama <args>`` against this server."""
+    def cli(
+        self, *args: str, input: str | None = None, cwd: Path | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``pollama <args>`` against this server (``env``: variables to add or change)."""
         return subprocess.run(
             [sys.executable, "-m", "pollama", *args],
-            env=self.env,
+            env={**self.env, **(env or {})},
             input=input,
             capture_output=True,
             text=True,

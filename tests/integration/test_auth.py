@@ -262,13 +262,7 @@ def test_one_real_answer_through_each_client(keyed: ServerProcess, smollm2_path:
 
 
 def cli(server: ServerProcess, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pollama", *args],
-        env={**server.env, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return server.cli(*args, env=env)
 
 
 def test_cli_sends_ollama_api_key(keyed: ServerProcess) -> None:

@@ -84,13 +84,7 @@ def https_server(tmp_path_factory: pytest.TempPathFactory, tls: SelfSigned) -> I
 
 
 def cli(server: ServerProcess, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pollama", *args],
-        env={**server.env, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return server.cli(*args, env=env)
 
 
 def test_serves_https_and_says_so(https_server: ServerProcess, tls: SelfSigned) -> None:

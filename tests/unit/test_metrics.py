@@ -23,11 +23,17 @@ from pollama.runtime.scheduler import Scheduler
 from pollama.server.app import create_app
 from pollama.server.metrics import OTHER, PrometheusMetrics, method_label, route_of
 from pollama.service.running import complete
-from pollama.store import Store
-from pollama.store.layers import CONFIG_MEDIA_TYPE, Layer, Manifest, MediaType
-from pollama.store.models import StoredModel, load_model
-from pollama.store.names import ModelName
-from tests.unit.test_scheduler_rules import FakeRunner, Farm, Machine, hold, make_scheduler, run, settle, use
+from pollama.store.models import StoredModel
+from tests.unit.test_scheduler_rules import (
+    FakeRunner,
+    Farm,
+    Machine,
+    hold,
+    make_scheduler,
+    run,
+    settle,
+    use,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -137,27 +143,6 @@ def test_the_request_log_line_is_opt_in_and_holds_no_secret(
 
 
 # --- the scheduler's events and gauges --------------------------------------------------------------
-
-
-@pytest.fixture
-def models(tmp_path: Path, make_gguf: Callable[..., Path]) -> Callable[[], StoredModel]:
-    """A new stored model with weights of its own, each call (as in test_scheduler_rules.py)."""
-    store = Store(tmp_path / "models")
-    store.ensure()
-    counter = iter(range(1000))
-
-    def make() -> StoredModel:
-        number = next(counter)
-        data = make_gguf(kv={"general.name": f"model {number}"}).read_bytes()
-        weights, _ = store.blobs.write_bytes(data)
-        config = b'{"model_format":"gguf","model_family":"llama"}'
-        config_digest, _ = store.blobs.write_bytes(config)
-        name = ModelName.parse_valid(f"test-{number}")
-        layers = [Layer(MediaType.MODEL, weights, len(data))]
-        store.manifests.write(name, Manifest.build(Layer(CONFIG_MEDIA_TYPE, config_digest, len(config)), layers))
-        return load_model(store, name)
-
-    return make
 
 
 def watched(tmp_path: Path, farm: Farm | None = None) -> tuple[PrometheusMetrics, Scheduler[FakeRunner], Farm]:

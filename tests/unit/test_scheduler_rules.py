@@ -27,10 +27,7 @@ from pollama.runtime.fallback import LADDER, FallbackMemory
 from pollama.runtime.memory import GPU_MINIMUM_MEMORY, runner_estimate
 from pollama.runtime.process import RunnerConfig, RunnerCrashed, RunnerError
 from pollama.runtime.scheduler import BUSY, LoadedRunner, Scheduler
-from pollama.store import Store
-from pollama.store.layers import CONFIG_MEDIA_TYPE, Layer, Manifest, MediaType
-from pollama.store.models import StoredModel, load_model
-from pollama.store.names import ModelName
+from pollama.store.models import StoredModel
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -149,27 +146,6 @@ class Machine:
 def _no_vram_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     """The fake GPU's free memory does not move: do not wait for it to come back after an eviction."""
     monkeypatch.setattr(scheduler_module, "VRAM_RECOVERY_TIMEOUT", 0.0)
-
-
-@pytest.fixture
-def models(tmp_path: Path, make_gguf: Callable[..., Path]) -> Callable[[], StoredModel]:
-    """A new stored model, with its own weights, each call."""
-    store = Store(tmp_path / "models")
-    store.ensure()
-    counter = iter(range(1000))
-
-    def make() -> StoredModel:
-        number = next(counter)
-        data = make_gguf(kv={"general.name": f"model {number}"}).read_bytes()
-        weights, _ = store.blobs.write_bytes(data)
-        config = b'{"model_format":"gguf","model_family":"llama"}'
-        config_digest, _ = store.blobs.write_bytes(config)
-        name = ModelName.parse_valid(f"test-{number}")
-        layers = [Layer(MediaType.MODEL, weights, len(data))]
-        store.manifests.write(name, Manifest.build(Layer(CONFIG_MEDIA_TYPE, config_digest, len(config)), layers))
-        return load_model(store, name)
-
-    return make
 
 
 def weights(model: StoredModel) -> Path:
