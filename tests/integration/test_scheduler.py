@@ -701,9 +701,10 @@ def test_disconnect_mid_answer_frees_the_slot_at_once(queued: ServerProcess) -> 
     answer = generate(queued, num_predict=4)
     elapsed = time.monotonic() - started
     assert answer["eval_count"] == 4
-    # 2000 tokens at the rate this runner generates would take far longer.
+    # 2000 tokens at the rate this runner generates would take far longer (a rate measured now: a busy
+    # machine slows both alike).
     needed = 2000 * answer["eval_duration"] / answer["eval_count"] / 1e9
-    assert elapsed < min(5, needed / 2), (elapsed, needed)
+    assert elapsed < needed / 2, (elapsed, needed)
     assert answer["load_duration"] < 1.5e9  # load_duration includes waiting for the slot
 
 
