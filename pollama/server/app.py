@@ -23,7 +23,7 @@ from pollama.server.limits import RequestBodyLimits
 from pollama.server.metrics import PrometheusMetrics, RequestMetrics
 from pollama.server.middleware import HostAndOriginMiddleware
 from pollama.server.responses import error_response
-from pollama.server.routes import anthropic, create, embed, generate, meta, models, openai, ps, schema, tokenize
+from pollama.server.routes import anthropic, create, embed, generate, meta, models, openai, ps, schema, tokenize, ui
 from pollama.server.routes import metrics as metrics_routes
 from pollama.server.routes import registry as registry_routes
 from pollama.server.shutdown import Shutdown
@@ -66,7 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
         service=AnswerService(settings, store, scheduler),
         metrics=metrics,
     )
-    for module in (meta, models, create, generate, embed, tokenize, ps, registry_routes, openai, anthropic, schema):
+    for module in (meta, models, create, generate, embed, tokenize, ps, registry_routes, openai, anthropic, schema, ui):
         app.include_router(module.router)
     app.include_router(metrics_routes.router)
 

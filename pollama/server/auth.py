@@ -6,8 +6,9 @@ header is accepted too. A missing or wrong key is a 401 in the error shape of th
 OpenAI or Anthropic), with ``WWW-Authenticate: Bearer``.
 
 Open without a key: the health check (``GET``/``HEAD /``), which clients use to see that a server is
-up, and ``OPTIONS``, which browsers send as a CORS preflight without credentials (the CORS middleware
-in front answers those from other origins before they reach this one).
+up, the web page's files (``GET``/``HEAD /ui``, ``/ui/``, ``/ui/static/*``: code, no data), and
+``OPTIONS``, which browsers send as a CORS preflight without credentials (the CORS middleware in front
+answers those from other origins before they reach this one).
 
 Keys are compared in constant time: the SHA-256 of what was presented against the SHA-256 of every
 key with ``hmac.compare_digest``, without stopping at a match, so neither a key's length nor which
@@ -32,7 +33,10 @@ __all__ = ["ApiKeyAuth", "warn_if_open"]
 
 log = logging.getLogger(__name__)
 
-_OPEN_PATHS = frozenset({"/"})
+# The web page's files (server/routes/ui.py) hold no data, only code: served without a key, the page
+# then asks for one when the API it calls answers 401.
+_OPEN_PATHS = frozenset({"/", "/ui", "/ui/"})
+_OPEN_PREFIX = "/ui/static/"
 _OPEN_METHODS = frozenset({"GET", "HEAD"})
 _ANTHROPIC = "/v1/messages"
 
@@ -77,7 +81,7 @@ class ApiKeyAuth:
             await self.app(scope, receive, send)
             return
         method, path = scope["method"], scope["path"]
-        if method == "OPTIONS" or (path in _OPEN_PATHS and method in _OPEN_METHODS):
+        if method == "OPTIONS" or ((path in _OPEN_PATHS or path.startswith(_OPEN_PREFIX)) and method in _OPEN_METHODS):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
