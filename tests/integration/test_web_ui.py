@@ -203,6 +203,15 @@ def show_view(driver: Any, nav: str) -> None:
     element(driver, nav).click()
 
 
+def set_temperature(driver: Any, value: str) -> None:
+    """Set this chat's temperature in the settings panel (opened if need be)."""
+    if not driver.find_element(By.ID, "settings").get_attribute("open"):
+        element(driver, "#settings summary").click()
+    field = element(driver, "#temperature")
+    field.clear()
+    field.send_keys(value)
+
+
 def send(driver: Any, text: str) -> None:
     prompt = element(driver, "#prompt")
     prompt.clear()
@@ -264,6 +273,7 @@ def fetch_from_page(driver: Any, url: str) -> str:
 def test_page_streams_an_answer(browser: Any, ui_server: ServerProcess) -> None:
     open_page(browser, ui_server)
     choose_model(browser, SHORT)
+    set_temperature(browser, "0")  # the same answer every run (and the settings panel used as a user would)
     send(browser, "Why is the sky blue? Answer in one sentence.")
 
     element(browser, "#messages .message.user .content")
@@ -293,7 +303,9 @@ def test_stop_ends_a_long_answer(browser: Any, ui_server: ServerProcess) -> None
     element(browser, "#new-chat").click()
     wait(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, "#messages .message"), 5, "new chat not empty")
     choose_model(browser, MODEL)
-    send(browser, "Count from 1 to 1000, one number per line, with no other words.")
+    # Greedy, SmolLM2 writes this story for hundreds of tokens (a sampled answer may end at once).
+    set_temperature(browser, "0")
+    send(browser, "Write a very long story about a dragon who learns to cook.")
     wait(browser, lambda d: len(last_answer(d)) >= 20, 60, "no text arrived to stop")
     assert state(browser) == "streaming", "the answer ended before it could be stopped"
 
