@@ -12,7 +12,6 @@ SmolLM2 cut to four blocks, where the two agree to the last bits.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -47,13 +46,6 @@ def files(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path) -> dict[
         "qkv-peft": peft_adapter(qkv_lora, floated, folder / "qkv-peft"),
         "qkv-merged": merge_lora(floated, qkv_lora, folder / "float4-qkv-merged.gguf"),
     }
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path_factory.mktemp("server")).start()
-    yield process
-    process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -21,13 +21,6 @@ FILES = sorted(path.name for path in STATIC.iterdir() if path.is_file())
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path_factory.mktemp("webui")).start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     process = ServerProcess(tmp_path_factory.mktemp("webui-keyed"), extra_env={"POLLAMA_API_KEYS": KEY}).start()
     yield process
