@@ -21,6 +21,8 @@ CONNECT_ERROR = "could not connect to ollama server, run 'pollama serve' to star
 NO_KEY = "unauthorized: set OLLAMA_API_KEY to one of the server's keys"
 WRONG_KEY = "unauthorized: the server refused OLLAMA_API_KEY; set it to one of the server's keys"
 _UPLOAD_CHUNK = 1 << 20
+# Failures to talk to the server at all, turned into words by _transport_error.
+_TRANSPORT_ERRORS = (httpx.ConnectError, httpx.RemoteProtocolError)
 
 
 class ResponseError(Exception):
@@ -122,7 +124,7 @@ class Client:
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
-        except (httpx.ConnectError, httpx.RemoteProtocolError) as err:
+        except _TRANSPORT_ERRORS as err:
             raise _transport_error(err, self.base_url) from None
         if response.status_code >= 400:
             raise self._error(response)
@@ -153,7 +155,7 @@ class Client:
                     if isinstance(event, dict) and event.get("error"):
                         raise ResponseError(str(event["error"]), response.status_code)
                     yield event
-        except httpx.ConnectError as err:
+        except _TRANSPORT_ERRORS as err:
             raise _transport_error(err, self.base_url) from None
 
     def heartbeat(self) -> None:
