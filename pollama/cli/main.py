@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from pollama.cli.attachments import is_multimodal
+from pollama.cli.cluster import cluster as cluster_command
 from pollama.cli.client import Client, ResponseError, Unauthorized
 from pollama.cli.create import CreateError, run_create
 from pollama.cli.progress import Progress
@@ -364,6 +365,9 @@ def unload(client: Client, model: str) -> None:
     client.show(model)
     for _event in client.generate({"model": model, "keep_alive": 0}):
         pass
+
+
+cli.add_command(cluster_command)
 
 
 def _split_think(argv: list[str]) -> list[str]:
