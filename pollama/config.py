@@ -16,7 +16,7 @@ from pathlib import Path
 from pollama.gocompat import gostrconv
 from pollama.gocompat.durations import FOREVER, MINUTE, SECOND, format_go_duration, parse_go_duration
 
-__all__ = ["ConfigError", "HostURL", "Limits", "Settings", "parse_host", "split_host_port"]
+__all__ = ["ConfigError", "HostURL", "Limits", "Settings", "parse_host", "parse_rpc_servers", "split_host_port"]
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,8 @@ TRACE = 5  # below logging.DEBUG, for OLLAMA_DEBUG=2
 
 _BUILTIN_ORIGIN_HOSTS = ("localhost", "127.0.0.1", "0.0.0.0")
 _BUILTIN_ORIGIN_SCHEMES = ("app://*", "file://*", "tauri://*", "vscode-webview://*", "vscode-file://*")
+# ggml-rpc.h's GGML_RPC_MAX_SERVERS: llama.cpp's RPC backend is not meant for more servers than this.
+MAX_RPC_SERVERS = 16
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,39 @@ def _api_keys(text: str) -> tuple[str, ...]:
     return tuple(key for part in text.split(",") if (key := part.strip()))
 
 
+def parse_rpc_servers(entries: str | tuple[str, ...]) -> tuple[str, ...]:
+    """``POLLAMA_RPC_SERVERS``: ``host:port`` of each ``ggml-rpc-server``, comma-separated; ConfigError naming
+    the first entry llama.cpp could not use.
+
+    The checks are those of llama.cpp's RPC client, which would otherwise abort the runner: it splits an
+    endpoint at the first colon and resolves the host as IPv4 only (``gethostbyname``), so an IPv6 address
+    cannot work, and it reads the port with ``stoi``, which takes ``50052x`` for 50052.
+    """
+    parts = entries.split(",") if isinstance(entries, str) else entries
+    servers: list[str] = []
+    for raw in parts:
+        entry = raw.strip()
+        if not entry:
+            continue
+        host, sep, port = entry.rpartition(":")
+        if not sep or not host:
+            raise ConfigError(f"POLLAMA_RPC_SERVERS: {entry!r} is not host:port (e.g. 192.168.1.20:50052)")
+        if ":" in host or host.startswith("["):
+            raise ConfigError(
+                f"POLLAMA_RPC_SERVERS: {entry!r}: llama.cpp's RPC client reaches servers over IPv4 only;"
+                " give an IPv4 address or a host name"
+            )
+        if not (port.isascii() and port.isdigit() and 0 < int(port) <= 65535):
+            raise ConfigError(f"POLLAMA_RPC_SERVERS: {entry!r}: the port must be a number from 1 to 65535")
+        endpoint = f"{host.lower()}:{int(port)}"
+        if endpoint in servers:
+            raise ConfigError(f"POLLAMA_RPC_SERVERS: {entry!r} is listed twice")
+        servers.append(endpoint)
+    if len(servers) > MAX_RPC_SERVERS:
+        raise ConfigError(f"POLLAMA_RPC_SERVERS: {len(servers)} servers; llama.cpp takes at most {MAX_RPC_SERVERS}")
+    return tuple(servers)
+
+
 def _optional_path(environ: Mapping[str, str], key: str) -> Path | None:
     value = _clean(environ, key)
     return Path(value).expanduser() if value else None
@@ -298,6 +333,10 @@ class Settings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     ssl_cert_file: Path | None = None
+    # Beyond Ollama: ggml-rpc-server endpoints ("host:port") every runner splits its model's layers over
+    # (docs/rpc.md). As written in POLLAMA_RPC_SERVERS, comma-split; ``check_rpc_servers`` validates them
+    # at server start, so a mistake there never stops a client command.
+    rpc_servers: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -368,6 +407,7 @@ class Settings:
             tls_cert=_optional_path(env, "POLLAMA_TLS_CERT"),
             tls_key=_optional_path(env, "POLLAMA_TLS_KEY"),
             ssl_cert_file=_optional_path(env, "SSL_CERT_FILE"),
+            rpc_servers=tuple(part.strip() for part in _clean(env, "POLLAMA_RPC_SERVERS").split(",") if part.strip()),
         )
 
     def describe(self) -> dict[str, str]:
@@ -387,6 +427,7 @@ class Settings:
             # How many keys, never the keys.
             "POLLAMA_API_KEYS": f"{len(self.api_keys)} keys" if self.api_keys else "off",
             "POLLAMA_TLS_CERT": str(self.tls_cert or ""),
+            "POLLAMA_RPC_SERVERS": ",".join(self.rpc_servers),
         }
 
     def read_api_keys_file(self) -> Settings:
@@ -410,3 +451,8 @@ class Settings:
                 f"POLLAMA_API_KEYS_FILE: {path} holds no keys (one key per line; blank lines and # comments ignored)"
             )
         return replace(self, api_keys=(*self.api_keys, *keys), api_keys_file=None)
+
+    def check_rpc_servers(self) -> Settings:
+        """These settings with ``rpc_servers`` validated and normalised (``parse_rpc_servers``); ConfigError if
+        one is wrong: a server that would place models by a list it cannot use must not start."""
+        return replace(self, rpc_servers=parse_rpc_servers(self.rpc_servers))

@@ -12,8 +12,8 @@ from typing import Any
 import click
 
 from pollama.cli.attachments import is_multimodal
-from pollama.cli.cluster import cluster as cluster_command
 from pollama.cli.client import Client, ResponseError, Unauthorized
+from pollama.cli.cluster import cluster as cluster_command
 from pollama.cli.create import CreateError, run_create
 from pollama.cli.progress import Progress
 from pollama.cli.run import RunOptions, ensure_model, ensure_server, parse_think, run_embedding, run_once
@@ -58,6 +58,7 @@ SERVER_ENV = [
     ("POLLAMA_API_KEYS_FILE", "A file of API keys, one per line (# comments)"),
     ("POLLAMA_TLS_CERT", "PEM certificate (chain) to serve HTTPS with"),
     ("POLLAMA_TLS_KEY", "PEM private key of POLLAMA_TLS_CERT"),
+    ("POLLAMA_RPC_SERVERS", "Comma separated host:port of ggml-rpc-servers to split models over"),
 ]
 
 
@@ -296,18 +297,21 @@ def push(client: Client, model: str, insecure: bool) -> None:
 def running(client: Client, prefix: str | None) -> None:
     """List running models"""
     rows = []
-    for model in client.running().get("models") or []:
-        if prefix and not model["name"].startswith(prefix):
-            continue
+    models = [model for model in client.running().get("models") or [] if not prefix or model["name"].startswith(prefix)]
+    # A pollama cluster says which node holds each model (pollama.cluster): a column of its own then.
+    clustered = any("node" in model for model in models)
+    for model in models:
         expires = parse_rfc3339(model["expires_at"])
         stopping = expires < dt.datetime.now(dt.UTC)
         until = "Stopping..." if stopping else human_time(expires)
         size = int(model.get("size") or 0)
         processor = processor_label(size, int(model.get("size_vram") or 0))
-        rows.append(
-            [model["name"], model["digest"][:12], human_bytes(size), processor, str(model["context_length"]), until]
-        )
-    click.echo(render_table(rows, ["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"]), nl=False)
+        row = [model["name"], model["digest"][:12], human_bytes(size), processor, str(model["context_length"]), until]
+        if clustered:
+            row.append(f"{model.get('node_address', '')} {str(model.get('node', ''))[:8]}".strip())
+        rows.append(row)
+    headers = ["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"] + (["NODE"] if clustered else [])
+    click.echo(render_table(rows, headers), nl=False)
 
 
 def processor_label(size: int, size_vram: int) -> str:

@@ -47,6 +47,7 @@ def parse_args(argv: list[str]) -> LoadOptions:
     parser.add_argument(
         "--adapter", type=Path, action="append", default=[], help="a LoRA adapter GGUF (repeatable), at scale 1.0"
     )
+    parser.add_argument("--rpc", default="", help="comma-separated ggml-rpc-server endpoints (host:port)")
     args = parser.parse_args(argv)
     return LoadOptions(
         path=args.model,
@@ -64,6 +65,7 @@ def parse_args(argv: list[str]) -> LoadOptions:
         extra_buffers=not args.no_extra_buffers,
         projector=args.projector,
         adapters=tuple(args.adapter),
+        rpc_servers=tuple(part for part in args.rpc.split(",") if part),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import llama_cpp
 
-from pollama.runner import ggml
+from pollama.runner import ggml, rpc
 
 __all__ = [
     "UNSAFE_BUFFER_TYPES",
@@ -61,6 +62,7 @@ class LoadOptions:
     extra_buffers: bool = True  # llama.cpp's repacked CPU weight layouts (minus UNSAFE_BUFFER_TYPES)
     projector: Path | None = None  # a vision projector GGUF (mmproj) to load beside the model
     adapters: tuple[Path, ...] = ()  # LoRA adapter GGUFs applied to the context, each at scale 1.0
+    rpc_servers: tuple[str, ...] = ()  # ggml-rpc-server endpoints the offloaded layers are split over
 
 
 class LoadedModel:
@@ -163,7 +165,12 @@ def load(
         load_mode=llama_cpp.LLAMA_LOAD_MODE_MMAP if options.use_mmap else llama_cpp.LLAMA_LOAD_MODE_NONE,
         use_extra_bufts=options.extra_buffers,
     )
-    if options.tensor_split:
+    devices = _offload_devices(options.rpc_servers)  # read by the load below: kept alive until it returns
+    if devices is not None:
+        # The offloaded layers go to the servers and the local GPUs, by each one's free memory (llama.cpp's
+        # default split, as llama-server's --rpc gives); the scheduler planned no local split to pass.
+        set_fields(model_params, devices=ctypes.addressof(devices), split_mode=llama_cpp.LLAMA_SPLIT_MODE_LAYER)
+    elif options.tensor_split:
         size = max(len(options.tensor_split), llama_cpp.llama_max_devices())  # llama.cpp reads that many
         split = (ctypes.c_float * size)(*options.tensor_split)
         set_fields(model_params, split_mode=llama_cpp.LLAMA_SPLIT_MODE_LAYER, tensor_split=split)
@@ -210,6 +217,24 @@ def load(
     if not loaded.encoder_only:
         _warm_up(loaded, before_first_decode)
     return loaded
+
+
+def _offload_devices(endpoints: tuple[str, ...]) -> ctypes.Array[ctypes.c_void_p] | None:
+    """``llama_model_params.devices`` for a model split over RPC servers: a NULL-terminated array of
+    ``ggml_backend_dev_t``; None without servers (llama.cpp then picks the local devices itself)."""
+    if not endpoints:
+        return None
+    try:
+        devices = rpc.offload_devices(endpoints)
+    except rpc.RpcError as error:
+        raise LoadError(str(error)) from None
+    for device in devices:
+        print(
+            f"runner: offloading to {device.name} ({device.description}, {device.free_memory >> 20} MiB free)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return (ctypes.c_void_p * (len(devices) + 1))(*(device.handle for device in devices), None)
 
 
 def _apply_adapters(

@@ -25,7 +25,16 @@ from pollama.runtime.devices import GpuDevice
 from pollama.runtime.process import RunnerConfig
 from pollama.store.gguf import GGUFFile, TensorInfo
 
-__all__ = ["Estimate", "ModelShape", "Placement", "estimate", "model_shape", "place", "runner_estimate"]
+__all__ = [
+    "Estimate",
+    "ModelShape",
+    "Placement",
+    "estimate",
+    "model_shape",
+    "place",
+    "place_remote",
+    "runner_estimate",
+]
 
 MIB = 1 << 20
 # What a CUDA/ROCm context and cuBLAS workspaces take before any tensor (Ollama's per-GPU minimum).
@@ -248,6 +257,22 @@ def place(
     share = _split(layers, capacity, max(layer_sizes, default=1))
     used = [(gpu, count) for gpu, count in zip(group, share, strict=True) if count]
     return _on(need, [gpu for gpu, _ in used], [float(count) for _, count in used], layers, layer_sizes, head)
+
+
+# The RPC servers of a split model (docs/rpc.md), as one device of unbounded room: their memory is theirs
+# to check, and llama.cpp refuses the load when a server lacks it.
+_ELSEWHERE = GpuDevice(index=0, id="rpc", library="rpc", name="RPC servers", total_memory=1 << 62, free_memory=1 << 62)
+
+
+def place_remote(need: Estimate, num_gpu: int = -1) -> Placement:
+    """Where a model split over RPC servers goes: ``num_gpu`` layers (all of them when -1) offloaded, the
+    rest in this machine's memory, which is all the placement counts.
+
+    How llama.cpp divides the offloaded layers between the servers and any local GPUs (by their free
+    memory) is not planned here, so no GPU memory is counted as taken either.
+    """
+    offloaded = place(need, [_ELSEWHERE], num_gpu=num_gpu)
+    return Placement(total=offloaded.ram, layers=offloaded.layers)
 
 
 def _layers_that_fit(layer_sizes: list[int], head: int, capacity: int) -> int:

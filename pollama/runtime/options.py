@@ -119,6 +119,7 @@ def resolve(
         embedding=embedding,
         projector_path=model.projector_paths[0] if model.projector_paths else None,
         adapter_paths=tuple(model.adapter_paths),
+        rpc_servers=settings.rpc_servers,
     )
     return Resolved(config=config, options={k: v for k, v in options.items() if not _load_time(k)})
 

@@ -84,6 +84,7 @@ class RunnerConfig:
     extra_buffers: bool = True  # repacked CPU weight layouts (a fallback turns them off)
     projector_path: Path | None = None  # a vision projector loaded beside the model
     adapter_paths: tuple[Path, ...] = ()  # LoRA adapters applied at load (another list: another runner)
+    rpc_servers: tuple[str, ...] = ()  # ggml-rpc-server endpoints the layers are split over (docs/rpc.md)
 
     def arguments(self) -> list[str]:
         flash = {None: "auto", True: "on", False: "off"}[self.flash_attention]
@@ -110,6 +111,8 @@ class RunnerConfig:
             args += ["--projector", str(self.projector_path)]
         for adapter in self.adapter_paths:
             args += ["--adapter", str(adapter)]
+        if self.rpc_servers:
+            args += ["--rpc", ",".join(self.rpc_servers)]
         return args
 
 

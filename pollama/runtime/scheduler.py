@@ -48,7 +48,7 @@ from pollama.runtime.devices import (
     physical_cores,
 )
 from pollama.runtime.fallback import LADDER, FallbackMemory, describe_steps, machine_fingerprint, with_fallbacks
-from pollama.runtime.memory import Placement, place, runner_estimate
+from pollama.runtime.memory import Placement, place, place_remote, runner_estimate
 from pollama.runtime.process import RunnerConfig, RunnerCrashed, RunnerError, RunnerProcess
 from pollama.store.models import StoredModel
 
@@ -277,6 +277,8 @@ class Scheduler(Generic[R]):
 
     @property
     def max_runners(self) -> int:
+        if self.settings.rpc_servers:
+            return 1  # every runner uses the RPC servers, and each serves one client at a time (docs/rpc.md)
         return self.settings.max_loaded_models or MODELS_PER_GPU * max(1, self._gpu_count)
 
     @asynccontextmanager
@@ -422,15 +424,19 @@ class Scheduler(Generic[R]):
             raise Failed(f"{model.short_name}: the model weights are not a GGUF file pollama can load")
         need = runner_estimate(gguf, config)
         gpus = self._free_gpus(devices)
-        placement = place(
-            need,
-            gpus,
-            num_gpu=config.num_gpu,
-            main_gpu=config.main_gpu if config.main_gpu >= 0 else None,
-            spread=self.settings.sched_spread,
-            overhead=self.settings.gpu_overhead,
-            max_vram=self.settings.max_vram,
-        )
+        if config.rpc_servers:  # split over other machines: only what stays here is planned
+            gpus = []
+            placement = place_remote(need, config.num_gpu)
+        else:
+            placement = place(
+                need,
+                gpus,
+                num_gpu=config.num_gpu,
+                main_gpu=config.main_gpu if config.main_gpu >= 0 else None,
+                spread=self.settings.sched_spread,
+                overhead=self.settings.gpu_overhead,
+                max_vram=self.settings.max_vram,
+            )
         in_use = sum(loaded.size - loaded.size_vram for loaded in self.runners.values())
         available = min(system.available, max(0, system.total - in_use)) if system.total else placement.ram
         fits = placement.ram <= available
@@ -438,11 +444,12 @@ class Scheduler(Generic[R]):
         if self.runners and gpus and config.num_gpu < 0 and not placement.full(need.shape.block_count):
             fits = False
         log.info(
-            "%s needs %s (%s on GPUs, %d layers); %s of system memory available",
+            "%s needs %s (%s on GPUs, %d layers%s); %s of system memory available",
             model.short_name,
             human_bytes2(placement.total),
             human_bytes2(placement.vram),
             placement.layers,
+            " offloaded to the RPC servers and local GPUs" if config.rpc_servers else "",
             human_bytes2(available),
         )
         return placement, fits

@@ -106,7 +106,7 @@ def _check_tls(settings: Settings) -> bool:
 
 def serve(settings: Settings) -> None:
     configure_logging(settings)
-    settings = settings.read_api_keys_file()
+    settings = settings.read_api_keys_file().check_rpc_servers()
     tls = _check_tls(settings)
     sock = _listen(settings)
     log.info("server config env=%s", settings.describe())
