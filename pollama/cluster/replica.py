@@ -78,6 +78,7 @@ class Replica:
         self.directory = directory(options.app_name)
         ray.get(self.directory.register.remote(self.entry))
         self._stopping: threading.Event = threading.Event()
+        self._stored: set[str] = set()  # models known to be in this node's store
         threading.Thread(target=self._heartbeat, name="pollama-heartbeat", daemon=True).start()
 
         async def bring(model: str) -> HeldModel:  # a function: Ray keeps its model cache on it
@@ -94,8 +95,12 @@ class Replica:
             except Exception:  # noqa: BLE001 - the directory restarts; the next beat registers again
                 log.debug("heartbeat failed", exc_info=True)
 
-    async def _bring(self, model: str) -> HeldModel:
-        """Pull ``model`` into this node's store if it is not there, then load it."""
+    async def _store(self, model: str) -> dict[str, Any]:
+        """``model``'s /api/show, pulled into this node's store first if it is not there.
+
+        Done before Ray's multiplexing is asked for the model: that evicts the least recently used model
+        to make room before it calls ``bring``, so a model that turns out not to exist must not get there.
+        """
         auth = self.server.auth
         show = await self.http.post("/api/show", json={"model": model}, headers=auth)
         if show.status_code == 404:
@@ -106,7 +111,13 @@ class Replica:
             show = await self.http.post("/api/show", json={"model": model}, headers=auth)
         if show.status_code != 200:
             raise ModelUnavailable(f"show {model}: {show.text}")
-        capabilities = show.json().get("capabilities") or []
+        shown: dict[str, Any] = show.json()
+        return shown
+
+    async def _bring(self, model: str) -> HeldModel:
+        """Load ``model`` (in the store already: ``_store``) on this replica's server."""
+        auth = self.server.auth
+        capabilities = (await self._store(model)).get("capabilities") or []
         load: dict[str, Any]
         unload: dict[str, Any]
         if "completion" in capabilities:
@@ -129,6 +140,9 @@ class Replica:
         model = serve.get_multiplexed_model_id()
         if model:
             try:
+                if model not in self._stored:
+                    await self._store(model)
+                    self._stored.add(model)
                 await self.held(model)
             except ModelUnavailable as err:
                 log.info("%s", err)

@@ -8,8 +8,11 @@ reach each node only by the pulls of first use. The official clients talk to the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -157,6 +160,16 @@ def test_requests_stick_to_the_replica_that_holds_their_model(
     assert {models["smol"], models["gemma"]} <= tags
 
 
+def test_ps_on_the_command_line_names_each_models_node(endpoint: str, models: dict[str, str]) -> None:
+    env = {**os.environ, "OLLAMA_HOST": endpoint}
+    shown = subprocess.run([sys.executable, "-m", "pollama", "ps"], env=env, capture_output=True, text=True, check=True)
+    header, *rows = shown.stdout.splitlines()
+    assert header.split()[-1] == "NODE"
+    nodes = {server["node"][:8] for server in replica_servers()}
+    smol_rows = [row for row in rows if row.startswith(models["smol"])]
+    assert smol_rows and all(row.split()[-1] in nodes for row in smol_rows)
+
+
 COUNTING = "Count from 1 to 1000, one number per line: 1, 2, 3, and so on. Do not stop early."
 
 
@@ -274,3 +287,20 @@ def loaded_where(endpoint: str) -> dict[str, list[str]]:
 def running_replicas() -> int:
     status = serve.status().applications[APP].deployments["Replica"]
     return int(status.replica_states.get("RUNNING", 0))
+
+
+def test_a_cluster_with_api_keys_refuses_requests_without_one(
+    endpoint: str, models: dict[str, str], options: ClusterOptions
+) -> None:
+    # Last: redeploys the application with keys (its replicas restart).
+    deploy(dataclasses.replace(options, api_keys=("cluster-key",)), internal_key=KEY)
+    assert httpx.get(endpoint + "/").status_code == 200  # the health check stays open, as on one server
+    assert httpx.get(endpoint + "/api/tags").status_code == 401
+    with pytest.raises(ollama.ResponseError) as refused:
+        chat_text(ollama.Client(host=endpoint), models["smol"], "Hi")
+    assert refused.value.status_code == 401
+    keyed = ollama.Client(host=endpoint, headers={"Authorization": "Bearer cluster-key"})
+    assert chat_text(keyed, models["smol"], "Hi") is not None
+    assert models["smol"] in {entry.model for entry in keyed.list().models}
+    claude = anthropic.Anthropic(base_url=endpoint, api_key="cluster-key")  # sent as x-api-key
+    assert claude.messages.create(model=models["smol"], max_tokens=4, messages=[{"role": "user", "content": "Hi"}])
