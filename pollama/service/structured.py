@@ -1,9 +1,11 @@
 """A request's ``format`` → a grammar the runner constrains sampling with (llguidance).
 
 ``"json"`` means a JSON object, as llama.cpp's JSON grammar (Ollama's) does; a JSON-schema object
-means output valid against it, ``pattern``, ``$ref``/``$defs``, ``anyOf``, ``enum``, ``const`` and
-item counts included. The grammar is compiled and checked here, before any token is generated: a
-schema that cannot become a constraint is a 400, never an unconstrained 200 (ollama#8063).
+means output valid against it as Ollama reads schemas (``json_grammar``: no keys beyond the named ones
+unless ``additionalProperties`` says so, numbers of at most 16 digits), ``pattern``, ``$ref``/``$defs``,
+``anyOf``, ``enum``, ``const`` and item counts included. The grammar is compiled and checked here, before
+any token is generated: a schema that cannot become a constraint is a 400, never an unconstrained 200
+(ollama#8063).
 """
 
 from __future__ import annotations
@@ -14,12 +16,9 @@ from typing import Any
 
 from llguidance import LLMatcher
 
-__all__ = ["FormatError", "grammar_for_format", "tool_call_grammar"]
+from pollama.service.json_grammar import ANY_OBJECT, SchemaError, lark_rules
 
-# Separators as models write JSON (``{"a": 1, "b": 2}``), with no free whitespace a small model could
-# fill forever.
-_COMPILE_OPTIONS: Any = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
-_ANY_OBJECT = {"type": "object"}
+__all__ = ["FormatError", "grammar_for_format", "tool_call_grammar"]
 
 
 class FormatError(ValueError):
@@ -30,7 +29,7 @@ def _checked(compile_grammar: Callable[[], str], problem: str) -> str:
     """A compiled grammar, checked now: a 400 (``FormatError``) before anything runs, never a runner failure."""
     try:
         grammar = compile_grammar()
-    except (ValueError, TypeError) as error:
+    except (SchemaError, ValueError, TypeError) as error:
         raise FormatError(f"{problem}: {error}") from None
     if invalid := LLMatcher.validate_grammar(grammar):
         raise FormatError(f"{problem}: {invalid}")
@@ -42,14 +41,12 @@ def grammar_for_format(value: object) -> str | None:
     if value is None or value == "":
         return None
     if value == "json":
-        schema: dict[str, Any] = _ANY_OBJECT
+        schema: dict[str, Any] = ANY_OBJECT
     elif isinstance(value, dict):
         schema = value
     else:
         raise FormatError(f'invalid format: {json.dumps(value)}; expected "json" or a valid JSON Schema object')
-    return _checked(
-        lambda: LLMatcher.grammar_from_json_schema(schema, overrides=_COMPILE_OPTIONS), "invalid JSON schema in format"
-    )
+    return _checked(lambda: LLMatcher.grammar_from_lark(lark_rules(schema, "start")), "invalid JSON schema in format")
 
 
 def _tag(text: str, *, special: bool) -> str:
@@ -80,5 +77,7 @@ def tool_call_grammar(opening: str, closing: str, tools: list[dict[str, Any]], *
     schema = calls[0] if len(calls) == 1 else {"anyOf": calls}
     prefix = "" if opening == "{" else f'{_tag(opening, special=special)} "\\n" '
     suffix = f' "\\n" {_tag(closing, special=special)}' if closing else ""
-    lark = f"start: {prefix}call{suffix}\ncall: %json {json.dumps(schema)}"
-    return _checked(lambda: LLMatcher.grammar_from_lark(lark), "invalid tool parameters")
+    return _checked(
+        lambda: LLMatcher.grammar_from_lark(f"start: {prefix}call{suffix}\n" + lark_rules(schema, "call")),
+        "invalid tool parameters",
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,7 @@ from pollama.store import Store
 from pollama.store.layers import CONFIG_MEDIA_TYPE, Layer, Manifest, MediaType
 from pollama.store.models import StoredModel, load_model
 from pollama.store.names import ModelName
+from tests.unit import bytetokens
 
 
 @pytest.fixture
@@ -32,3 +34,9 @@ def models(tmp_path: Path, make_gguf: Callable[..., Path]) -> Callable[[], Store
         return load_model(store, name)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def byte_tokenizer() -> Any:
+    """An llguidance tokenizer of one token per byte (tests/unit/bytetokens.py)."""
+    return bytetokens.byte_tokenizer()

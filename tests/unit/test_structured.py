@@ -10,7 +10,6 @@ end-of-generation token only; an invalid continuation is masked and, if forced, 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import pytest
 from pollama.runner.constraint import Constraint, ConstraintError, tokenizer_for
 from pollama.runner.model import LoadedModel, LoadOptions, load
 from pollama.service.structured import FormatError, grammar_for_format, tool_call_grammar
+from tests.unit.bytetokens import accepts
 
 BAD_TYPE = 'expected "json" or a valid JSON Schema object'
 
@@ -33,12 +33,13 @@ def test_unset_format_has_no_grammar(value: object) -> None:
     assert grammar_for_format(value) is None
 
 
-def test_json_is_an_object_grammar() -> None:
+def test_json_is_an_object_grammar(byte_tokenizer: Any) -> None:
     grammar = grammar_for_format("json")
     assert isinstance(grammar, str) and grammar
-    # Ollama's "json" is llama.cpp's JSON grammar: an object at the top level.
-    (entry,) = json.loads(grammar)["grammars"]
-    assert entry["json_schema"]["type"] == "object"
+    # Ollama's "json" is llama.cpp's JSON grammar: an object at the top level, any keys and values in it.
+    assert accepts(byte_tokenizer, grammar, '{"a": [1, 2.5, "x", null, true, {"b": {}}], "c": -3e5}')
+    assert not accepts(byte_tokenizer, grammar, "[1]")
+    assert not accepts(byte_tokenizer, grammar, '"text"')
 
 
 PERSON = {
@@ -80,13 +81,29 @@ VALID_SCHEMAS = {
 }
 
 
-@pytest.mark.parametrize("schema", VALID_SCHEMAS.values(), ids=VALID_SCHEMAS.keys())
-def test_schemas_compile(schema: dict[str, Any]) -> None:
-    grammar = grammar_for_format(schema)
+# A document each valid schema allows, written as models write JSON.
+VALID_DOCUMENTS = {
+    "empty": '{"anything": [1]}',
+    "object": '{"name": "Ann", "age": 30, "nick": "A"}',
+    "array": "[1, 2, 3]",
+    "enum": '{"color": 3}',
+    "const": '{"kind": "person"}',
+    "nested": '{"owner": {"name": "Ann", "age": 30}, "pets": [{"name": "Rex", "age": 3}]}',
+    "defs": '{"from": {"x": 1.5, "y": 2}, "to": {}}',
+    "anyOf": '"abc"',
+    "items": '["a", "b"]',
+    "pattern": '{"code": "ABC-12"}',
+    "bounds": "2",
+    "type list": "null",
+    "pydantic": '{"name": "x", "score": 0.5}',
+}
+
+
+@pytest.mark.parametrize("name", VALID_SCHEMAS)
+def test_schemas_compile_to_grammars_that_allow_valid_documents(name: str, byte_tokenizer: Any) -> None:
+    grammar = grammar_for_format(VALID_SCHEMAS[name])
     assert isinstance(grammar, str)
-    (entry,) = json.loads(grammar)["grammars"]
-    # The schema itself is what the grammar holds to (plus llguidance's separator settings).
-    assert {key: value for key, value in entry["json_schema"].items() if key != "x-guidance"} == schema
+    assert accepts(byte_tokenizer, grammar, VALID_DOCUMENTS[name])
 
 
 INVALID_SCHEMAS = {
@@ -334,30 +351,7 @@ def test_an_invalid_grammar_is_a_constraint_error(model: LoadedModel) -> None:
         Constraint(tokenizer_for(model.vocab, model.n_vocab), "start: (", model.n_vocab)
 
 
-# --- tool_call_grammar: a forced tool call, held against a byte-level tokenizer ---------------------------------
-#
-# A tokenizer with one token per byte plus three special tokens is enough to check which texts a grammar accepts
-# (llguidance marks a special token's bytes with a leading 0xFF), and it builds in milliseconds, without a model.
-
-TOOL_CALL, END_TOOL_CALL, EOS = 256, 257, 258
-SPECIAL = {"<tool_call>": TOOL_CALL, "</tool_call>": END_TOOL_CALL}
-
-
-class _ByteTokenizer:
-    eos_token_id = EOS
-    bos_token_id = None
-    tokens = [bytes([byte]) for byte in range(256)] + [b"\xff<tool_call>", b"\xff</tool_call>", b"\xff<eos>"]
-    special_token_ids = [TOOL_CALL, END_TOOL_CALL, EOS]
-
-    def __call__(self, text: bytes | str) -> list[int]:
-        return list(text.encode() if isinstance(text, str) else text)
-
-
-@pytest.fixture(scope="module")
-def byte_tokenizer() -> Any:
-    from llguidance import LLTokenizer, TokenizerWrapper
-
-    return LLTokenizer(TokenizerWrapper(_ByteTokenizer()))
+# --- tool_call_grammar: a forced tool call, held against a byte-level tokenizer (tests/unit/bytetokens.py) -------
 
 
 def weather_tool(required: tuple[str, ...] = ("city",)) -> dict[str, Any]:
@@ -378,19 +372,6 @@ TIME_TOOL = {
 }
 
 
-def accepts(tokenizer: Any, grammar: str, text: str, *, specials: bool = False) -> bool:
-    """Whether ``text`` is a whole answer the grammar allows; ``specials``: the tags are written as special tokens."""
-    from llguidance import LLMatcher
-
-    matcher = LLMatcher(tokenizer, grammar, log_level=0)
-    assert not matcher.is_error(), matcher.get_error()
-    sequence: list[int] = []
-    pieces = re.split(r"(</?tool_call>)", text) if specials else [text]
-    for piece in pieces:
-        sequence += [SPECIAL[piece]] if piece in SPECIAL else list(piece.encode())
-    return matcher.consume_tokens(sequence) and not matcher.is_error() and matcher.is_accepting()
-
-
 def call_text(name: str = "get_weather", arguments: str = '{"city": "Paris"}') -> str:
     return f'{{"name": "{name}", "arguments": {arguments}}}'
 
@@ -399,32 +380,25 @@ def tagged(call: str) -> str:
     return f"<tool_call>\n{call}\n</tool_call>"
 
 
-def test_one_tool_is_its_call_schema() -> None:
+def test_one_tool_is_its_call_schema(byte_tokenizer: Any) -> None:
     grammar = tool_call_grammar("<tool_call>", "</tool_call>", [weather_tool()])
-    start, rule = grammar.splitlines()
-    assert start == 'start: "<tool_call>" "\\n" call "\\n" "</tool_call>"'
-    assert rule.startswith("call: %json ")
-    assert json.loads(rule.removeprefix("call: %json ")) == {
-        "type": "object",
-        "properties": {"name": {"const": "get_weather"}, "arguments": weather_tool()["function"]["parameters"]},
-        "required": ["name", "arguments"],
-        "additionalProperties": False,
-    }
+    assert grammar.splitlines()[0] == 'start: "<tool_call>" "\\n" call "\\n" "</tool_call>"'
+    assert accepts(byte_tokenizer, grammar, tagged(call_text(arguments='{"city": "Oslo", "unit": "F"}')))
+    # Ollama's reading of the parameters: no keys beyond the named ones, though the tool does not say so.
+    assert not accepts(byte_tokenizer, grammar, tagged(call_text(arguments='{"city": "Oslo", "zip": "0150"}')))
 
 
-def test_several_tools_are_any_of_their_calls() -> None:
+def test_several_tools_are_any_of_their_calls(byte_tokenizer: Any) -> None:
     grammar = tool_call_grammar("<tool_call>", "</tool_call>", [weather_tool(), TIME_TOOL])
-    schema = json.loads(grammar.splitlines()[1].removeprefix("call: %json "))
-    assert [option["properties"]["name"] for option in schema["anyOf"]] == [
-        {"const": "get_weather"},
-        {"const": "get_time"},
-    ]
+    assert accepts(byte_tokenizer, grammar, tagged(call_text()))
+    assert accepts(byte_tokenizer, grammar, tagged(call_text(name="get_time", arguments='{"zone": "CET"}')))
+    assert not accepts(byte_tokenizer, grammar, tagged(call_text(name="get_time")))
 
 
-def test_a_tool_without_parameters_takes_any_object() -> None:
+def test_a_tool_without_parameters_takes_any_object(byte_tokenizer: Any) -> None:
     grammar = tool_call_grammar("{", "", [{"type": "function", "function": {"name": "ping"}}])
-    schema = json.loads(grammar.splitlines()[1].removeprefix("call: %json "))
-    assert schema["properties"]["arguments"] == {"type": "object"}
+    assert accepts(byte_tokenizer, grammar, call_text(name="ping", arguments='{"any": [1, {"thing": null}]}'))
+    assert not accepts(byte_tokenizer, grammar, call_text(name="ping", arguments="[]"))
 
 
 def test_a_text_tag_call(byte_tokenizer: Any) -> None:
