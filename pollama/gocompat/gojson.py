@@ -43,6 +43,9 @@ def _encode(value: Any) -> Any:
             yield from _encode(item)
         yield "}"
     elif isinstance(value, list | tuple):
+        if value and all(type(item) is float for item in value):
+            yield "[" + ",".join(map(_float, value)) + "]"  # an embedding: one join, not a generator per number
+            return
         yield "["
         for index, item in enumerate(value):
             if index:
@@ -59,6 +62,14 @@ def _float(value: float) -> str:
         raise ValueError(f"json: unsupported value: {value}")
     if value == 0:
         return "-0" if math.copysign(1, value) < 0 else "0"
+    text = repr(value)  # the shortest digits that read back, as Go's; positional from 1e-4 up to 1e16
+    if "e" not in text:
+        return text.removesuffix(".0")
+    return _float_from_digits(value)
+
+
+def _float_from_digits(value: float) -> str:
+    """Any finite, non-zero float in Go's format, from its shortest decimal digits."""
     sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
     prefix = "-" if sign else ""
     if 1e-6 <= abs(value) < 1e21:

@@ -100,9 +100,7 @@ class Runner:
     ):
         self.model = model
         self.output = output
-        self.engine = Engine(
-            model, model.options.num_parallel, self.emit, before_first_decode=before_first_decode, vision=vision
-        )
+        self.engine = Engine(model, model.n_seq_max, self.emit, before_first_decode=before_first_decode, vision=vision)
         self.inbox: queue.Queue[tuple[str, m.Request] | None] = queue.Queue()
         self._output_lock = threading.Lock()  # a message's fragment lines go out together
 

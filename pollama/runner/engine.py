@@ -27,7 +27,7 @@ from pollama.runner.slots import Slot, choose_slot, common_prefix_length, shift_
 from pollama.runner.text import TextStream
 from pollama.runner.vision import ImagePiece, Vision, VisionError, is_image_token
 
-__all__ = ["Engine", "PROMPT_TOO_LONG"]
+__all__ = ["Engine", "PROMPT_TOO_LONG", "embedding_groups"]
 
 Emit = Callable[[str, Event], None]  # a request id and its event
 
@@ -61,7 +61,6 @@ class Job:
     generated: list[int] = field(default_factory=list)
     next_token: int | None = None  # sampled, not yet decoded
     batch_index: int = -1  # where this job's logits are in the current batch
-    embedding_sum: np.ndarray | None = None
     prompt_evaluated: int = 0
     started_ns: int = 0
     first_token_ns: int = 0
@@ -166,8 +165,8 @@ class Engine:
         if self._before_first_decode is not None and self.active:
             hook, self._before_first_decode = self._before_first_decode, None
             hook()
-        for job in [job for job in self.active if job.embed]:
-            self._embed(job)
+        if embedding := [job for job in self.active if job.embed]:
+            self._embed(embedding)
         if self.vision is not None:
             self._decode_images(self.vision)
         batch_jobs = self._fill_batch()
@@ -269,13 +268,7 @@ class Engine:
         for job, tokens in planned:
             wants_logits = not job.pending  # a generated token, or the end of the prompt
             for token in tokens:
-                index = batch.n_tokens
-                batch.token[index] = token
-                batch.pos[index] = len(job.held_slot.cached)
-                batch.n_seq_id[index] = 1
-                batch.seq_id[index][0] = job.held_slot.seq_id
-                batch.logits[index] = False
-                batch.n_tokens += 1
+                _put(batch, token, len(job.held_slot.cached), job.held_slot.seq_id, output=False)
                 job.held_slot.cached.append(token)
             if wants_logits:
                 batch.logits[batch.n_tokens - 1] = True
@@ -458,51 +451,96 @@ class Engine:
 
     # --- embeddings ------------------------------------------------------------------------------
 
-    def _embed(self, job: Job) -> None:
-        """Decode an embedding request on its own: its outputs are embeddings, not logits."""
-        model = self.model
-        seq = job.held_slot.seq_id
-        causal = not model.options.embedding
-        if causal:
-            llama_cpp.llama_set_embeddings(model.context, True)
-        try:
-            vector = self._embed_tokens(job.tokens, seq, pooled=not causal)
-        except RequestError as error:
-            self._fail(job, error.status, str(error))
+    def _embed(self, jobs: list[Job]) -> None:
+        """An embedding model's inputs share batches, each a sequence of its own; a generative model's go one by one."""
+        if not self.model.options.embedding:
+            for job in jobs:
+                self._end_embedding(job, self._mean_embedding(job))
             return
-        finally:
-            if causal:
-                llama_cpp.llama_set_embeddings(model.context, False)
-            llama_cpp.llama_memory_seq_rm(model.memory, seq, 0, -1)
-            job.held_slot.cached = []
-        self._release(job)
-        self.emit(job.id, EmbedResult(vector.tolist(), len(job.tokens)))
+        fitting = []
+        for job in jobs:
+            if len(job.tokens) > self.model.n_batch:  # pooling needs the whole input in one batch
+                self._end_embedding(job, RequestError(400, "the input length exceeds the context length"))
+            else:
+                fitting.append(job)
+        for group in embedding_groups([len(job.tokens) for job in fitting], self.model.n_batch):
+            self._embed_pooled([fitting[index] for index in group])
 
-    def _embed_tokens(self, tokens: list[int], seq: int, *, pooled: bool) -> np.ndarray:
+    def _embed_pooled(self, jobs: list[Job]) -> None:
         model = self.model
         batch = self._batch
+        batch.n_tokens = 0
+        for job in jobs:
+            for position, token in enumerate(job.tokens):
+                _put(batch, token, position, job.held_slot.seq_id, output=True)
+        run = llama_cpp.llama_encode if model.encoder_only else llama_cpp.llama_decode
+        failed = run(model.context, batch) != 0
+        for job in jobs:
+            result: np.ndarray | RequestError = RequestError(500, "failed to compute the embedding")
+            if not failed:
+                try:
+                    result = _floats(
+                        llama_cpp.llama_get_embeddings_seq(model.context, job.held_slot.seq_id), model.n_embd
+                    )
+                except RequestError as error:
+                    result = error
+            self._end_embedding(job, result)
+
+    def _mean_embedding(self, job: Job) -> np.ndarray | RequestError:
+        """The mean of a generative model's hidden states over the input: such models pool nothing themselves."""
+        model = self.model
+        batch = self._batch
+        seq = job.held_slot.seq_id
         total = np.zeros(model.n_embd, dtype=np.float64)
-        step = model.n_batch
-        if pooled and len(tokens) > step:
-            raise RequestError(400, "the input length exceeds the context length")
-        for start in range(0, len(tokens), step):
-            chunk = tokens[start : start + step]
-            batch.n_tokens = len(chunk)
-            for index, token in enumerate(chunk):
-                batch.token[index] = token
-                batch.pos[index] = start + index
-                batch.n_seq_id[index] = 1
-                batch.seq_id[index][0] = seq
-                batch.logits[index] = True
-            run = llama_cpp.llama_encode if model.encoder_only else llama_cpp.llama_decode
-            if run(model.context, batch) != 0:
-                raise RequestError(500, "failed to compute the embedding")
-            if pooled:
-                return _floats(llama_cpp.llama_get_embeddings_seq(model.context, seq), model.n_embd)
-            for index in range(len(chunk)):
-                total += _floats(llama_cpp.llama_get_embeddings_ith(model.context, index), model.n_embd)
-        # Mean pooling for causal models, which have no pooling of their own.
-        return total / len(tokens)
+        llama_cpp.llama_set_embeddings(model.context, True)
+        try:
+            for start in range(0, len(job.tokens), model.n_batch):
+                chunk = job.tokens[start : start + model.n_batch]
+                batch.n_tokens = 0
+                for offset, token in enumerate(chunk):
+                    _put(batch, token, start + offset, seq, output=True)
+                if llama_cpp.llama_decode(model.context, batch) != 0:
+                    return RequestError(500, "failed to compute the embedding")
+                for index in range(len(chunk)):
+                    total += _floats(llama_cpp.llama_get_embeddings_ith(model.context, index), model.n_embd)
+        except RequestError as error:
+            return error
+        finally:
+            llama_cpp.llama_set_embeddings(model.context, False)
+        return total / len(job.tokens)
+
+    def _end_embedding(self, job: Job, result: np.ndarray | RequestError) -> None:
+        llama_cpp.llama_memory_seq_rm(self.model.memory, job.held_slot.seq_id, 0, -1)
+        job.held_slot.cached = []
+        if isinstance(result, RequestError):
+            self._fail(job, result.status, str(result))
+        else:
+            self._release(job)
+            self.emit(job.id, EmbedResult(result.tolist(), len(job.tokens)))
+
+
+def embedding_groups(lengths: list[int], budget: int) -> list[list[int]]:
+    """The inputs (by index, in order) that go into each batch: as many as fit in ``budget`` tokens."""
+    groups: list[list[int]] = []
+    used = budget
+    for index, length in enumerate(lengths):
+        if used + length > budget:
+            groups.append([])
+            used = 0
+        groups[-1].append(index)
+        used += length
+    return groups
+
+
+def _put(batch: llama_cpp.llama_batch, token: int, position: int, seq: int, *, output: bool) -> None:
+    """Append one token of sequence ``seq`` to ``batch``."""
+    index = batch.n_tokens
+    batch.token[index] = token
+    batch.pos[index] = position  # type: ignore[call-overload]  # the binding's hint is wrong: pos is llama_pos*
+    batch.n_seq_id[index] = 1
+    batch.seq_id[index][0] = seq
+    batch.logits[index] = output
+    batch.n_tokens += 1
 
 
 def _floats(pointer: Any, count: int) -> np.ndarray:

@@ -14,6 +14,7 @@ import llama_cpp
 from pollama.runner import ggml, rpc
 
 __all__ = [
+    "EMBEDDING_SEQUENCES",
     "UNSAFE_BUFFER_TYPES",
     "LoadError",
     "LoadOptions",
@@ -26,6 +27,10 @@ __all__ = [
 # Extra CPU buffer types never used: llama.cpp's AMX matmul segfaults at the first batch of more than
 # one token on Sapphire Rapids and later Xeons (llama.cpp#20824, ollama#17006).
 UNSAFE_BUFFER_TYPES = ("AMX",)
+
+# The inputs of an embedding model computed in one batch, at most: on all-MiniLM, 32 sentences of 8 to 20
+# words fill about three quarters of its 512-token batch (bench.embeddings).
+EMBEDDING_SEQUENCES = 32
 
 _KV_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0, "q4_0": llama_cpp.GGML_TYPE_Q4_0}
 _WARM_UP_TEXT = "The quick brown fox jumps over the lazy dog."
@@ -79,6 +84,7 @@ class LoadedModel:
         self.n_ctx_seq = min(llama_cpp.llama_n_ctx_seq(context), options.num_ctx)
         self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(model)
         self.n_batch = llama_cpp.llama_n_batch(context)
+        self.n_seq_max = llama_cpp.llama_n_seq_max(context)
         self.n_embd = llama_cpp.llama_model_n_embd(model)
         self.bos = llama_cpp.llama_vocab_bos(self.vocab)
         self.eos = llama_cpp.llama_vocab_eos(self.vocab)
@@ -186,12 +192,15 @@ def load(
         kv_type = llama_cpp.GGML_TYPE_F16  # quantized V cache needs flash attention
 
     params = llama_cpp.llama_context_default_params()
+    # An embedding model's inputs are packed into shared batches, each input a sequence of its own that is
+    # dropped once pooled: the sequences share one context of num_ctx (kv_unified), which they never fill.
+    sequences = EMBEDDING_SEQUENCES if options.embedding else options.num_parallel
     # Every sequence may need an output in one batch; llama.cpp asserts there is room for them.
-    batch = max(options.num_batch, options.num_parallel)
+    batch = max(options.num_batch, sequences)
     set_fields(
         params,
-        n_ctx=options.num_ctx * options.num_parallel,
-        n_seq_max=options.num_parallel,
+        n_ctx=options.num_ctx if options.embedding else options.num_ctx * options.num_parallel,
+        n_seq_max=sequences,
         n_batch=batch,
         n_ubatch=batch,
         n_threads=options.num_thread,
@@ -199,7 +208,7 @@ def load(
         flash_attn_type=flash,
         type_k=kv_type,
         type_v=kv_type,
-        kv_unified=False,  # each sequence gets num_ctx cells of its own, as Ollama promises
+        kv_unified=options.embedding,  # else each sequence gets num_ctx cells of its own, as Ollama promises
         embeddings=options.embedding,
         no_perf=True,
     )

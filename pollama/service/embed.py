@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from pollama.api.native import EmbedRequest
 from pollama.errors import Failed, InvalidRequest
@@ -29,12 +30,14 @@ def not_found(name: str) -> str:
     return f'model "{name}" not found, try pulling it first'
 
 
-def normalize(vector: list[float]) -> list[float]:
+def normalize(vector: Sequence[float]) -> list[float]:
     """Scale to unit length; Ollama refuses vectors with NaN or Inf rather than return them."""
-    if not all(math.isfinite(value) for value in vector):
+    array = np.asarray(vector, dtype=np.float64)
+    if not np.isfinite(array).all():
         raise Failed("embedding contains NaN or Inf values")
-    norm = math.sqrt(sum(value * value for value in vector))
-    return [value / norm for value in vector] if norm > 0 else list(vector)
+    norm = float(np.sqrt(array @ array))
+    scaled: list[float] = (array / norm if norm > 0 else array).tolist()
+    return scaled
 
 
 def _inputs(value: object) -> list[str]:
@@ -64,7 +67,7 @@ async def embed(service: AnswerService, body: EmbedRequest, started_ns: int) -> 
     ):
         vectors = []
         for result in results:
-            vector = normalize(list(result.embedding))
+            vector = normalize(result.embedding)
             if body.dimensions and 0 < body.dimensions < len(vector):
                 vector = normalize(vector[: body.dimensions])
             vectors.append(vector)

@@ -49,7 +49,9 @@ def test_token_counts_as_in_ollamas_integration_tests(http: httpx.Client, minilm
     assert one["prompt_eval_count"] == 8  # [CLS] why is the sky blue ? [SEP]
     two = embed(http, minilm, ["why is the sky blue?", "why is the sky blue?"]).json()
     assert two["prompt_eval_count"] == 16
-    assert two["embeddings"][0] == two["embeddings"][1] == one["embeddings"][0]
+    # Inputs of one request share a batch, whose size decides llama.cpp's matrix kernels: equal to rounding.
+    assert two["embeddings"][0] == pytest.approx(one["embeddings"][0], abs=1e-5)
+    assert two["embeddings"][1] == pytest.approx(one["embeddings"][0], abs=1e-5)
 
 
 def test_meaning_orders_similarity(client: ollama.Client, minilm: str) -> None:
