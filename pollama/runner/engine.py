@@ -23,7 +23,14 @@ from pollama.runner.constraint import Constraint, ConstraintError, tokenizer_for
 from pollama.runner.messages import Control, DoneEvent, EmbedResult, ErrorEvent, Event, Sampling, TokenEvent
 from pollama.runner.model import LoadedModel
 from pollama.runner.sampling import Sampler, token_logprobs
-from pollama.runner.slots import Slot, choose_slot, common_prefix_length, shift_amount, truncate_prompt
+from pollama.runner.slots import (
+    Slot,
+    choose_slot,
+    common_prefix_length,
+    longest_prefix,
+    shift_amount,
+    truncate_prompt,
+)
 from pollama.runner.text import TextStream
 from pollama.runner.vision import ImagePiece, Vision, VisionError, is_image_token
 
@@ -36,6 +43,9 @@ PROMPT_TOO_LONG = (
     "adjust the context length in settings, or use a model with a longer context length"
 )
 FILL_CONTEXT = -2
+# A prefix held by another slot is copied (its whole KV stream) rather than evaluated again from this many
+# tokens on: a copy costs about what evaluating a few tokens does, whatever the prefix's length.
+SHARED_PREFIX_MIN = 64
 
 
 class RequestError(Exception):
@@ -190,6 +200,8 @@ class Engine:
     def _admit(self) -> None:
         while self.waiting:
             job = self.waiting[0]
+            if self._prefix_coming(job):
+                return  # first in, first out: the jobs behind it wait too, for a step or two
             # An embedding clears its slot's cache afterwards: give it the least recently used one.
             choice = choose_slot(self.slots, [] if job.embed else job.tokens)
             if choice is None:
@@ -201,6 +213,45 @@ class Engine:
             except RequestError as error:
                 self._drop_images(job)
                 self.emit(job.id, ErrorEvent(str(error), error.status))
+
+    def _prefix_coming(self, job: Job) -> bool:
+        """Whether a job still evaluating its prompt will soon hold a longer prefix of ``job``'s than any cache does.
+
+        Requests that arrive together with the same long system prompt then evaluate it once: the first
+        evaluates it, the others wait until it is in the cache and copy it.
+        """
+        if job.embed or job.images:
+            return False
+        for other in self.active:
+            if other.embed or not other.pending:
+                continue
+            coming = min(common_prefix_length(other.tokens, job.tokens), len(job.tokens) - 1)
+            if len(other.held_slot.cached) >= coming:
+                continue  # already there: the job copies it now
+            held_elsewhere = max(
+                (common_prefix_length(slot.cached, job.tokens) for slot in self.slots if slot is not other.slot),
+                default=0,
+            )
+            if coming >= held_elsewhere + SHARED_PREFIX_MIN:
+                return True
+        return False
+
+    def _copy_shared_prefix(self, slot: Slot, tokens: list[int], reusable: int) -> int:
+        """Copy another slot's cache into ``slot`` when it holds a longer prefix of ``tokens``; what is reusable now."""
+        found = longest_prefix([other for other in self.slots if other is not slot], tokens)
+        if found is None:
+            return reusable
+        donor, shared = found
+        shared = min(shared, len(tokens) - 1)
+        if shared < reusable + SHARED_PREFIX_MIN or any(is_image_token(token) for token in donor.cached[:shared]):
+            return reusable
+        memory = self.model.memory
+        llama_cpp.llama_memory_seq_rm(memory, slot.seq_id, 0, -1)
+        # Across KV streams (one per sequence) llama.cpp copies the whole stream at the next decode; the
+        # cells past the prefix are then dropped from the copy by the caller's seq_rm.
+        llama_cpp.llama_memory_seq_cp(memory, donor.seq_id, slot.seq_id, -1, -1)
+        slot.cached = list(donor.cached)
+        return shared
 
     def _start(self, job: Job, slot: Slot, reusable: int) -> None:
         model = self.model
@@ -222,6 +273,8 @@ class Engine:
             job.sampler = Sampler(job.sampling, n_vocab=model.n_vocab, n_ctx=model.n_ctx_seq)
             job.sampler.remember_prompt([token for token in job.tokens if not is_image_token(token)])
             job.stream = TextStream(job.sampling.stop)
+        if not job.embed and not job.images:
+            reusable = self._copy_shared_prefix(slot, job.tokens, reusable)
         # Logits are needed for the last prompt token, so at least that one is decoded again.
         reusable = min(reusable, len(job.tokens) - 1)
         if inside := job.image_at(reusable):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Slot", "common_prefix_length", "choose_slot", "truncate_prompt", "shift_amount"]
+__all__ = ["Slot", "common_prefix_length", "choose_slot", "longest_prefix", "truncate_prompt", "shift_amount"]
 
 
 @dataclass(eq=False)
@@ -45,6 +45,16 @@ def choose_slot(slots: Sequence[Slot], prompt: Sequence[int]) -> tuple[Slot, int
     if best is None:
         return None
     return best[2], best[0]
+
+
+def longest_prefix(slots: Sequence[Slot], prompt: Sequence[int]) -> tuple[Slot, int] | None:
+    """The slot, busy or free, whose cache shares the longest prefix with ``prompt``, and its length."""
+    best: tuple[Slot, int] | None = None
+    for slot in slots:
+        shared = common_prefix_length(slot.cached, prompt)
+        if shared and (best is None or shared > best[1]):
+            best = (slot, shared)
+    return best
 
 
 def _kept_head(num_keep: int, prompt_length: int, has_bos: bool, limit: int) -> int:

@@ -23,10 +23,11 @@ import llama_cpp
 import pytest
 from llguidance import LLMatcher
 
-from pollama.runner.engine import Engine, Job
+from pollama.runner.engine import SHARED_PREFIX_MIN, Engine, Job
 from pollama.runner.messages import Control, Event, Sampling, with_id
 from pollama.runner.model import LoadedModel, LoadOptions, load
-from pollama.runner.slots import truncate_prompt
+from pollama.runner.slots import common_prefix_length, truncate_prompt
+from tools.test_models import ensure_model
 
 # Spec G.7, verbatim.
 PROMPT_TOO_LONG = (
@@ -295,6 +296,65 @@ def test_job_goes_to_the_slot_holding_its_prefix(make: Any) -> None:
     assert other.slot is france.slot
 
 
+# --- a prefix shared across slots -----------------------------------------------------------------
+
+
+def two_questions(model: LoadedModel, system_tokens: int) -> tuple[list[int], list[int], int]:
+    """Two prompts that share a system prompt of ``system_tokens`` tokens, and how long their common prefix is."""
+    system = long_tokens(model, system_tokens)
+    first = system + model.tokenize(" Question: what did Tom catch?", add_special=False)
+    second = system + model.tokenize(" Question: where did Tom live?", add_special=False)
+    return first, second, common_prefix_length(first, second)
+
+
+def answers_alone(make: Any, *prompts: list[int]) -> list[str]:
+    alone = make(slots=1)
+    for index, prompt in enumerate(prompts):
+        alone.engine.slots[0].cached = []  # no cache from the previous prompt: each answer from scratch
+        alone.run(str(index), prompt, **greedy(8))
+    return [alone.recorder.text(str(index)) for index in range(len(prompts))]
+
+
+def test_a_prefix_held_by_a_busy_slot_is_copied_not_evaluated(make: Any, model: LoadedModel) -> None:
+    first, second, shared = two_questions(model, 150)
+    expected = answers_alone(make, first, second)
+    h = make(slots=2)
+    a = h.submit("a", first, **greedy(8))
+    while a.pending or a.slot is None:
+        h.step()  # the first job's prompt is in its cache, and it is generating
+    b = h.submit("b", second, **greedy(8))
+    h.drain()
+    assert a.slot is not b.slot
+    assert h.recorder.done("b")["prompt_cached_count"] == shared
+    assert [h.recorder.text("a"), h.recorder.text("b")] == expected
+
+
+def test_requests_arriving_together_evaluate_their_shared_prefix_once(make: Any, model: LoadedModel) -> None:
+    first, second, shared = two_questions(model, 150)
+    expected = answers_alone(make, first, second)
+    h = make(slots=2)
+    h.submit("a", first, **greedy(8))
+    h.submit("b", second, **greedy(8))
+    h.step()
+    assert len(h.engine.active) == 1  # the second waits while the first evaluates what they share
+    h.drain()
+    assert h.recorder.done("a")["prompt_cached_count"] == 0
+    assert h.recorder.done("b")["prompt_cached_count"] == shared
+    assert [h.recorder.text("a"), h.recorder.text("b")] == expected
+
+
+def test_a_short_shared_prefix_is_not_worth_a_copy(make: Any, model: LoadedModel) -> None:
+    first, second, shared = two_questions(model, 20)
+    assert shared < SHARED_PREFIX_MIN
+    h = make(slots=2)
+    h.submit("a", first, **greedy(4))
+    h.submit("b", second, **greedy(4))
+    h.step()
+    assert len(h.engine.active) == 2  # no waiting
+    h.drain()
+    assert h.recorder.done("b")["prompt_cached_count"] == 0
+
+
 # --- sampling and limits --------------------------------------------------------------------------
 
 
@@ -409,7 +469,7 @@ def test_seed_reproduces_while_batched(make: Any) -> None:
 _MORE_SEQUENCES_THAN_BATCH = """
 import json, sys
 from pathlib import Path
-from pollama.runner.engine import Engine, Job
+from pollama.runner.engine import SHARED_PREFIX_MIN, Engine, Job
 from pollama.runner.messages import Sampling, with_id
 from pollama.runner.model import LoadOptions, load
 
@@ -684,3 +744,30 @@ def test_format_starts_at_once_when_the_answer_does_not_open_thinking(make: Any)
     )  # fmt: skip
     assert h.recorder.text("thinking").startswith("{")
     assert h.recorder.text("thinking") == h.recorder.text("plain")
+
+
+# --- sliding-window models ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gemma() -> Iterator[LoadedModel]:
+    loaded = load(LoadOptions(path=ensure_model("gemma3"), num_ctx=2048, num_parallel=1, num_batch=512,
+                              num_thread=1, num_gpu=0))  # fmt: skip
+    yield loaded
+    loaded.close()
+
+
+def test_a_sliding_window_model_reuses_any_prefix(make: Any, gemma: LoadedModel) -> None:
+    # Gemma 3's SWA layers see the last 512 positions. With a SWA cache of only that window (llama.cpp's
+    # swa_full off) a long prompt would drop the start of the cache, and a prefix cut from it would lack
+    # the positions its next token sees; the runner keeps llama.cpp's default, a full-size SWA cache.
+    assert llama_cpp.llama_model_n_swa(gemma.model) == 512
+    long = gemma.tokenize(STORY * 80)[:1500]
+    end = gemma.tokenize(" The end.", add_special=False)
+    h = make(slots=1, on=gemma)
+    h.run("long", long, **greedy(2))
+    assert llama_cpp.llama_memory_seq_pos_min(gemma.memory, 0) == 0
+    assert h.run("again", long[:600] + end, **greedy(8))["prompt_cached_count"] == 600
+    fresh = make(slots=1, on=gemma)
+    fresh.run("fresh", long[:600] + end, **greedy(8))
+    assert h.recorder.text("again") == fresh.recorder.text("fresh")

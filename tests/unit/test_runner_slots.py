@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pollama.runner.slots import Slot, choose_slot, common_prefix_length, shift_amount, truncate_prompt
+from pollama.runner.slots import Slot, choose_slot, common_prefix_length, longest_prefix, shift_amount, truncate_prompt
 
 # --- common_prefix_length -------------------------------------------------------------------------
 
@@ -193,3 +193,12 @@ def test_shift_amount_property(n_past: int, num_keep: int, has_bos: bool) -> Non
     assert 0 <= keep <= n_past // 2
     assert discard >= 1
     assert keep + discard <= n_past  # the shift never runs past the cached tokens
+
+
+def test_longest_prefix_looks_at_busy_slots_too() -> None:
+    idle = Slot(0, cached=[1, 2, 9])
+    busy = Slot(1, cached=[1, 2, 3, 4, 5], busy=True)
+    empty = Slot(2)
+    assert longest_prefix([idle, busy, empty], [1, 2, 3, 4, 7]) == (busy, 4)
+    assert longest_prefix([idle, empty], [1, 2, 3]) == (idle, 2)
+    assert longest_prefix([idle, busy, empty], [8, 1]) is None
