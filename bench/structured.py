@@ -22,6 +22,7 @@ from pathlib import Path
 import llama_cpp
 from llama_cpp import llama_grammar
 
+from pollama.runner.messages import CompletionRequest, Control, DoneEvent, Sampling
 from pollama.runner.model import drop_unsafe_buffer_types
 from pollama.runtime.devices import physical_cores
 from pollama.runtime.process import RunnerConfig, RunnerProcess
@@ -57,10 +58,11 @@ async def runner_rates(path: Path, threads: int) -> tuple[list[float], list[floa
     grammar = grammar_for_format(SCHEMA)
 
     async def rate(options: dict[str, object]) -> float:
-        base = {"temperature": 0, "num_predict": TOKENS}
-        async for event in runner.completion(PROMPT, {**base, **options}):
-            if event["event"] == "done":
-                return event["eval_count"] / event["eval_duration"] * 1e9
+        sampling = Sampling.from_options({"temperature": 0, "num_predict": TOKENS})
+        request = CompletionRequest(PROMPT, sampling, Control.from_options(options))
+        async for event in runner.completion(request):
+            if isinstance(event, DoneEvent):
+                return event.eval_count / event.eval_duration * 1e9
         return 0.0
 
     free, constrained = [], []

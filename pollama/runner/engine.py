@@ -23,6 +23,7 @@ from pollama.runner.constraint import Constraint, ConstraintError, tokenizer_for
 from pollama.runner.messages import Control, DoneEvent, EmbedResult, ErrorEvent, Event, Sampling, TokenEvent
 from pollama.runner.model import LoadedModel
 from pollama.runner.sampling import Sampler, token_logprobs
+from pollama.runner.saved_prefixes import SavedPrefixes
 from pollama.runner.slots import (
     Slot,
     choose_slot,
@@ -46,6 +47,9 @@ FILL_CONTEXT = -2
 # A prefix held by another slot is copied (its whole KV stream) rather than evaluated again from this many
 # tokens on: a copy costs about what evaluating a few tokens does, whatever the prefix's length.
 SHARED_PREFIX_MIN = 64
+# Host memory for slot caches saved when another prompt takes their slot (runner.saved_prefixes): SmolLM2
+# keeps 23 KB a token, Qwen2.5-Coder-0.5B 12 KB, so this is a few conversations of thousands of tokens.
+SAVED_PREFIX_BYTES = 128 << 20
 
 
 class RequestError(Exception):
@@ -119,6 +123,7 @@ class Engine:
         self.vision = vision
         self._before_first_decode = before_first_decode
         self.slots = [Slot(seq_id) for seq_id in range(num_parallel)]
+        self.saved = SavedPrefixes(SAVED_PREFIX_BYTES)
         self.waiting: deque[Job] = deque()
         self.active: list[Job] = []
         self._steps = 0
@@ -253,6 +258,41 @@ class Engine:
         slot.cached = list(donor.cached)
         return shared
 
+    def _save_before_reuse(self, slot: Slot, tokens: list[int]) -> None:
+        """Save the slot's cache to host memory when ``tokens`` would overwrite a long part of it."""
+        cached = slot.cached
+        if len(cached) - common_prefix_length(cached, tokens) < SHARED_PREFIX_MIN or self.saved.holds(cached):
+            return
+        if any(is_image_token(token) for token in cached):
+            return
+        if any(other.cached[: len(cached)] == cached for other in self.slots if other is not slot):
+            return  # another slot holds it
+        context, seq = self.model.context, slot.seq_id
+        size = llama_cpp.llama_state_seq_get_size(context, seq)
+        if size > self.saved.capacity:
+            return
+        buffer = (ctypes.c_uint8 * size)()
+        if written := llama_cpp.llama_state_seq_get_data(context, buffer, size, seq):
+            self.saved.add(cached, bytes(buffer)[:written])
+
+    def _restore_saved_prefix(self, slot: Slot, tokens: list[int], reusable: int) -> int:
+        """Restore a saved cache into ``slot`` when it holds a longer prefix of ``tokens``; what is reusable now."""
+        found = self.saved.best(tokens)
+        if found is None:
+            return reusable
+        saved, shared = found
+        shared = min(shared, len(tokens) - 1)
+        if shared < reusable + SHARED_PREFIX_MIN:
+            return reusable
+        llama_cpp.llama_memory_seq_rm(self.model.memory, slot.seq_id, 0, -1)
+        state = (ctypes.c_uint8 * len(saved.state)).from_buffer_copy(saved.state)
+        if not llama_cpp.llama_state_seq_set_data(self.model.context, state, len(saved.state), slot.seq_id):
+            llama_cpp.llama_memory_seq_rm(self.model.memory, slot.seq_id, 0, -1)
+            slot.cached = []
+            return 0
+        slot.cached = list(saved.tokens)
+        return shared
+
     def _start(self, job: Job, slot: Slot, reusable: int) -> None:
         model = self.model
         if not job.tokens:
@@ -274,7 +314,9 @@ class Engine:
             job.sampler.remember_prompt([token for token in job.tokens if not is_image_token(token)])
             job.stream = TextStream(job.sampling.stop)
         if not job.embed and not job.images:
+            self._save_before_reuse(slot, job.tokens)
             reusable = self._copy_shared_prefix(slot, job.tokens, reusable)
+            reusable = self._restore_saved_prefix(slot, job.tokens, reusable)
         # Logits are needed for the last prompt token, so at least that one is decoded again.
         reusable = min(reusable, len(job.tokens) - 1)
         if inside := job.image_at(reusable):

@@ -343,6 +343,18 @@ def test_requests_arriving_together_evaluate_their_shared_prefix_once(make: Any,
     assert [h.recorder.text("a"), h.recorder.text("b")] == expected
 
 
+def test_a_slot_cache_taken_by_another_prompt_is_saved_and_restored(make: Any, model: LoadedModel) -> None:
+    first, second, shared = two_questions(model, 150)
+    other = long_tokens(model, 400)[200:]  # nothing in common with the two questions
+    expected = answers_alone(make, second)
+    h = make(slots=1)
+    h.run("first", first, **greedy(4))
+    h.run("other", other, **greedy(4))  # takes the only slot: the first conversation's cache is saved
+    assert len(h.engine.saved) == 1
+    assert h.run("second", second, **greedy(8))["prompt_cached_count"] == shared
+    assert [h.recorder.text("second")] == expected
+
+
 def test_a_short_shared_prefix_is_not_worth_a_copy(make: Any, model: LoadedModel) -> None:
     first, second, shared = two_questions(model, 20)
     assert shared < SHARED_PREFIX_MIN
