@@ -142,6 +142,9 @@ def _bool(environ: Mapping[str, str], key: str, default: bool | None = False) ->
     return True if parsed is None else parsed  # unparsable but set means "on"
 
 
+MAX_DRAFT_TOKENS = 32
+
+
 def _uint(environ: Mapping[str, str], key: str, default: int) -> int:
     value = _clean(environ, key)
     if not value:
@@ -337,6 +340,9 @@ class Settings:
     # (docs/rpc.md). As written in POLLAMA_RPC_SERVERS, comma-split; ``check_rpc_servers`` validates them
     # at server start, so a mistake there never stops a client command.
     rpc_servers: tuple[str, ...] = ()
+    # Beyond Ollama: speculative decoding with drafts looked up in each sequence's own tokens (runner.drafts):
+    # at most this many draft tokens a step (POLLAMA_DRAFT_TOKENS, 0: off, at most 32).
+    draft_tokens: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -408,6 +414,7 @@ class Settings:
             tls_key=_optional_path(env, "POLLAMA_TLS_KEY"),
             ssl_cert_file=_optional_path(env, "SSL_CERT_FILE"),
             rpc_servers=tuple(part.strip() for part in _clean(env, "POLLAMA_RPC_SERVERS").split(",") if part.strip()),
+            draft_tokens=min(_uint(env, "POLLAMA_DRAFT_TOKENS", 0), MAX_DRAFT_TOKENS),
         )
 
     def describe(self) -> dict[str, str]:
@@ -428,6 +435,7 @@ class Settings:
             "POLLAMA_API_KEYS": f"{len(self.api_keys)} keys" if self.api_keys else "off",
             "POLLAMA_TLS_CERT": str(self.tls_cert or ""),
             "POLLAMA_RPC_SERVERS": ",".join(self.rpc_servers),
+            "POLLAMA_DRAFT_TOKENS": str(self.draft_tokens),
         }
 
     def read_api_keys_file(self) -> Settings:

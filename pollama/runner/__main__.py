@@ -48,6 +48,7 @@ def parse_args(argv: list[str]) -> LoadOptions:
         "--adapter", type=Path, action="append", default=[], help="a LoRA adapter GGUF (repeatable), at scale 1.0"
     )
     parser.add_argument("--rpc", default="", help="comma-separated ggml-rpc-server endpoints (host:port)")
+    parser.add_argument("--draft-tokens", type=int, default=0, help="n-gram draft tokens a step (0: no drafts)")
     args = parser.parse_args(argv)
     return LoadOptions(
         path=args.model,
@@ -66,6 +67,7 @@ def parse_args(argv: list[str]) -> LoadOptions:
         projector=args.projector,
         adapters=tuple(args.adapter),
         rpc_servers=tuple(part for part in args.rpc.split(",") if part),
+        draft_tokens=args.draft_tokens,
     )
 
 
@@ -100,7 +102,14 @@ class Runner:
     ):
         self.model = model
         self.output = output
-        self.engine = Engine(model, model.n_seq_max, self.emit, before_first_decode=before_first_decode, vision=vision)
+        self.engine = Engine(
+            model,
+            model.n_seq_max,
+            self.emit,
+            before_first_decode=before_first_decode,
+            vision=vision,
+            draft_tokens=model.options.draft_tokens,
+        )
         self.inbox: queue.Queue[tuple[str, m.Request] | None] = queue.Queue()
         self._output_lock = threading.Lock()  # a message's fragment lines go out together
 

@@ -20,6 +20,7 @@ import llama_cpp
 import numpy as np
 
 from pollama.runner.constraint import Constraint, ConstraintError, tokenizer_for
+from pollama.runner.drafts import NgramDrafter
 from pollama.runner.messages import Control, DoneEvent, EmbedResult, ErrorEvent, Event, Sampling, TokenEvent
 from pollama.runner.model import LoadedModel
 from pollama.runner.sampling import Sampler, token_logprobs
@@ -79,6 +80,8 @@ class Job:
     started_ns: int = 0
     first_token_ns: int = 0
     images: list[tuple[int, ImagePiece]] = field(default_factory=list)  # where in ``tokens`` each image starts
+    drafter: NgramDrafter | None = None  # speculative decoding: guesses from the job's own tokens
+    drafts: list[int] = field(default_factory=list)  # decoded after next_token this step, not yet accepted
 
     def image_at(self, position: int) -> tuple[int, ImagePiece] | None:
         """The image whose positions include ``position``, with its start."""
@@ -117,8 +120,10 @@ class Engine:
         *,
         before_first_decode: Callable[[], None] | None = None,
         vision: Vision | None = None,
+        draft_tokens: int = 0,
     ):
         self.model = model
+        self.draft_tokens = draft_tokens
         self.emit = emit
         self.vision = vision
         self._before_first_decode = before_first_decode
@@ -198,7 +203,9 @@ class Engine:
                 self._fail(job, 500, f"llama_decode failed with status {status}{what}")
             return False
         for job in jobs:
-            if job.batch_index >= 0:
+            if job.drafts:
+                self._sample_drafted(job)
+            elif job.batch_index >= 0:
                 self._sample(job)
         return True
 
@@ -313,6 +320,9 @@ class Engine:
             job.sampler = Sampler(job.sampling, n_vocab=model.n_vocab, n_ctx=model.n_ctx_seq)
             job.sampler.remember_prompt([token for token in job.tokens if not is_image_token(token)])
             job.stream = TextStream(job.sampling.stop)
+            if self.draft_tokens:
+                job.drafter = NgramDrafter()
+                job.drafter.extend([token for token in job.tokens if not is_image_token(token)])
         if not job.embed and not job.images:
             self._save_before_reuse(slot, job.tokens)
             reusable = self._copy_shared_prefix(slot, job.tokens, reusable)
@@ -342,10 +352,15 @@ class Engine:
         planned: list[tuple[Job, list[int]]] = []
         for job in self.active:
             job.batch_index = -1
+            job.drafts = []
             if job.next_token is not None:
                 planned.append((job, [job.next_token]))
                 job.next_token = None
         room = self.model.n_batch - len(planned)
+        for job, tokens in planned if self.draft_tokens else []:
+            job.drafts = self._drafts(job, room)
+            tokens.extend(job.drafts)
+            room -= len(job.drafts)
         for job in self.active:
             if room <= 0:
                 break
@@ -362,12 +377,14 @@ class Engine:
         planned.sort(key=lambda entry: entry[0].held_slot.seq_id)
         for job, tokens in planned:
             wants_logits = not job.pending  # a generated token, or the end of the prompt
+            first = batch.n_tokens
             for token in tokens:
-                _put(batch, token, len(job.held_slot.cached), job.held_slot.seq_id, output=False)
+                # With drafts, the next token and each draft get logits: each is checked in turn.
+                _put(batch, token, len(job.held_slot.cached), job.held_slot.seq_id, output=bool(job.drafts))
                 job.held_slot.cached.append(token)
             if wants_logits:
                 batch.logits[batch.n_tokens - 1] = True
-                job.batch_index = batch.n_tokens - 1
+                job.batch_index = first if job.drafts else batch.n_tokens - 1
         return [job for job, _tokens in planned]
 
     def _decode_images(self, vision: Vision) -> None:
@@ -465,6 +482,8 @@ class Engine:
                 return
         token = self._draw(job)
         job.generated.append(token)
+        if job.drafter is not None:
+            job.drafter.extend([token])
         if model.is_end_of_generation(token):  # no text, and (as in Ollama) no logprobs entry
             self._finish(job, "stop")
             return
@@ -486,6 +505,39 @@ class Engine:
             self._finish(job, "length")
         else:
             job.next_token = token
+
+    def _drafts(self, job: Job, room: int) -> list[int]:
+        """Draft tokens to decode after the job's next token, as many as fit the batch and its context."""
+        if job.drafter is None:
+            return []
+        # The last sample must still find room in the context without a shift, and drafts past the
+        # token limit would never be used.
+        context_room = self.model.n_ctx_seq - len(job.held_slot.cached) - 2
+        unanswered = self._max_tokens(job) - len(job.generated) - 1
+        return job.drafter.propose(min(self.draft_tokens, room, context_room, unanswered))
+
+    def _sample_drafted(self, job: Job) -> None:
+        """Sample the next token and then after each draft, as long as the samples agree with the drafts.
+
+        Each sample is the one the job would draw without drafts (same logits, same sampler state), so the
+        answer is the same; a draft that differs from its sample, and every draft after it, leave the cache.
+        """
+        drafts = job.drafts
+        first = job.batch_index
+        for offset in range(len(drafts) + 1):
+            job.batch_index = first + offset
+            self._sample(job)
+            if job.next_token is None:
+                return  # finished
+            if offset < len(drafts) and job.next_token == drafts[offset]:
+                job.next_token = None  # decoded already: its cache entry stays
+                continue
+            rejected = len(drafts) - offset
+            if rejected:
+                cached = job.held_slot.cached
+                llama_cpp.llama_memory_seq_rm(self.model.memory, job.held_slot.seq_id, len(cached) - rejected, -1)
+                del cached[-rejected:]
+            return
 
     def _max_tokens(self, job: Job) -> int:
         if job.limit >= 0:

@@ -120,6 +120,7 @@ def resolve(
         projector_path=model.projector_paths[0] if model.projector_paths else None,
         adapter_paths=tuple(model.adapter_paths),
         rpc_servers=settings.rpc_servers,
+        draft_tokens=0 if embedding else settings.draft_tokens,
     )
     return Resolved(config=config, options={k: v for k, v in options.items() if not _load_time(k)})
 

@@ -85,6 +85,7 @@ class RunnerConfig:
     projector_path: Path | None = None  # a vision projector loaded beside the model
     adapter_paths: tuple[Path, ...] = ()  # LoRA adapters applied at load (another list: another runner)
     rpc_servers: tuple[str, ...] = ()  # ggml-rpc-server endpoints the layers are split over (docs/rpc.md)
+    draft_tokens: int = 0  # n-gram draft tokens a step, at most (speculative decoding; 0: off)
 
     def arguments(self) -> list[str]:
         flash = {None: "auto", True: "on", False: "off"}[self.flash_attention]
@@ -113,6 +114,8 @@ class RunnerConfig:
             args += ["--adapter", str(adapter)]
         if self.rpc_servers:
             args += ["--rpc", ",".join(self.rpc_servers)]
+        if self.draft_tokens:
+            args += ["--draft-tokens", str(self.draft_tokens)]
         return args
 
 

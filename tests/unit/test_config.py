@@ -473,3 +473,10 @@ def test_describe() -> None:
     assert described["OLLAMA_MAX_QUEUE"] == "512"
     assert described["OLLAMA_NUM_PARALLEL"] == "1"
     assert described["OLLAMA_MODELS"] == "/home/tester/.ollama/models"
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("", 0), ("8", 8), ("32", 32), ("100", 32), ("-1", 0), ("x", 0)])
+def test_draft_tokens_are_off_by_default_and_capped(raw: str, expected: int) -> None:
+    settings = Settings.from_env({"HOME": "/home/u", "POLLAMA_DRAFT_TOKENS": raw})
+    assert settings.draft_tokens == expected
+    assert settings.describe()["POLLAMA_DRAFT_TOKENS"] == str(expected)

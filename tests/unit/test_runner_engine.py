@@ -77,10 +77,10 @@ class Recorder:
 
 
 class Harness:
-    def __init__(self, model: LoadedModel, slots: int) -> None:
+    def __init__(self, model: LoadedModel, slots: int, draft_tokens: int = 0) -> None:
         self.model = model
         self.recorder = Recorder()
-        self.engine = Engine(model, slots, self.recorder)
+        self.engine = Engine(model, slots, self.recorder, draft_tokens=draft_tokens)
         self.steps = 0
 
     def submit(self, job_id: str, prompt: str | list[int], **options: Any) -> Job:
@@ -114,8 +114,8 @@ class Harness:
 def make(model: LoadedModel) -> Iterator[Any]:
     harnesses: list[Harness] = []
 
-    def create(slots: int = 2, on: LoadedModel | None = None) -> Harness:
-        harness = Harness(on or model, slots)
+    def create(slots: int = 2, on: LoadedModel | None = None, draft_tokens: int = 0) -> Harness:
+        harness = Harness(on or model, slots, draft_tokens)
         harnesses.append(harness)
         return harness
 
@@ -365,6 +365,52 @@ def test_a_short_shared_prefix_is_not_worth_a_copy(make: Any, model: LoadedModel
     assert len(h.engine.active) == 2  # no waiting
     h.drain()
     assert h.recorder.done("b")["prompt_cached_count"] == 0
+
+
+# --- speculative decoding ------------------------------------------------------------------------
+
+FRUITS = "Copy this list exactly: apple, banana, cherry, date, elderberry, fig, grape, kiwi, lemon, mango. " * 3
+
+
+def test_drafts_change_nothing_but_the_number_of_steps(make: Any, model: LoadedModel) -> None:
+    options = greedy(48, logit_bias=no_eog(model))
+    plain = make(slots=1)
+    plain.run("plain", FRUITS, **options)
+    drafted = make(slots=1, draft_tokens=8)
+    drafted.engine.slots[0].cached = []  # no cache from the plain run: the same prompt work on both sides
+    drafted.run("drafted", FRUITS, **options)
+    assert drafted.recorder.text("drafted") == plain.recorder.text("plain")
+    assert drafted.recorder.done("drafted")["eval_count"] == 48
+    assert drafted.steps < plain.steps * 0.75  # drafts were accepted: several tokens a step
+    slot = drafted.engine.slots[0]
+    assert llama_cpp.llama_memory_seq_pos_max(model.memory, slot.seq_id) == len(slot.cached) - 1
+
+
+def test_drafts_alongside_other_sequences_and_sampling(make: Any, model: LoadedModel) -> None:
+    sampled = {"temperature": 0.8, "seed": 7, "num_predict": 32}
+    plain = make(slots=2)
+    plain.submit("a", FRUITS, **greedy(24))
+    plain.submit("b", STORY, **sampled)
+    plain.drain()
+    drafted = make(slots=2, draft_tokens=4)
+    for slot in drafted.engine.slots:
+        slot.cached = []
+    drafted.submit("a", FRUITS, **greedy(24))
+    drafted.submit("b", STORY, **sampled)
+    drafted.drain()
+    assert [drafted.recorder.text(job) for job in "ab"] == [plain.recorder.text(job) for job in "ab"]
+
+
+def test_a_cache_left_by_drafts_answers_the_next_turn_as_a_fresh_one(make: Any, model: LoadedModel) -> None:
+    drafted = make(slots=1, draft_tokens=8)
+    first = drafted.run("1", FRUITS, **greedy(20, return_context=True))
+    follow_up = first["context"] + model.tokenize(" Now count them.", add_special=False)
+    drafted.run("2", follow_up, **greedy(12))
+    assert evaluated(drafted.recorder.done("2")) < 12  # the cache was reused
+    fresh = make(slots=1)
+    fresh.engine.slots[0].cached = []
+    fresh.run("3", follow_up, **greedy(12))
+    assert drafted.recorder.text("2") == fresh.recorder.text("3")
 
 
 # --- sampling and limits --------------------------------------------------------------------------
