@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ import httpx
 
 from tests.servers import free_port
 
-__all__ = ["LlamaServer", "anchor", "llama_server"]
+__all__ = ["LlamaServer", "anchor", "llama_server", "required_anchor"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,14 @@ def anchor(name: str) -> Path | None:
     folder = Path(configured) if configured else Path.home() / ".cache" / f"llama-anchors-{version}" / "bin"
     path = folder / name
     return path if path.is_file() and os.access(path, os.X_OK) else None
+
+
+def required_anchor(name: str) -> Path:
+    """The built tool ``name``; where it is not built, the script exits saying how to build it."""
+    path = anchor(name)
+    if path is None:
+        sys.exit(f"{name} is not built: run ../shared/tools/build-llama-anchors.sh first")
+    return path
 
 
 @contextmanager

@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 
-from bench.anchors import anchor, llama_server
+from bench.anchors import llama_server, required_anchor
 from bench.versus_llama_server import THREADS, Server, complete, has_amx, llama_server_side, pollama_side
 from tests.integration.test_scheduler import install
 from tests.servers import ServerProcess
@@ -97,9 +96,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--drafts", type=int, default=8)
     args = parser.parse_args()
-    binary = anchor("llama-server")
-    if binary is None:
-        sys.exit("llama-server is not built: run ../shared/tools/build-llama-anchors.sh first")
+    binary = required_anchor("llama-server")
     for key in args.models:
         bench(key, args.rounds, args.drafts, binary)
 

@@ -28,7 +28,6 @@ import asyncio
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -38,7 +37,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.anchors import anchor, llama_server
+from bench.anchors import llama_server, required_anchor
 from pollama.runtime.devices import physical_cores
 from tests.integration.test_scheduler import install
 from tests.servers import ServerProcess
@@ -233,9 +232,7 @@ def main() -> None:
     parser.add_argument("models", nargs="*", default=["smollm2", "qwen2.5-coder"])
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    binary = anchor("llama-server")
-    if binary is None:
-        sys.exit("llama-server is not built: run ../shared/tools/build-llama-anchors.sh first")
+    binary = required_anchor("llama-server")
     for key in args.models:
         bench(key, args.rounds, binary)
 
