@@ -262,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     buffers = BufferLog()
     buffers.install()
     print(f"runner: system info: {ggml.system_info()}", file=sys.stderr, flush=True)
+    if options.draft_tokens:
+        print(f"runner: speculative decoding, up to {options.draft_tokens} n-gram drafts a step", file=sys.stderr)
     crash, at_request = simulated_crash(options, os.environ.get(SIMULATED_CRASH, ""))
     try:
         model = load(options, before_first_decode=None if at_request else crash, last_error=lambda: buffers.last_error)
