@@ -27,6 +27,7 @@ _BUILTIN_ORIGIN_HOSTS = ("localhost", "127.0.0.1", "0.0.0.0")
 _BUILTIN_ORIGIN_SCHEMES = ("app://*", "file://*", "tauri://*", "vscode-webview://*", "vscode-file://*")
 # ggml-rpc.h's GGML_RPC_MAX_SERVERS: llama.cpp's RPC backend is not meant for more servers than this.
 MAX_RPC_SERVERS = 16
+MAX_DRAFT_TOKENS = 32  # POLLAMA_DRAFT_TOKENS, at most
 
 
 @dataclass(frozen=True)
@@ -140,9 +141,6 @@ def _bool(environ: Mapping[str, str], key: str, default: bool | None = False) ->
         return default
     parsed = gostrconv.parse_bool(value)
     return True if parsed is None else parsed  # unparsable but set means "on"
-
-
-MAX_DRAFT_TOKENS = 32
 
 
 def _uint(environ: Mapping[str, str], key: str, default: int) -> int:

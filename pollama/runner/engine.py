@@ -240,11 +240,8 @@ class Engine:
             coming = min(common_prefix_length(other.tokens, job.tokens), len(job.tokens) - 1)
             if len(other.held_slot.cached) >= coming:
                 continue  # already there: the job copies it now
-            held_elsewhere = max(
-                (common_prefix_length(slot.cached, job.tokens) for slot in self.slots if slot is not other.slot),
-                default=0,
-            )
-            if coming >= held_elsewhere + SHARED_PREFIX_MIN:
+            elsewhere = longest_prefix([slot for slot in self.slots if slot is not other.slot], job.tokens)
+            if coming >= (elsewhere[1] if elsewhere else 0) + SHARED_PREFIX_MIN:
                 return True
         return False
 
@@ -357,10 +354,11 @@ class Engine:
                 planned.append((job, [job.next_token]))
                 job.next_token = None
         room = self.model.n_batch - len(planned)
-        for job, tokens in planned if self.draft_tokens else []:
-            job.drafts = self._drafts(job, room)
-            tokens.extend(job.drafts)
-            room -= len(job.drafts)
+        if self.draft_tokens:
+            for job, tokens in planned:
+                job.drafts = self._drafts(job, room)
+                tokens.extend(job.drafts)
+                room -= len(job.drafts)
         for job in self.active:
             if room <= 0:
                 break

@@ -193,14 +193,14 @@ def load(
         kv_type = llama_cpp.GGML_TYPE_F16  # quantized V cache needs flash attention
 
     params = llama_cpp.llama_context_default_params()
-    # An embedding model's inputs are packed into shared batches, each input a sequence of its own that is
-    # dropped once pooled: the sequences share one context of num_ctx (kv_unified), which they never fill.
+    # An embedding model (one num_ctx context: num_parallel is 1) packs its inputs into shared batches, each
+    # input a sequence of its own that is dropped once pooled: the sequences share that context (kv_unified).
     sequences = EMBEDDING_SEQUENCES if options.embedding else options.num_parallel
     # Every sequence may need an output in one batch; llama.cpp asserts there is room for them.
     batch = max(options.num_batch, sequences)
     set_fields(
         params,
-        n_ctx=options.num_ctx if options.embedding else options.num_ctx * options.num_parallel,
+        n_ctx=options.num_ctx * options.num_parallel,
         n_seq_max=sequences,
         n_batch=batch,
         n_ubatch=batch,

@@ -6,16 +6,14 @@ import anthropic
 import pytest
 
 from tests.clients.conftest import SHORT
+from tests.clients.test_ollama_python import ADD as OLLAMA_ADD
 
 CLIENT = "anthropic"
+# The tool of the other clients' tests, in Anthropic's shape.
 ADD = {
-    "name": "add",
-    "description": "Add two integers.",
-    "input_schema": {
-        "type": "object",
-        "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
-        "required": ["a", "b"],
-    },
+    "name": OLLAMA_ADD["function"]["name"],
+    "description": OLLAMA_ADD["function"]["description"],
+    "input_schema": OLLAMA_ADD["function"]["parameters"],
 }
 
 
