@@ -127,6 +127,26 @@ def ensure_vision_model() -> tuple[Path, Path]:
     return language, target
 
 
+def ensure_f16(key: str) -> Path:
+    """An F16 copy of a quantized test model: four times the bytes to read a token, the same vocabulary.
+
+    Drafted by the quantized original, it makes a target and draft pair (speculative decoding) from one
+    download; its answers are close to the original's but not the same, so some drafts are refused.
+    """
+    import llama_cpp
+
+    source = ensure_model(key)
+    target = source.with_name(f"{source.stem}.F16.gguf")
+    if not target.exists():
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".quantize-") as scratch:
+            built = Path(scratch) / target.name
+            command = [sys.executable, "-m", "pollama.runner.quantize", str(source), str(built)]
+            command += [str(llama_cpp.LLAMA_FTYPE_MOSTLY_F16), "2", "--requantize"]
+            subprocess.run(command, check=True, capture_output=True)
+            os.replace(built, target)
+    return target
+
+
 def _join(spec: ModelSpec, scratch: Path, assembled: Path) -> None:
     digest = hashlib.sha256()
     with assembled.open("wb") as out:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import queue
 import signal
@@ -16,6 +17,7 @@ import llama_cpp
 
 from pollama.runner import ggml, protocol
 from pollama.runner import messages as m
+from pollama.runner.draft_model import DraftModel, vocabulary_mismatch
 from pollama.runner.engine import Engine, Job
 from pollama.runner.logs import BufferLog
 from pollama.runner.model import LoadedModel, LoadError, LoadOptions, load
@@ -48,7 +50,8 @@ def parse_args(argv: list[str]) -> LoadOptions:
         "--adapter", type=Path, action="append", default=[], help="a LoRA adapter GGUF (repeatable), at scale 1.0"
     )
     parser.add_argument("--rpc", default="", help="comma-separated ggml-rpc-server endpoints (host:port)")
-    parser.add_argument("--draft-tokens", type=int, default=0, help="n-gram draft tokens a step (0: no drafts)")
+    parser.add_argument("--draft-tokens", type=int, default=0, help="draft tokens a step (0: no drafts)")
+    parser.add_argument("--draft-model", type=Path, help="a GGUF that drafts them (else n-gram drafts)")
     args = parser.parse_args(argv)
     return LoadOptions(
         path=args.model,
@@ -68,6 +71,7 @@ def parse_args(argv: list[str]) -> LoadOptions:
         adapters=tuple(args.adapter),
         rpc_servers=tuple(part for part in args.rpc.split(",") if part),
         draft_tokens=args.draft_tokens,
+        draft_model=args.draft_model,
     )
 
 
@@ -99,6 +103,7 @@ class Runner:
         output: BinaryIO,
         before_first_decode: Callable[[], None] | None = None,
         vision: Vision | None = None,
+        draft: DraftModel | None = None,
     ):
         self.model = model
         self.output = output
@@ -109,6 +114,7 @@ class Runner:
             before_first_decode=before_first_decode,
             vision=vision,
             draft_tokens=model.options.draft_tokens,
+            draft_model=draft,
         )
         self.inbox: queue.Queue[tuple[str, m.Request] | None] = queue.Queue()
         self._output_lock = threading.Lock()  # a message's fragment lines go out together
@@ -263,23 +269,30 @@ def main(argv: list[str] | None = None) -> int:
     buffers.install()
     print(f"runner: system info: {ggml.system_info()}", file=sys.stderr, flush=True)
     if options.draft_tokens:
-        print(f"runner: speculative decoding, up to {options.draft_tokens} n-gram drafts a step", file=sys.stderr)
+        count = options.draft_tokens
+        drafts = (
+            f"{count} drafts a step from {options.draft_model.name}"
+            if options.draft_model
+            else f"{count} n-gram drafts a step"
+        )
+        print(f"runner: speculative decoding, up to {drafts}", file=sys.stderr)
     crash, at_request = simulated_crash(options, os.environ.get(SIMULATED_CRASH, ""))
     try:
         model = load(options, before_first_decode=None if at_request else crash, last_error=lambda: buffers.last_error)
         vision = load_vision(model)
+        draft = load_draft(model, lambda: buffers.last_error)
     except (LoadError, VisionError) as error:
         status = error.status if isinstance(error, LoadError) else 500
         output.writelines(protocol.encode(m.LoadFailed(str(error), status).to_wire()))
         output.flush()
         return 1
-    runner = Runner(model, output, crash if at_request else None, vision)
+    runner = Runner(model, output, crash if at_request else None, vision, draft)
     total_bytes, vram_bytes = buffers.sizes()
     ready = m.Ready(
         n_ctx=model.n_ctx_seq,
         n_ctx_train=model.n_ctx_train,
         num_parallel=options.num_parallel,
-        weights_bytes=model.weights_bytes(),
+        weights_bytes=model.weights_bytes() + (draft.model.weights_bytes() if draft else 0),
         total_bytes=total_bytes,
         vram_bytes=vram_bytes,
         gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()),
@@ -294,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         runner.engine.close()
         if vision is not None:
             vision.close()
+        if draft is not None:
+            draft.close()
         model.close()
     return 0
 
@@ -308,6 +323,26 @@ def load_vision(model: LoadedModel) -> Vision | None:
     except VisionError:
         model.close()
         raise
+
+
+def load_draft(model: LoadedModel, last_error: Callable[[], str]) -> DraftModel | None:
+    """The draft model, loaded as the model is (threads, offload, a sequence for each slot), when it has one."""
+    options = model.options
+    if options.draft_model is None or not options.draft_tokens:
+        return None
+    draft_options = dataclasses.replace(
+        options, path=options.draft_model, projector=None, adapters=(), rpc_servers=(), draft_model=None
+    )
+    try:
+        draft = load(draft_options, last_error=last_error)
+    except LoadError as error:
+        model.close()
+        raise LoadError(f"error loading the draft model {options.draft_model.name}: {error}", error.status) from None
+    if (reason := vocabulary_mismatch(model, draft)) is not None:
+        draft.close()
+        model.close()
+        raise LoadError(f"the draft model {options.draft_model.name} cannot draft for this model: {reason}", 400)
+    return DraftModel(draft, model.n_vocab)
 
 
 if __name__ == "__main__":

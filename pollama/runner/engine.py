@@ -19,7 +19,9 @@ from typing import Any
 import llama_cpp
 import numpy as np
 
+from pollama.runner.batches import put
 from pollama.runner.constraint import Constraint, ConstraintError, tokenizer_for
+from pollama.runner.draft_model import DraftModel, DraftRequest
 from pollama.runner.drafts import NgramDrafter
 from pollama.runner.messages import Control, DoneEvent, EmbedResult, ErrorEvent, Event, Sampling, TokenEvent
 from pollama.runner.model import LoadedModel
@@ -121,9 +123,11 @@ class Engine:
         before_first_decode: Callable[[], None] | None = None,
         vision: Vision | None = None,
         draft_tokens: int = 0,
+        draft_model: DraftModel | None = None,
     ):
         self.model = model
-        self.draft_tokens = draft_tokens
+        self.draft_tokens = draft_tokens  # a step's drafts a sequence, at most: from draft_model, else n-grams
+        self.draft_model = draft_model
         self.emit = emit
         self.vision = vision
         self._before_first_decode = before_first_decode
@@ -317,7 +321,7 @@ class Engine:
             job.sampler = Sampler(job.sampling, n_vocab=model.n_vocab, n_ctx=model.n_ctx_seq)
             job.sampler.remember_prompt([token for token in job.tokens if not is_image_token(token)])
             job.stream = TextStream(job.sampling.stop)
-            if self.draft_tokens:
+            if self.draft_tokens and self.draft_model is None:
                 job.drafter = NgramDrafter()
                 job.drafter.extend([token for token in job.tokens if not is_image_token(token)])
         if not job.embed and not job.images:
@@ -355,10 +359,7 @@ class Engine:
                 job.next_token = None
         room = self.model.n_batch - len(planned)
         if self.draft_tokens:
-            for job, tokens in planned:
-                job.drafts = self._drafts(job, room)
-                tokens.extend(job.drafts)
-                room -= len(job.drafts)
+            room = self._add_drafts(planned, room)
         for job in self.active:
             if room <= 0:
                 break
@@ -378,7 +379,7 @@ class Engine:
             first = batch.n_tokens
             for token in tokens:
                 # With drafts, the next token and each draft get logits: each is checked in turn.
-                _put(batch, token, len(job.held_slot.cached), job.held_slot.seq_id, output=bool(job.drafts))
+                put(batch, token, len(job.held_slot.cached), job.held_slot.seq_id, output=bool(job.drafts))
                 job.held_slot.cached.append(token)
             if wants_logits:
                 batch.logits[batch.n_tokens - 1] = True
@@ -504,15 +505,38 @@ class Engine:
         else:
             job.next_token = token
 
-    def _drafts(self, job: Job, room: int) -> list[int]:
-        """Draft tokens to decode after the job's next token, as many as fit the batch and its context."""
-        if job.drafter is None:
-            return []
+    def _add_drafts(self, planned: list[tuple[Job, list[int]]], room: int) -> int:
+        """Add draft tokens after each generating job's next token, as many as fit the batch; the room left."""
+        limits = []
+        for job, _tokens in planned:
+            limits.append(max(0, min(self._draft_limit(job), room)))
+            room -= limits[-1]
+        if self.draft_model is not None:
+            requests = [
+                DraftRequest(job.held_slot.seq_id, job.held_slot.cached + tokens, limit)
+                for (job, tokens), limit in zip(planned, limits, strict=True)
+            ]
+            proposals = self.draft_model.propose(requests)
+        else:
+            proposals = [
+                job.drafter.propose(limit) if job.drafter is not None else []
+                for (job, _tokens), limit in zip(planned, limits, strict=True)
+            ]
+        for (job, tokens), drafts, limit in zip(planned, proposals, limits, strict=True):
+            job.drafts = drafts
+            tokens.extend(drafts)
+            room += limit - len(drafts)
+        return room
+
+    def _draft_limit(self, job: Job) -> int:
+        """How many drafts may follow the job's next token: what fits its context and could be used."""
+        if job.images and self.draft_model is not None:
+            return 0  # the draft model cannot see the images
         # The last sample must still find room in the context without a shift, and drafts past the
         # token limit would never be used.
         context_room = self.model.n_ctx_seq - len(job.held_slot.cached) - 2
         unanswered = self._max_tokens(job) - len(job.generated) - 1
-        return job.drafter.propose(min(self.draft_tokens, room, context_room, unanswered))
+        return min(self.draft_tokens, context_room, unanswered)
 
     def _sample_drafted(self, job: Job) -> None:
         """Sample the next token and then after each draft, as long as the samples agree with the drafts.
@@ -617,7 +641,7 @@ class Engine:
         batch.n_tokens = 0
         for job in jobs:
             for position, token in enumerate(job.tokens):
-                _put(batch, token, position, job.held_slot.seq_id, output=True)
+                put(batch, token, position, job.held_slot.seq_id, output=True)
         run = llama_cpp.llama_encode if model.encoder_only else llama_cpp.llama_decode
         failed = run(model.context, batch) != 0
         for job in jobs:
@@ -643,7 +667,7 @@ class Engine:
                 chunk = job.tokens[start : start + model.n_batch]
                 batch.n_tokens = 0
                 for offset, token in enumerate(chunk):
-                    _put(batch, token, start + offset, seq, output=True)
+                    put(batch, token, start + offset, seq, output=True)
                 if llama_cpp.llama_decode(model.context, batch) != 0:
                     return RequestError(500, "failed to compute the embedding")
                 for index in range(len(chunk)):
@@ -675,17 +699,6 @@ def embedding_groups(lengths: list[int], budget: int) -> list[list[int]]:
         groups[-1].append(index)
         used += length
     return groups
-
-
-def _put(batch: llama_cpp.llama_batch, token: int, position: int, seq: int, *, output: bool) -> None:
-    """Append one token of sequence ``seq`` to ``batch``."""
-    index = batch.n_tokens
-    batch.token[index] = token
-    batch.pos[index] = position  # type: ignore[call-overload]  # the binding's hint is wrong: pos is llama_pos*
-    batch.n_seq_id[index] = 1
-    batch.seq_id[index][0] = seq
-    batch.logits[index] = output
-    batch.n_tokens += 1
 
 
 def _floats(pointer: Any, count: int) -> np.ndarray:

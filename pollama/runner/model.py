@@ -68,7 +68,8 @@ class LoadOptions:
     projector: Path | None = None  # a vision projector GGUF (mmproj) to load beside the model
     adapters: tuple[Path, ...] = ()  # LoRA adapter GGUFs applied to the context, each at scale 1.0
     rpc_servers: tuple[str, ...] = ()  # ggml-rpc-server endpoints the offloaded layers are split over
-    draft_tokens: int = 0  # n-gram draft tokens a step, at most (engine: speculative decoding; 0: off)
+    draft_tokens: int = 0  # draft tokens a step, at most (engine: speculative decoding; 0: off)
+    draft_model: Path | None = None  # a GGUF with the same vocabulary that drafts them; None: n-gram drafts
 
 
 class LoadedModel:

@@ -24,6 +24,7 @@ from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 from pollama.runtime.devices import GpuDevice
 from pollama.runtime.process import RunnerConfig
 from pollama.store.gguf import GGUFFile, TensorInfo
+from pollama.store.models import read_gguf_header
 
 __all__ = [
     "Estimate",
@@ -171,6 +172,11 @@ def runner_estimate(gguf: GGUFFile, config: RunnerConfig) -> Estimate:
     # A projector's weights, and about as much again for encoding an image, stay with the compute buffers;
     # an adapter's weights (LoRA pairs, each beside the matrix it updates) are counted there too.
     extra = 2 * _file_size(config.projector_path) + sum(_file_size(path) for path in config.adapter_paths)
+    # A draft model has its own weights, cache (a sequence per slot) and buffers, counted with the compute.
+    if config.draft_model_path is not None and (draft := read_gguf_header(config.draft_model_path)) is not None:
+        extra += runner_estimate(
+            draft, replace(config, draft_model_path=None, projector_path=None, adapter_paths=())
+        ).total
     return replace(need, compute=need.compute + extra) if extra else need
 
 

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from pollama.config import Settings
+from pollama.config import MAX_DRAFT_TOKENS, Settings
 from pollama.errors import Failed, InvalidRequest
 from pollama.model.adapter import stored_adapter_mismatch
 from pollama.model.capabilities import capabilities_of
@@ -24,6 +24,8 @@ from pollama.store.models import StoredModel
 __all__ = ["DEFAULT_OPTIONS", "Resolved", "resolve"]
 
 log = logging.getLogger(__name__)
+
+DEFAULT_DRAFT_NUM_PREDICT = 4  # Ollama's, for a model with a draft
 
 DEFAULT_OPTIONS: dict[str, Any] = {
     "num_keep": 4,
@@ -104,6 +106,7 @@ def resolve(
         raise InvalidRequest(f'option "num_parallel" must be at most {MAX_SEQUENCES}')
     # A batch beyond the whole context could never fill, yet the runner would allocate it.
     num_batch = min(int(options.get("num_batch") or (min(2048, num_ctx) if embedding else 512)), num_ctx * num_parallel)
+    draft_tokens = 0 if embedding else _draft_tokens(settings, model, options)
     kv_cache_type = settings.kv_cache_type.lower() if settings.kv_cache_type.lower() in _KV_CACHE_TYPES else "f16"
     config = RunnerConfig(
         model_path=model.model_path,
@@ -120,9 +123,20 @@ def resolve(
         projector_path=model.projector_paths[0] if model.projector_paths else None,
         adapter_paths=tuple(model.adapter_paths),
         rpc_servers=settings.rpc_servers,
-        draft_tokens=0 if embedding else settings.draft_tokens,
+        draft_tokens=draft_tokens,
+        draft_model_path=model.draft_path if draft_tokens else None,
     )
     return Resolved(config=config, options={k: v for k, v in options.items() if not _load_time(k)})
+
+
+def _draft_tokens(settings: Settings, model: StoredModel, options: dict[str, Any]) -> int:
+    """Drafts a step: ``draft_num_predict`` (4 by default, as in Ollama) with a DRAFT model, else n-gram ones."""
+    if model.draft_path is None:
+        return settings.draft_tokens  # Ollama ignores draft_num_predict without a draft model
+    count = int(options.get("draft_num_predict", DEFAULT_DRAFT_NUM_PREDICT))
+    if count > MAX_DRAFT_TOKENS:
+        raise InvalidRequest(f'option "draft_num_predict" must be at most {MAX_DRAFT_TOKENS}')
+    return max(0, count)
 
 
 def _load_time(name: str) -> bool:

@@ -85,7 +85,8 @@ class RunnerConfig:
     projector_path: Path | None = None  # a vision projector loaded beside the model
     adapter_paths: tuple[Path, ...] = ()  # LoRA adapters applied at load (another list: another runner)
     rpc_servers: tuple[str, ...] = ()  # ggml-rpc-server endpoints the layers are split over (docs/rpc.md)
-    draft_tokens: int = 0  # n-gram draft tokens a step, at most (speculative decoding; 0: off)
+    draft_tokens: int = 0  # draft tokens a step, at most (speculative decoding; 0: off)
+    draft_model_path: Path | None = None  # the model's DRAFT layer, which makes them; None: n-gram drafts
 
     def arguments(self) -> list[str]:
         flash = {None: "auto", True: "on", False: "off"}[self.flash_attention]
@@ -116,6 +117,8 @@ class RunnerConfig:
             args += ["--rpc", ",".join(self.rpc_servers)]
         if self.draft_tokens:
             args += ["--draft-tokens", str(self.draft_tokens)]
+        if self.draft_model_path is not None:
+            args += ["--draft-model", str(self.draft_model_path)]
         return args
 
 

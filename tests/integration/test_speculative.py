@@ -1,4 +1,5 @@
-"""Speculative decoding through a real server: POLLAMA_DRAFT_TOKENS reaches the runner, answers are unchanged.
+"""Speculative decoding through a real server, with n-gram drafts (POLLAMA_DRAFT_TOKENS) and with a Modelfile's
+DRAFT model: the runner drafts, and answers are unchanged.
 
 SmolLM2's Q4_1 weights have no repacked layout, so a position's logits are the same in any batch and the
 greedy answer with drafts must be the one without, token for token (README: where that does not hold).
@@ -6,6 +7,7 @@ greedy answer with drafts must be the one without, token for token (README: wher
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -13,7 +15,7 @@ import pytest
 
 from tests.integration.test_scheduler import install
 from tests.servers import ServerProcess
-from tools.test_models import ensure_model
+from tools.test_models import ensure_f16, ensure_model
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -29,8 +31,8 @@ def drafting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess
     server.stop()
 
 
-def answer(url: str, **options: object) -> dict[str, object]:
-    body = {"model": "smol", "prompt": PROMPT, "raw": True, "stream": False,
+def answer(url: str, model: str = "smol", **options: object) -> dict[str, object]:
+    body = {"model": model, "prompt": PROMPT, "raw": True, "stream": False,
             "options": {"temperature": 0, "num_predict": 64, **options}}  # fmt: skip
     reply = httpx.post(url + "/api/generate", json=body, timeout=120)
     reply.raise_for_status()
@@ -49,3 +51,54 @@ def test_seeded_sampling_is_unchanged_by_drafts(server: ServerProcess, drafting:
     install(server, "smol", ensure_model("smollm2"))
     sampled = {"temperature": 0.8, "seed": 11}
     assert answer(drafting.url, **sampled)["response"] == answer(server.url, **sampled)["response"]
+
+
+# --- a draft model: a Modelfile's DRAFT ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def with_draft(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """``smol-f16`` drafted by SmolLM2's Q4_1 (``DRAFT``), ``smol-f16-alone`` without it, ``smol-gemma`` by Gemma."""
+    root = tmp_path_factory.mktemp("draft-model")
+    server = ServerProcess(root / "server", {"OLLAMA_DEBUG": "1"}).start()
+    target = ensure_f16("smollm2")
+    for name, draft in (
+        ("smol-f16", ensure_model("smollm2")),
+        ("smol-gemma", ensure_model("gemma3")),
+        ("smol-f16-alone", None),
+    ):
+        modelfile = root / f"{name}.Modelfile"
+        modelfile.write_text(f"FROM {target}\n" + (f"DRAFT {draft}\n" if draft else ""))
+        created = server.cli("create", name, "-f", str(modelfile))
+        assert created.returncode == 0, created.stderr
+    yield server
+    server.stop()
+
+
+def test_a_draft_model_gives_the_answers_of_the_model_alone(with_draft: ServerProcess) -> None:
+    drafted = answer(with_draft.url, model="smol-f16")
+    alone = answer(with_draft.url, model="smol-f16-alone")
+    undrafted = answer(with_draft.url, model="smol-f16", draft_num_predict=0)  # drafts off: another runner
+    assert drafted["response"] == alone["response"] == undrafted["response"]
+    assert drafted["eval_count"] == alone["eval_count"]
+    log = with_draft.log_path.read_text(errors="replace")
+    # Ollama's default for a model with a draft: 4 a step.
+    assert re.search(r"speculative decoding, up to 4 drafts a step from sha256-[0-9a-f]{64}", log)
+    show = httpx.post(with_draft.url + "/api/show", json={"model": "smol-f16"}).json()
+    assert "\nDRAFT " in show["modelfile"]
+
+
+def test_draft_num_predict_is_bounded(with_draft: ServerProcess) -> None:
+    reply = httpx.post(
+        with_draft.url + "/api/generate",
+        json={"model": "smol-f16", "prompt": "hi", "options": {"draft_num_predict": 33}},
+    )
+    assert reply.status_code == 400
+    assert reply.json()["error"] == 'option "draft_num_predict" must be at most 32'
+
+
+def test_a_draft_model_with_another_vocabulary_is_refused_at_load(with_draft: ServerProcess) -> None:
+    reply = httpx.post(with_draft.url + "/api/generate", json={"model": "smol-gemma", "prompt": "hi"}, timeout=120)
+    assert reply.status_code == 400
+    assert "cannot draft for this model" in reply.json()["error"]
+    assert answer(with_draft.url, model="smol-f16-alone")["response"]  # the server carries on
