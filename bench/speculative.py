@@ -1,15 +1,20 @@
-"""Speculative decoding with n-gram drafts: pollama with and without them, llama-server with and without its own.
+"""Speculative decoding: pollama with and without drafts, llama-server with and without its own, same run.
 
-    python -m bench.speculative [smollm2 qwen2.5-coder] [--rounds 3] [--drafts 8]
+    python -m bench.speculative [smollm2 qwen2.5-coder] [--rounds 3] [--drafts 8] [--draft-model]
 
-No draft model fits these test models (SmolLM2 and Qwen2.5-Coder have different vocabularies, and nothing
-smaller shares either's), so both sides draft from the sequence's own tokens: pollama with
+N-gram drafts (the default): both sides draft from the sequence's own tokens, pollama with
 ``POLLAMA_DRAFT_TOKENS`` (runner.drafts: the tokens that followed the latest earlier occurrence of the
 last three), llama-server with ``--spec-type ngram-simple``, at most ``--drafts`` tokens a step each.
-Four servers on the same GGUF, 2 threads, one slot; greedy 192-token answers to two prompts: one whose
-answer repeats its prompt (a list to copy, where drafts are right) and a story (where they rarely are).
-Figures are each server's own decode tok/s, medians of interleaved rounds; pollama's answers with and
-without drafts are compared token for token.
+
+``--draft-model``: a draft model, as a Modelfile's ``DRAFT`` gives one (pollama: ``draft_num_predict``
+``--drafts``; llama-server: ``-md`` with ``--spec-draft-n-max``). No smaller model shares SmolLM2's or
+Qwen2.5-Coder's vocabulary here, so the model served is each one's F16 copy (tools.test_models.ensure_f16)
+and the draft its quantized original: a pair that agrees as a family's large and small models do.
+
+Four servers, 2 threads, one slot; greedy 192-token answers to two prompts: one whose answer repeats its
+prompt (a list to copy, where n-gram drafts are right) and a story (where they rarely are). Figures are
+each server's own decode tok/s, medians of interleaved rounds; pollama's answers with and without drafts
+are compared token for token.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from bench.anchors import llama_server, required_anchor
 from bench.versus_llama_server import THREADS, Server, complete, has_amx, llama_server_side, pollama_side
 from tests.integration.test_scheduler import install
 from tests.servers import ServerProcess
-from tools.test_models import ensure_model
+from tools.test_models import ensure_f16, ensure_model
 
 TOKENS = 192
 PROMPTS = {
@@ -60,19 +65,30 @@ async def _text(http: httpx.AsyncClient, side: Server, prompt: str) -> str:
     return str(response.json()["response"])
 
 
-def bench(key: str, rounds: int, drafts: int, binary: Path) -> None:
-    path = ensure_model(key)
-    print(f"\n== {key}: {THREADS} threads, one slot, {TOKENS} greedy tokens, at most {drafts} drafts a step")
+def bench(key: str, rounds: int, drafts: int, binary: Path, *, draft_model: bool) -> None:
+    draft = ensure_model(key) if draft_model else None
+    path = ensure_f16(key) if draft_model else ensure_model(key)
+    source = f"drafted by {draft.name}" if draft else "n-gram drafts"
+    print(f"\n== {path.name}, {source}: {THREADS} threads, one slot, {TOKENS} greedy tokens, {drafts} drafts a step")
     with tempfile.TemporaryDirectory(prefix="bench-spec-") as tmp, ExitStack() as stack:
         root = Path(tmp)
         sides: dict[str, Server] = {}
-        for name, extra in (("pollama", {}), ("pollama + drafts", {"POLLAMA_DRAFT_TOKENS": str(drafts)})):
-            server = ServerProcess(root / name.replace(" ", ""), {"OLLAMA_NUM_PARALLEL": "1", **extra}).start()
+        for name, drafting in (("pollama", False), ("pollama + drafts", True)):
+            settings = {"OLLAMA_NUM_PARALLEL": "1"}
+            if drafting and not draft:
+                settings["POLLAMA_DRAFT_TOKENS"] = str(drafts)
+            server = ServerProcess(root / name.replace(" ", ""), settings).start()
             stack.callback(server.stop)
-            install(server, "bench", path)
+            if drafting and draft:
+                install(server, "bench", path, draft=draft, draft_num_predict=drafts)
+            else:
+                install(server, "bench", path)
             sides[name] = pollama_side(server)
         common = ["-t", str(THREADS), "-np", "1", "-c", "2048", "--no-webui"] + (["--no-repack"] if has_amx() else [])
-        speculative = ["--spec-type", "ngram-simple", "--spec-draft-n-max", str(drafts)]
+        if draft:
+            speculative = ["-md", str(draft), "--spec-type", "draft-simple", "--spec-draft-n-max", str(drafts)]
+        else:
+            speculative = ["--spec-type", "ngram-simple", "--spec-draft-n-max", str(drafts)]
         for name, extra in (("llama-server", []), ("llama-server + drafts", speculative)):
             llama = stack.enter_context(llama_server(binary, path, common + extra, root / f"{len(sides)}.log"))
             sides[name] = llama_server_side(llama.url, llama.pid)
@@ -95,10 +111,11 @@ def main() -> None:
     parser.add_argument("models", nargs="*", default=["smollm2", "qwen2.5-coder"])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--drafts", type=int, default=8)
+    parser.add_argument("--draft-model", action="store_true", help="the F16 model drafted by its quantized original")
     args = parser.parse_args()
     binary = required_anchor("llama-server")
     for key in args.models:
-        bench(key, args.rounds, args.drafts, binary)
+        bench(key, args.rounds, args.drafts, binary, draft_model=args.draft_model)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import numpy as np
 
 from pollama.runner.batches import put
 from pollama.runner.constraint import Constraint, ConstraintError, tokenizer_for
+from pollama.runner.draft_budget import DraftBudget
 from pollama.runner.draft_model import DraftModel, DraftRequest
 from pollama.runner.drafts import NgramDrafter
 from pollama.runner.messages import Control, DoneEvent, EmbedResult, ErrorEvent, Event, Sampling, TokenEvent
@@ -128,6 +129,8 @@ class Engine:
         self.model = model
         self.draft_tokens = draft_tokens  # a step's drafts a sequence, at most: from draft_model, else n-grams
         self.draft_model = draft_model
+        self.draft_budget = DraftBudget(draft_tokens) if draft_tokens else None
+        self._timed_step = False  # whether this step's batch only generates: its time tells what drafts cost
         self.emit = emit
         self.vision = vision
         self._before_first_decode = before_first_decode
@@ -193,9 +196,14 @@ class Engine:
             self._embed(embedding)
         if self.vision is not None:
             self._decode_images(self.vision)
+        started = time.perf_counter()
         batch_jobs = self._fill_batch()
+        generated = sum(len(job.generated) for job in batch_jobs)
         if batch_jobs:
             self._decode(self._batch, batch_jobs)
+            if self.draft_budget is not None and self._timed_step:
+                tokens = sum(len(job.generated) for job in batch_jobs) - generated
+                self.draft_budget.record(time.perf_counter() - started, tokens)
 
     def _decode(self, batch: llama_cpp.llama_batch, jobs: list[Job], *, what: str = "") -> bool:
         """Decode ``batch`` (which holds ``jobs``) and sample the jobs it gave logits for; False if it failed."""
@@ -358,8 +366,9 @@ class Engine:
                 planned.append((job, [job.next_token]))
                 job.next_token = None
         room = self.model.n_batch - len(planned)
-        if self.draft_tokens:
-            room = self._add_drafts(planned, room)
+        if self.draft_budget is not None and planned:
+            room = self._add_drafts(planned, room, self.draft_budget.choose())
+        self._timed_step = bool(planned)
         for job in self.active:
             if room <= 0:
                 break
@@ -370,6 +379,7 @@ class Engine:
             job.prompt_evaluated += len(chunk)
             room -= len(chunk)
             planned.append((job, chunk))
+            self._timed_step = False
 
         batch = self._batch
         batch.n_tokens = 0
@@ -505,11 +515,13 @@ class Engine:
         else:
             job.next_token = token
 
-    def _add_drafts(self, planned: list[tuple[Job, list[int]]], room: int) -> int:
-        """Add draft tokens after each generating job's next token, as many as fit the batch; the room left."""
+    def _add_drafts(self, planned: list[tuple[Job, list[int]]], room: int, most: int) -> int:
+        """Add up to ``most`` drafts after each generating job's next token, as many as fit the batch; the room left."""
+        if most <= 0:
+            return room
         limits = []
         for job, _tokens in planned:
-            limits.append(max(0, min(self._draft_limit(job), room)))
+            limits.append(max(0, min(self._draft_limit(job, most), room)))
             room -= limits[-1]
         if self.draft_model is not None:
             requests = [
@@ -528,15 +540,15 @@ class Engine:
             room += limit - len(drafts)
         return room
 
-    def _draft_limit(self, job: Job) -> int:
-        """How many drafts may follow the job's next token: what fits its context and could be used."""
+    def _draft_limit(self, job: Job, most: int) -> int:
+        """How many of ``most`` drafts may follow the job's next token: what fits its context and could be used."""
         if job.images and self.draft_model is not None:
             return 0  # the draft model cannot see the images
         # The last sample must still find room in the context without a shift, and drafts past the
         # token limit would never be used.
         context_room = self.model.n_ctx_seq - len(job.held_slot.cached) - 2
         unanswered = self._max_tokens(job) - len(job.generated) - 1
-        return min(self.draft_tokens, context_room, unanswered)
+        return min(most, context_room, unanswered)
 
     def _sample_drafted(self, job: Job) -> None:
         """Sample the next token and then after each draft, as long as the samples agree with the drafts.

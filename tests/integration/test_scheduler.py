@@ -62,10 +62,24 @@ def file_digest(path: Path) -> str:
         return "sha256:" + hashlib.file_digest(file, "sha256").hexdigest()
 
 
-def install(server: ServerProcess, name: str, path: Path) -> str:
-    """Create ``name`` from a GGUF file whose blob is hard-linked into the store: no upload of 135 MB per server."""
-    digest = file_digest(path)
+def install(server: ServerProcess, name: str, path: Path, *, draft: Path | None = None, **parameters: Any) -> str:
+    """Create ``name`` from a GGUF file whose blob is hard-linked into the store: no upload of 135 MB per server.
+
+    ``draft``: a draft model GGUF (a Modelfile's DRAFT), which the official client cannot send.
+    """
     api = ollama.Client(host=server.url)
+    request: dict[str, Any] = {"model": name, "files": {path.name: _stored_blob(server, api, path)}, "stream": False}
+    if draft is not None:
+        request["draft_files"] = {draft.name: _stored_blob(server, api, draft)}
+    if parameters:
+        request["parameters"] = parameters
+    reply = httpx.post(server.url + "/api/create", json=request, timeout=120)
+    assert reply.status_code == 200 and reply.json()["status"] == "success", reply.text
+    return name
+
+
+def _stored_blob(server: ServerProcess, api: ollama.Client, path: Path) -> str:
+    digest = file_digest(path)
     blob = server.models / "blobs" / digest.replace(":", "-")
     if not blob.exists():
         try:
@@ -73,8 +87,7 @@ def install(server: ServerProcess, name: str, path: Path) -> str:
             os.link(path, blob)
         except OSError:  # another file system: upload it
             upload(api, path)
-    assert api.create(name, files={path.name: digest}).status == "success"
-    return name
+    return digest
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from typing import Any
 import llama_cpp
 import pytest
 
+from pollama.runner.draft_budget import DraftBudget
 from pollama.runner.draft_model import DraftModel, DraftRequest, vocabulary_mismatch
 from pollama.runner.engine import Engine
 from pollama.runner.model import LoadedModel, LoadOptions, load
@@ -49,6 +50,8 @@ def make(target: LoadedModel, draft: DraftModel) -> Iterator[Any]:
         harness.engine = Engine(
             target, 2, harness.recorder, draft_tokens=draft_tokens, draft_model=draft if draft_tokens else None
         )
+        if draft_tokens:
+            harness.engine.draft_budget = DraftBudget(draft_tokens, measured=False)
         for slot in harness.engine.slots:
             slot.cached = []  # every run evaluates its whole prompt: the same work on both sides
         harnesses.append(harness)

@@ -23,6 +23,7 @@ import llama_cpp
 import pytest
 from llguidance import LLMatcher
 
+from pollama.runner.draft_budget import DraftBudget
 from pollama.runner.engine import SHARED_PREFIX_MIN, Engine, Job
 from pollama.runner.messages import Control, Event, Sampling, with_id
 from pollama.runner.model import LoadedModel, LoadOptions, load
@@ -81,6 +82,8 @@ class Harness:
         self.model = model
         self.recorder = Recorder()
         self.engine = Engine(model, slots, self.recorder, draft_tokens=draft_tokens)
+        if draft_tokens:  # drafts whatever they cost: what these tests check is that they change no answer
+            self.engine.draft_budget = DraftBudget(draft_tokens, measured=False)
         self.steps = 0
 
     def submit(self, job_id: str, prompt: str | list[int], **options: Any) -> Job:
@@ -527,6 +530,7 @@ def test_seed_reproduces_while_batched(make: Any) -> None:
 _MORE_SEQUENCES_THAN_BATCH = """
 import json, sys
 from pathlib import Path
+from pollama.runner.draft_budget import DraftBudget
 from pollama.runner.engine import SHARED_PREFIX_MIN, Engine, Job
 from pollama.runner.messages import Sampling, with_id
 from pollama.runner.model import LoadOptions, load
