@@ -183,13 +183,23 @@ def read_modelfile(path: Path | None) -> tuple[ModelfileFields, Path]:
         raise CreateError(str(err)) from None
 
 
-def run_create(client: Client, model: str, modelfile: Path | None, progress: Progress, *, quantize: str = "") -> None:
+def run_create(
+    client: Client,
+    model: str,
+    modelfile: Path | None,
+    progress: Progress,
+    *,
+    quantize: str = "",
+    draft_quantize: str = "",
+) -> None:
     fields, directory = read_modelfile(modelfile)
     status = "gathering model components"
     spinner = progress.spin(status)
     request = build_request(model, fields, directory)
     if quantize:
         request.body["quantize"] = quantize
+    if draft_quantize:
+        request.body["draft_quantize"] = draft_quantize
     for warning in request.warnings:
         progress.console.print(warning)
     for digest, path in request.uploads.items():

@@ -151,13 +151,14 @@ def serve() -> None:
     help='Name of the Modelfile (default "Modelfile")',
 )
 @click.option("-q", "--quantize", default="", help="Quantize model to this level (e.g. q4_K_M)")
+@click.option("--draft-quantize", default="", help="Quantize the draft model to this level (e.g. q4_K_M)")
 @client_command
-def create(client: Client, model: str, modelfile: Path | None, quantize: str) -> None:
+def create(client: Client, model: str, modelfile: Path | None, quantize: str, draft_quantize: str) -> None:
     """Create a model"""
     if not ModelName.parse(model).is_valid():
         raise click.ClickException(f"invalid model name: {model}")
     with Progress() as progress:
-        run_create(client, model, modelfile, progress, quantize=quantize)
+        run_create(client, model, modelfile, progress, quantize=quantize, draft_quantize=draft_quantize)
 
 
 @cli.command(epilog=env_help(CLIENT_ENV))

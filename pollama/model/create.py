@@ -101,7 +101,8 @@ def validate_create_request(request: CreateRequest, store: Store) -> CreateTarge
     if request.draft_quantize and not request.draft_files:
         raise InvalidRequest("--draft-quantize requires a DRAFT model")
     if request.draft_quantize:
-        raise InvalidRequest("quantizing a draft model is not supported by this server yet")
+        quantize_type(request.draft_quantize)
+        _check_quantizable(request.draft_files or {}, store)
     if request.files and is_checkpoint(request.files):
         check_checkpoint(request.files, store.blobs.path)
     if wanted := request.quantize or request.quantization:
@@ -166,6 +167,9 @@ async def create_model(
         await run_in_threadpool(check_adapters, build.store, build.layers)
         if wanted := request.quantize or request.quantization:
             async for event in _quantized(build, quantize_type(wanted)):
+                yield event
+        if request.draft_quantize:
+            async for event in _quantized(build, quantize_type(request.draft_quantize), MediaType.DRAFT):
                 yield event
         _apply_info(request.info, config)
         await run_in_threadpool(_apply_gguf_metadata, build, config)
@@ -276,9 +280,9 @@ def _check_quantizable(files: dict[str, str], store: Store) -> None:
             raise InvalidRequest(QUANTIZED_SOURCE)
 
 
-async def _quantized(build: _Build, wanted: str) -> AsyncIterator[dict[str, Any]]:
-    """Replace the model layer by its weights quantized to ``wanted``, with Ollama's progress lines."""
-    models = build.existing(MediaType.MODEL)
+async def _quantized(build: _Build, wanted: str, media_type: str = MediaType.MODEL) -> AsyncIterator[dict[str, Any]]:
+    """Replace the model (or draft) layer by its weights quantized to ``wanted``, with Ollama's progress lines."""
+    models = build.existing(media_type)
     if not models:
         raise InvalidRequest("quantization needs model weights")
     layer = models[0]
@@ -286,12 +290,13 @@ async def _quantized(build: _Build, wanted: str) -> AsyncIterator[dict[str, Any]
     gguf = await run_in_threadpool(read_gguf_header, source)
     if gguf is None or gguf.file_type not in SOURCE_TYPES:
         raise InvalidRequest(QUANTIZED_SOURCE)  # a model named by "from"
-    status = f"quantizing {gguf.file_type} model to {wanted}"
+    kind = "draft model" if media_type == MediaType.DRAFT else "model"
+    status = f"quantizing {gguf.file_type} {kind} to {wanted}"
     yield {"status": status}
     async with _scratch_file(build.store) as output:
         async for done, total in quantize(source, output, wanted, len(os.sched_getaffinity(0))):
             yield {"status": status, "digest": PROGRESS_DIGEST, "total": total, "completed": done}
-        quantized = await run_in_threadpool(_stored, build, output, MediaType.MODEL)
+        quantized = await run_in_threadpool(_stored, build, output, media_type)
     build.layers[build.layers.index(layer)] = replace(quantized, source=layer.source, name=layer.name)
 
 

@@ -60,6 +60,7 @@ class DraftModel:
         self._cached: dict[int, list[int]] = {}  # per sequence id, the tokens in the draft model's cache
         self._batch = llama_cpp.llama_batch_init(model.n_batch, 0, 1)
         self._failed = False
+        self.caught_up = 0  # tokens the last ``propose`` decoded to catch up with the sequences
 
     def close(self) -> None:
         llama_cpp.llama_batch_free(self._batch)
@@ -68,6 +69,7 @@ class DraftModel:
     def propose(self, requests: Sequence[DraftRequest]) -> list[list[int]]:
         """For each request (in order), up to ``limit`` tokens the draft model expects after its ``tokens``."""
         drafts: list[list[int]] = [[] for _ in requests]
+        self.caught_up = 0
         wanted = sorted(
             (index for index, request in enumerate(requests) if request.limit > 0 and request.tokens),
             key=lambda index: requests[index].seq_id,  # llama.cpp decodes a batch in seq-id order best
@@ -116,6 +118,7 @@ class DraftModel:
                 keep = 0
             del cached[keep:]
             pending.append(request.tokens[keep:])
+            self.caught_up += len(pending[-1])
         firsts = [-1] * len(requests)
         while any(pending):
             batch = self._batch

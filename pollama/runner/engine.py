@@ -21,7 +21,7 @@ import numpy as np
 
 from pollama.runner.batches import put
 from pollama.runner.constraint import Constraint, ConstraintError, tokenizer_for
-from pollama.runner.draft_budget import DraftBudget
+from pollama.runner.draft_budget import Acceptance, DraftBudget
 from pollama.runner.draft_model import DraftModel, DraftRequest
 from pollama.runner.drafts import NgramDrafter
 from pollama.runner.messages import Control, DoneEvent, EmbedResult, ErrorEvent, Event, Sampling, TokenEvent
@@ -85,6 +85,7 @@ class Job:
     images: list[tuple[int, ImagePiece]] = field(default_factory=list)  # where in ``tokens`` each image starts
     drafter: NgramDrafter | None = None  # speculative decoding: guesses from the job's own tokens
     drafts: list[int] = field(default_factory=list)  # decoded after next_token this step, not yet accepted
+    acceptance: Acceptance | None = None  # how often its drafts were right (speculative decoding)
 
     def image_at(self, position: int) -> tuple[int, ImagePiece] | None:
         """The image whose positions include ``position``, with its start."""
@@ -131,6 +132,7 @@ class Engine:
         self.draft_model = draft_model
         self.draft_budget = DraftBudget(draft_tokens) if draft_tokens else None
         self._timed_step = False  # whether this step's batch only generates: its time tells what drafts cost
+        self._step_shape = (0, 0)  # this step's generating sequences and drafts in all
         self.emit = emit
         self.vision = vision
         self._before_first_decode = before_first_decode
@@ -176,6 +178,8 @@ class Engine:
         self._drop_images(job)
         if job.sampler is not None:
             job.sampler.close()
+        if job.acceptance is not None and self.draft_budget is not None:
+            self.draft_budget.finish(job.acceptance)
         if job.slot is not None:
             job.slot.busy = False
             job.slot.last_used = self._steps
@@ -198,12 +202,10 @@ class Engine:
             self._decode_images(self.vision)
         started = time.perf_counter()
         batch_jobs = self._fill_batch()
-        generated = sum(len(job.generated) for job in batch_jobs)
         if batch_jobs:
             self._decode(self._batch, batch_jobs)
             if self.draft_budget is not None and self._timed_step:
-                tokens = sum(len(job.generated) for job in batch_jobs) - generated
-                self.draft_budget.record(time.perf_counter() - started, tokens)
+                self.draft_budget.record(*self._step_shape, time.perf_counter() - started)
 
     def _decode(self, batch: llama_cpp.llama_batch, jobs: list[Job], *, what: str = "") -> bool:
         """Decode ``batch`` (which holds ``jobs``) and sample the jobs it gave logits for; False if it failed."""
@@ -329,6 +331,8 @@ class Engine:
             job.sampler = Sampler(job.sampling, n_vocab=model.n_vocab, n_ctx=model.n_ctx_seq)
             job.sampler.remember_prompt([token for token in job.tokens if not is_image_token(token)])
             job.stream = TextStream(job.sampling.stop)
+            if self.draft_budget is not None:
+                job.acceptance = self.draft_budget.start()
             if self.draft_tokens and self.draft_model is None:
                 job.drafter = NgramDrafter()
                 job.drafter.extend([token for token in job.tokens if not is_image_token(token)])
@@ -366,9 +370,9 @@ class Engine:
                 planned.append((job, [job.next_token]))
                 job.next_token = None
         room = self.model.n_batch - len(planned)
-        if self.draft_budget is not None and planned:
-            room = self._add_drafts(planned, room, self.draft_budget.choose())
         self._timed_step = bool(planned)
+        if self.draft_budget is not None and planned:
+            room = self._add_drafts(planned, room, self.draft_budget)
         for job in self.active:
             if room <= 0:
                 break
@@ -515,40 +519,49 @@ class Engine:
         else:
             job.next_token = token
 
-    def _add_drafts(self, planned: list[tuple[Job, list[int]]], room: int, most: int) -> int:
-        """Add up to ``most`` drafts after each generating job's next token, as many as fit the batch; the room left."""
-        if most <= 0:
-            return room
+    def _add_drafts(self, planned: list[tuple[Job, list[int]]], room: int, budget: DraftBudget) -> int:
+        """Add drafts after each generating job's next token, as many as the budget says pay and the batch
+        holds; the room left."""
         limits = []
         for job, _tokens in planned:
-            limits.append(max(0, min(self._draft_limit(job, most), room)))
+            limits.append(max(0, min(self._draft_limit(job), room)))
             room -= limits[-1]
+        room += sum(limits)
+        ngrams = [
+            job.drafter.propose(limit) if job.drafter is not None else []
+            for (job, _), limit in zip(planned, limits, strict=True)
+        ]
+        if self.draft_model is None:
+            limits = [len(proposal) for proposal in ngrams]  # n-gram drafts are known before choosing
+        counts = budget.choose(
+            [(job.acceptance or budget.start(), limit) for (job, _), limit in zip(planned, limits, strict=True)]
+        )
         if self.draft_model is not None:
             requests = [
-                DraftRequest(job.held_slot.seq_id, job.held_slot.cached + tokens, limit)
-                for (job, tokens), limit in zip(planned, limits, strict=True)
+                DraftRequest(job.held_slot.seq_id, job.held_slot.cached + tokens, count)
+                for (job, tokens), count in zip(planned, counts, strict=True)
             ]
             proposals = self.draft_model.propose(requests)
+            # A draft model catching up on a prompt or on steps without drafts makes this step no measure.
+            self._timed_step = self._timed_step and self.draft_model.caught_up <= 2 * len(planned)
         else:
-            proposals = [
-                job.drafter.propose(limit) if job.drafter is not None else []
-                for (job, _tokens), limit in zip(planned, limits, strict=True)
-            ]
-        for (job, tokens), drafts, limit in zip(planned, proposals, limits, strict=True):
+            proposals = [proposal[:count] for proposal, count in zip(ngrams, counts, strict=True)]
+        for (job, tokens), drafts in zip(planned, proposals, strict=True):
             job.drafts = drafts
             tokens.extend(drafts)
-            room += limit - len(drafts)
+            room -= len(drafts)
+        self._step_shape = (len(planned), sum(len(drafts) for drafts in proposals))
         return room
 
-    def _draft_limit(self, job: Job, most: int) -> int:
-        """How many of ``most`` drafts may follow the job's next token: what fits its context and could be used."""
+    def _draft_limit(self, job: Job) -> int:
+        """How many drafts may follow the job's next token: what fits its context and could be used."""
         if job.images and self.draft_model is not None:
             return 0  # the draft model cannot see the images
         # The last sample must still find room in the context without a shift, and drafts past the
         # token limit would never be used.
         context_room = self.model.n_ctx_seq - len(job.held_slot.cached) - 2
         unanswered = self._max_tokens(job) - len(job.generated) - 1
-        return min(most, context_room, unanswered)
+        return min(self.draft_tokens, context_room, unanswered)
 
     def _sample_drafted(self, job: Job) -> None:
         """Sample the next token and then after each draft, as long as the samples agree with the drafts.
@@ -566,6 +579,8 @@ class Engine:
             if offset < len(drafts) and job.next_token == drafts[offset]:
                 job.next_token = None  # decoded already: its cache entry stays
                 continue
+            if job.acceptance is not None:
+                job.acceptance.add(len(drafts), offset)
             rejected = len(drafts) - offset
             if rejected:
                 cached = job.held_slot.cached

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.integration.test_scheduler import install
+from tests.integration.test_scheduler import file_digest, install
 from tests.servers import ServerProcess
 from tools.test_models import ensure_f16, ensure_model
 
@@ -102,3 +103,35 @@ def test_a_draft_model_with_another_vocabulary_is_refused_at_load(with_draft: Se
     assert reply.status_code == 400
     assert "cannot draft for this model" in reply.json()["error"]
     assert answer(with_draft.url, model="smol-f16-alone")["response"]  # the server carries on
+
+
+def test_create_quantizes_a_draft_model(with_draft: ServerProcess, tmp_path: Path) -> None:
+    target = ensure_f16("smollm2")
+    draft = tmp_path / "draft.gguf"  # the same F16 weights under another path: DRAFT may not be FROM's path
+    draft.symlink_to(target)
+    modelfile = tmp_path / "Modelfile"
+    modelfile.write_text(f"FROM {target}\nDRAFT {draft}\n")
+    created = with_draft.cli("create", "smol-q4-draft", "-f", str(modelfile), "--draft-quantize", "q4_0")
+    assert created.returncode == 0, created.stderr
+    assert "quantizing F16 draft model to Q4_0" in created.stdout + created.stderr
+    manifest = httpx.post(with_draft.url + "/api/show", json={"model": "smol-q4-draft", "verbose": True}).json()
+    (draft_line,) = [line for line in manifest["modelfile"].splitlines() if line.startswith("DRAFT ")]
+    assert file_digest(target).replace(":", "-") not in draft_line  # the layer is the quantized blob
+    assert (
+        answer(with_draft.url, model="smol-q4-draft")["response"]
+        == answer(with_draft.url, model="smol-f16-alone")["response"]
+    )
+
+
+def test_draft_quantize_refuses_quantized_weights_and_unknown_types(with_draft: ServerProcess, tmp_path: Path) -> None:
+    modelfile = tmp_path / "Modelfile"
+    modelfile.write_text(f"FROM {ensure_f16('smollm2')}\nDRAFT {ensure_model('smollm2')}\n")
+    refused = with_draft.cli("create", "refused", "-f", str(modelfile), "--draft-quantize", "q8_0")
+    assert refused.returncode != 0
+    assert "quantization is only supported for F16, BF16 and F32 models" in refused.stderr
+    unknown = with_draft.cli("create", "refused", "-f", str(modelfile), "--draft-quantize", "q9_9")
+    assert unknown.returncode != 0 and "unsupported quantization type" in unknown.stderr
+    no_draft = httpx.post(
+        with_draft.url + "/api/create", json={"model": "x", "from": "smol-f16", "draft_quantize": "q4_0"}
+    )
+    assert no_draft.status_code == 400 and no_draft.json()["error"] == "--draft-quantize requires a DRAFT model"

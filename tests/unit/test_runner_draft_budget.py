@@ -1,76 +1,107 @@
-"""The choice of how many drafts a step gets, from timed steps (pure logic: the timings are made up here)."""
+"""The choice of how many drafts a step gets (pure logic: step costs and acceptances are made up here)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
 
-import pytest
-
-from pollama.runner.draft_budget import EXPLORE_EVERY, EXPLORE_MOST, TRIALS, DraftBudget, draft_counts
+from pollama.runner.draft_budget import KEPT, TRY_MOST, Acceptance, DraftBudget
 
 
-@pytest.mark.parametrize(
-    ("most", "counts"),
-    [(0, [0]), (1, [0, 1]), (3, [0, 1, 2, 3]), (4, [0, 1, 2, 4]), (8, [0, 1, 2, 4, 8]), (32, [0, 1, 2, 4, 8, 16, 32])],
-)
-def test_the_counts_tried_double_up_to_the_most(most: int, counts: list[int]) -> None:
-    assert draft_counts(most) == counts
+def acceptance(rate: float, weight: float = 50.0) -> Acceptance:
+    return Acceptance(rate * weight, weight)
 
 
-def run(budget: DraftBudget, steps: int, seconds_per_token: Callable[[int], float]) -> Counter[int]:
+def cost_line(base: float, per_draft: float) -> Callable[[int, int], float]:
+    return lambda sequences, drafts: base * sequences + per_draft * drafts
+
+
+def run(
+    budget: DraftBudget, steps: int, rate: float, cost: Callable[[int, int], float], sequences: int = 1
+) -> Counter[int]:
+    """Steps of ``sequences`` sequences whose drafts hold with probability ``rate`` (in expectation)."""
     chosen: Counter[int] = Counter()
     for _ in range(steps):
-        count = budget.choose()
-        chosen[count] += 1
-        budget.record(seconds_per_token(count) * 3, 3)
+        counts = budget.choose([(acceptance(rate), budget.most)] * sequences)
+        chosen[counts[0]] += 1
+        budget.record(sequences, sum(counts), cost(sequences, sum(counts)))
     return chosen
 
 
-def test_every_count_is_timed_then_the_cheapest_is_kept() -> None:
+def test_the_cost_without_drafts_and_with_the_most_are_measured_first() -> None:
     budget = DraftBudget(8)
-    first = [budget.choose() for _ in range(1)]
-    budget.record(0.05, 1)
-    assert first == [0]
-    costs = {0: 0.020, 1: 0.016, 2: 0.012, 4: 0.014, 8: 0.019}
-    chosen = run(budget, 160, costs.__getitem__)
-    assert budget.best == 2
-    assert all(chosen[count] >= TRIALS for count in costs)  # each was timed
-    explored = sum(chosen.values()) - chosen[2]
-    # Each count timed after an untimed step, then tries of two steps each, ever more rarely: the rest went
-    # to the best.
-    assert explored <= len(costs) * (TRIALS + 1) + 2 * (160 // EXPLORE_EVERY)
-    later = run(budget, 4000, costs.__getitem__)
-    tries = sum(later.values()) - later[2]
-    assert 0 < tries <= 2 * (1 + 4000 // (EXPLORE_MOST // 2))  # still tried, but seldom
+    assert budget.choose([(acceptance(0.9), 8)]) == [0]
+    budget.record(1, 0, 0.020)
+    assert budget.choose([(acceptance(0.9), 8)]) == [8]
 
 
-def test_the_step_that_changes_the_count_is_not_timed() -> None:
-    budget = DraftBudget(1)
-    assert budget.choose() == 0  # from 1: a change
-    budget.record(9.0, 1)  # a draft model catching up on what it missed would cost this much
-    assert budget.choose() == 0
-    budget.record(0.02, 1)
-    assert budget._cost == {0: 0.02}
+def test_drafts_that_hold_on_cheap_checks_get_the_most() -> None:
+    budget = DraftBudget(8)
+    chosen = run(budget, 50, 0.95, cost_line(0.020, 0.002))
+    assert chosen.most_common(1)[0][0] == 8
 
 
-def test_when_drafts_stop_paying_the_budget_drops_them() -> None:
+def test_drafts_that_rarely_hold_are_not_made() -> None:
+    budget = DraftBudget(8)
+    chosen = run(budget, 200, 0.2, cost_line(0.020, 0.004))
+    assert chosen[0] > 180
+    assert 0 < chosen[1] < 10  # a draft now and then, to see whether the text changed
+
+
+def test_an_expensive_draft_model_is_not_used_even_when_right() -> None:
+    # Each draft costs most of a step (a draft model not much cheaper than the model): no count pays.
     budget = DraftBudget(4)
-    run(budget, 64, {0: 0.020, 1: 0.015, 2: 0.010, 4: 0.008}.__getitem__)
-    assert budget.best == 4
-    # The text changes: drafts are wrong now, and each one only widens the batch.
-    run(budget, 400, {0: 0.020, 1: 0.024, 2: 0.028, 4: 0.036}.__getitem__)
-    assert budget.best == 0
-    assert budget.choose() in (0, 1, 2, 4)
+    chosen = run(budget, 300, 0.75, cost_line(0.020, 0.016))
+    assert chosen[0] > 280
 
 
-def test_a_step_without_tokens_is_not_counted() -> None:
-    budget = DraftBudget(2)
-    assert budget.choose() == 0
-    budget.record(1.0, 0)
-    assert budget.choose() == 0  # still untimed: tried again
+def test_the_choice_weighs_the_counts_against_each_other() -> None:
+    # Drafts right half the time, each adding a tenth of a step: one or two pay, eight do not.
+    budget = DraftBudget(8)
+    run(budget, 5, 0.5, cost_line(0.020, 0.002))
+    (count,) = budget.choose([(acceptance(0.5), 8)])
+    assert 1 <= count <= 3
+
+
+def test_tries_while_drafting_does_not_pay_grow_rare() -> None:
+    budget = DraftBudget(4)
+    run(budget, 100, 0.1, cost_line(0.020, 0.010))
+    later = run(budget, 4000, 0.1, cost_line(0.020, 0.010))
+    assert 0 < later[1] <= 4000 // (TRY_MOST // 2) + 1
+
+
+def test_a_sequence_whose_drafts_start_to_hold_gets_them() -> None:
+    budget = DraftBudget(8)
+    assert run(budget, 100, 0.1, cost_line(0.020, 0.004))[0] > 90
+    assert budget.choose([(acceptance(0.95), 8)]) == [8]
+
+
+def test_counts_never_exceed_what_each_sequence_can_have() -> None:
+    budget = DraftBudget(8)
+    run(budget, 10, 0.95, cost_line(0.020, 0.001), sequences=2)
+    assert budget.choose([(acceptance(0.95), 8), (acceptance(0.95), 3)]) == [8, 3]
+    assert budget.choose([(acceptance(0.95), 0), (acceptance(0.95), 2)]) == [0, 2]
+
+
+def test_acceptance_counts_each_draft_given_the_ones_before() -> None:
+    rate = Acceptance()
+    assert rate.rate == 0.5  # nothing known
+    rate.add(drafted=4, accepted=4)  # four right, none wrong
+    assert rate.rate == 1.0
+    rate.add(drafted=4, accepted=1)  # one right, then one wrong: the rest were never tried
+    assert rate.right == 4 * KEPT + 1
+    assert rate.tried == 4 * KEPT + 2
+    rate.add(drafted=0, accepted=0)
+    assert rate.tried == 4 * KEPT + 2
+
+
+def test_a_new_sequence_starts_from_the_last_ones_acceptance() -> None:
+    budget = DraftBudget(4)
+    assert budget.start().rate == 0.5
+    budget.finish(acceptance(0.9))
+    assert abs(budget.start().rate - 0.9) < 1e-9
 
 
 def test_an_unmeasured_budget_always_drafts_the_most() -> None:
     budget = DraftBudget(8, measured=False)
-    assert run(budget, 40, {0: 0.01, 1: 0.02, 2: 0.03, 4: 0.04, 8: 0.05}.__getitem__) == Counter({8: 40})
+    assert run(budget, 40, 0.0, cost_line(0.02, 0.05)) == Counter({8: 40})
