@@ -522,11 +522,10 @@ class Engine:
     def _add_drafts(self, planned: list[tuple[Job, list[int]]], room: int, budget: DraftBudget) -> int:
         """Add drafts after each generating job's next token, as many as the budget says pay and the batch
         holds; the room left."""
-        limits = []
+        limits, left = [], room
         for job, _tokens in planned:
-            limits.append(max(0, min(self._draft_limit(job), room)))
-            room -= limits[-1]
-        room += sum(limits)
+            limits.append(max(0, min(self._draft_limit(job), left)))
+            left -= limits[-1]
         ngrams = [
             job.drafter.propose(limit) if job.drafter is not None else []
             for (job, _), limit in zip(planned, limits, strict=True)
