@@ -24,10 +24,9 @@ from pollama.runtime.options import resolve
 from pollama.runtime.process import RunnerConfig, RunnerProcess
 from pollama.runtime.scheduler import _compatible
 from pollama.store.gguf import GGUFFile, read_gguf
-from pollama.store.layers import CONFIG_MEDIA_TYPE, Layer, Manifest, ModelConfig
 from pollama.store.models import StoredModel
-from pollama.store.names import ModelName
 from tests.ggufs import write_gguf
+from tests.unit.stored_models import bare_model
 from tools.lora import build_lora, float_model, merge_lora
 
 LORA = {"general.type": "adapter", "adapter.type": "lora", "adapter.lora.alpha": 16.0}
@@ -67,15 +66,7 @@ def test_what_llama_cpp_would_refuse_is_said(adapter: GGUFFile, problem: str) ->
 def model(tmp_path: Path, make_gguf: Callable[..., Path]) -> Callable[..., StoredModel]:
     def make(*adapters: dict[str, Any], arch: str = "llama") -> StoredModel:
         paths = [make_gguf(f"adapter-{index}.gguf", arch=arch, kv=kv) for index, kv in enumerate(adapters)]
-        config = Layer(CONFIG_MEDIA_TYPE, "sha256:" + "0" * 64, 2)
-        return StoredModel(
-            name=ModelName.parse_valid("tuned"),
-            manifest=Manifest.build(config, []),
-            modified_ns=0,
-            config=ModelConfig(model_format="gguf"),
-            model_path=make_gguf("model.gguf"),
-            adapter_paths=paths,
-        )
+        return bare_model("tuned", make_gguf("model.gguf"), adapter_paths=paths)
 
     return make
 

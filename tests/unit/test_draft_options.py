@@ -19,24 +19,15 @@ from pollama.runtime.options import DEFAULT_DRAFT_NUM_PREDICT, resolve
 from pollama.runtime.process import RunnerConfig
 from pollama.runtime.scheduler import _compatible
 from pollama.store.gguf import read_gguf
-from pollama.store.layers import CONFIG_MEDIA_TYPE, Layer, Manifest, ModelConfig
 from pollama.store.models import StoredModel
-from pollama.store.names import ModelName
+from tests.unit.stored_models import bare_model
 
 
 @pytest.fixture
 def model(make_gguf: Callable[..., Path]) -> Callable[..., StoredModel]:
     def make(*, draft: bool = True, **parameters: Any) -> StoredModel:
-        config = Layer(CONFIG_MEDIA_TYPE, "sha256:" + "0" * 64, 2)
-        return StoredModel(
-            name=ModelName.parse_valid("drafted"),
-            manifest=Manifest.build(config, []),
-            modified_ns=0,
-            config=ModelConfig(model_format="gguf"),
-            model_path=make_gguf("model.gguf"),
-            draft_path=make_gguf("draft.gguf") if draft else None,
-            parameters=parameters,
-        )
+        draft_path = make_gguf("draft.gguf") if draft else None
+        return bare_model("drafted", make_gguf("model.gguf"), draft_path=draft_path, parameters=parameters)
 
     return make
 
