@@ -11,10 +11,11 @@ up and answering at the end.
 
 The default tests take under a minute on two cores; ``test_no_server_errors_at_length`` (slow) sends
 five times as many requests and lets the load-time options vary. Kept bounded, and why:
-- The test model is created with ``num_predict 8``, every generated token limit (``num_predict``,
-  ``max_tokens``...) above 8 or negative is cut to 8, and a generating request without one gets 8: an
-  unbounded answer could run to the context's end. A finding is cut down for two minutes at most: one
-  whose request got no answer costs ``REQUEST_TIMEOUT`` a try.
+- The test model is created with ``num_predict 8`` and ``num_ctx 1024``: a prompt that fills a larger
+  context takes longer than ``REQUEST_TIMEOUT`` on one thread. Every generated token limit
+  (``num_predict``, ``max_tokens``...) above 8 or negative is cut to 8: an unbounded answer could run to
+  the context's end. A finding is cut down for two minutes at most: one whose request got no answer
+  costs ``REQUEST_TIMEOUT`` a try.
 - It runs on one thread: llama.cpp's threads wait for each other spinning, so two of them on a machine
   where another process holds a core make each answer take seconds instead of a tenth of one.
 - Load-time options that cost memory or threads (``num_ctx``, ``num_batch``, ``num_thread``,
@@ -59,19 +60,11 @@ SEED = 11434
 REQUEST_TIMEOUT = 30
 MOST_TOKENS = 8
 TOKEN_LIMITS = ("num_predict", "max_tokens", "max_completion_tokens", "max_output_tokens")
-LOAD_CAPS = {"num_ctx": 2048, "num_batch": 512, "num_thread": 1, "num_parallel": 2}
+# A context of 1024 tokens: a prompt filling it takes seconds on one thread, where 4096 took over the
+# 30-second REQUEST_TIMEOUT (a generated body of nested content parts renders to thousands of tokens).
+CONTEXT = 1024
+LOAD_CAPS = {"num_ctx": CONTEXT, "num_batch": 512, "num_thread": 1, "num_parallel": 2}
 LOAD_TIME_OPTIONS = frozenset(name for name, spec in OPTIONS.items() if spec.load_time)
-# Where each generating operation takes its token limit, set to MOST_TOKENS where a request leaves it out:
-# without one an answer may run to the context's limit, minutes at a sampled temperature, and the fuzzer
-# would take the wait for a finding. (None: in ``options``, as ``num_predict``.)
-LIMIT_FIELDS = {
-    "POST /api/generate": None,
-    "POST /api/chat": None,
-    "POST /v1/chat/completions": "max_tokens",
-    "POST /v1/completions": "max_tokens",
-    "POST /v1/responses": "max_output_tokens",
-    "POST /v1/messages": "max_tokens",
-}
 # Cutting a finding's request down costs requests; bounded, so that a run with many findings still ends in time.
 SHRINK_REQUESTS_PER_FINDING = 60
 # ... and time: a finding of a request that got no answer in REQUEST_TIMEOUT costs that long a try.
@@ -170,7 +163,11 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path) -> Iter
     try:
         client = ollama.Client(host=server.url)
         digest = upload(client, smollm2_path)
-        client.create(MODEL, files={"smol.gguf": digest}, parameters={"num_predict": MOST_TOKENS, "num_thread": 1})
+        client.create(
+            MODEL,
+            files={"smol.gguf": digest},
+            parameters={"num_predict": MOST_TOKENS, "num_thread": 1, "num_ctx": CONTEXT},
+        )
         yield server
     finally:
         server.stop()
@@ -190,19 +187,6 @@ def _bounded(body: dict[str, Any], vary_load_options: bool) -> None:
         for name in LOAD_TIME_OPTIONS & options.keys():
             if _number(options[name]) or isinstance(options[name], bool):
                 del options[name]
-
-
-def _limited(body: dict[str, Any], label: str) -> None:
-    """Give a generating request without a token limit one of MOST_TOKENS."""
-    if label not in LIMIT_FIELDS:
-        return
-    field = LIMIT_FIELDS[label]
-    if field is None:
-        options = body.setdefault("options", {})
-        if isinstance(options, dict):
-            options.setdefault("num_predict", MOST_TOKENS)
-    elif not any(name in body for name in TOKEN_LIMITS):
-        body[field] = MOST_TOKENS
 
 
 def _number(value: object) -> bool:
@@ -262,7 +246,6 @@ class Fuzzer:
             if use_test_model and label in MODEL_FIELDS:
                 case.body[MODEL_FIELDS[label]] = MODEL
             _bounded(case.body, self.bounds.vary_load_options)
-            _limited(case.body, label)
         if use_test_model and "model" in (case.path_parameters or {}):
             case.path_parameters["model"] = MODEL
         self.cases += 1

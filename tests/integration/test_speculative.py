@@ -8,6 +8,7 @@ greedy answer with drafts must be the one without, token for token (README: wher
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,8 +108,8 @@ def test_a_draft_model_with_another_vocabulary_is_refused_at_load(with_draft: Se
 
 def test_create_quantizes_a_draft_model(with_draft: ServerProcess, tmp_path: Path) -> None:
     target = ensure_f16("smollm2")
-    draft = tmp_path / "draft.gguf"  # the same F16 weights under another path: DRAFT may not be FROM's path
-    draft.symlink_to(target)
+    draft = tmp_path / "draft.gguf"  # the same F16 weights in another file: DRAFT may not be FROM's path
+    shutil.copyfile(target, draft)
     modelfile = tmp_path / "Modelfile"
     modelfile.write_text(f"FROM {target}\nDRAFT {draft}\n")
     created = with_draft.cli("create", "smol-q4-draft", "-f", str(modelfile), "--draft-quantize", "q4_0")
