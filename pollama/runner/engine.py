@@ -85,7 +85,7 @@ class Job:
     images: list[tuple[int, ImagePiece]] = field(default_factory=list)  # where in ``tokens`` each image starts
     drafter: NgramDrafter | None = None  # speculative decoding: guesses from the job's own tokens
     drafts: list[int] = field(default_factory=list)  # decoded after next_token this step, not yet accepted
-    acceptance: Acceptance | None = None  # how often its drafts were right (speculative decoding)
+    acceptance: Acceptance = field(default_factory=Acceptance)  # how often its drafts were right
 
     def image_at(self, position: int) -> tuple[int, ImagePiece] | None:
         """The image whose positions include ``position``, with its start."""
@@ -132,7 +132,6 @@ class Engine:
         self.draft_model = draft_model
         self.draft_budget = DraftBudget(draft_tokens) if draft_tokens else None
         self._timed_step = False  # whether this step's batch only generates: its time tells what drafts cost
-        self._step_shape = (0, 0)  # this step's generating sequences and drafts in all
         self.emit = emit
         self.vision = vision
         self._before_first_decode = before_first_decode
@@ -178,7 +177,7 @@ class Engine:
         self._drop_images(job)
         if job.sampler is not None:
             job.sampler.close()
-        if job.acceptance is not None and self.draft_budget is not None:
+        if self.draft_budget is not None:
             self.draft_budget.finish(job.acceptance)
         if job.slot is not None:
             job.slot.busy = False
@@ -204,8 +203,9 @@ class Engine:
         batch_jobs = self._fill_batch()
         if batch_jobs:
             self._decode(self._batch, batch_jobs)
-            if self.draft_budget is not None and self._timed_step:
-                self.draft_budget.record(*self._step_shape, time.perf_counter() - started)
+            if self.draft_budget is not None and self._timed_step:  # then every job in it generates
+                drafts = sum(len(job.drafts) for job in batch_jobs)
+                self.draft_budget.record(len(batch_jobs), drafts, time.perf_counter() - started)
 
     def _decode(self, batch: llama_cpp.llama_batch, jobs: list[Job], *, what: str = "") -> bool:
         """Decode ``batch`` (which holds ``jobs``) and sample the jobs it gave logits for; False if it failed."""
@@ -532,9 +532,7 @@ class Engine:
         ]
         if self.draft_model is None:
             limits = [len(proposal) for proposal in ngrams]  # n-gram drafts are known before choosing
-        counts = budget.choose(
-            [(job.acceptance or budget.start(), limit) for (job, _), limit in zip(planned, limits, strict=True)]
-        )
+        counts = budget.choose([(job.acceptance, limit) for (job, _), limit in zip(planned, limits, strict=True)])
         if self.draft_model is not None:
             requests = [
                 DraftRequest(job.held_slot.seq_id, job.held_slot.cached + tokens, count)
@@ -549,7 +547,6 @@ class Engine:
             job.drafts = drafts
             tokens.extend(drafts)
             room -= len(drafts)
-        self._step_shape = (len(planned), sum(len(drafts) for drafts in proposals))
         return room
 
     def _draft_limit(self, job: Job) -> int:
@@ -578,8 +575,7 @@ class Engine:
             if offset < len(drafts) and job.next_token == drafts[offset]:
                 job.next_token = None  # decoded already: its cache entry stays
                 continue
-            if job.acceptance is not None:
-                job.acceptance.add(len(drafts), offset)
+            job.acceptance.add(len(drafts), offset)
             rejected = len(drafts) - offset
             if rejected:
                 cached = job.held_slot.cached

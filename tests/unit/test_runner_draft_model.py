@@ -13,9 +13,7 @@ from typing import Any
 import llama_cpp
 import pytest
 
-from pollama.runner.draft_budget import DraftBudget
 from pollama.runner.draft_model import DraftModel, DraftRequest, vocabulary_mismatch
-from pollama.runner.engine import Engine
 from pollama.runner.model import LoadedModel, LoadOptions, load
 from tests.unit.test_runner_engine import FRUITS, STORY, Harness, greedy, no_eog
 from tools.test_models import ensure_f16, ensure_model
@@ -45,13 +43,7 @@ def make(target: LoadedModel, draft: DraftModel) -> Iterator[Any]:
     harnesses: list[Harness] = []
 
     def create(draft_tokens: int = 0) -> Harness:
-        harness = Harness(target, 2)
-        harness.engine.close()
-        harness.engine = Engine(
-            target, 2, harness.recorder, draft_tokens=draft_tokens, draft_model=draft if draft_tokens else None
-        )
-        if draft_tokens:
-            harness.engine.draft_budget = DraftBudget(draft_tokens, measured=False)
+        harness = Harness(target, 2, draft_tokens, draft if draft_tokens else None)
         for slot in harness.engine.slots:
             slot.cached = []  # every run evaluates its whole prompt: the same work on both sides
         harnesses.append(harness)

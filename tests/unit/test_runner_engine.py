@@ -24,6 +24,7 @@ import pytest
 from llguidance import LLMatcher
 
 from pollama.runner.draft_budget import DraftBudget
+from pollama.runner.draft_model import DraftModel
 from pollama.runner.engine import SHARED_PREFIX_MIN, Engine, Job
 from pollama.runner.messages import Control, Event, Sampling, with_id
 from pollama.runner.model import LoadedModel, LoadOptions, load
@@ -78,10 +79,12 @@ class Recorder:
 
 
 class Harness:
-    def __init__(self, model: LoadedModel, slots: int, draft_tokens: int = 0) -> None:
+    def __init__(
+        self, model: LoadedModel, slots: int, draft_tokens: int = 0, draft_model: DraftModel | None = None
+    ) -> None:
         self.model = model
         self.recorder = Recorder()
-        self.engine = Engine(model, slots, self.recorder, draft_tokens=draft_tokens)
+        self.engine = Engine(model, slots, self.recorder, draft_tokens=draft_tokens, draft_model=draft_model)
         if draft_tokens:  # drafts whatever they cost: what these tests check is that they change no answer
             self.engine.draft_budget = DraftBudget(draft_tokens, measured=False)
         self.steps = 0
